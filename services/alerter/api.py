@@ -1,0 +1,214 @@
+"""The alerter's HTTP API under `/alerts`, bearer-token protected:
+
+- `GET /alerts/stream?topic=NAME`: server-sent events, one `alert` event per alert of the
+  topic (all topics without `topic`); the event id is the Redis stream entry id, so a
+  client reconnecting with `Last-Event-ID` resumes right after the last event it got.
+- `GET /alerts/topics`, `PUT /alerts/topics/{name}`, `DELETE /alerts/topics/{name}`.
+- `GET /alerts/subscriptions`, `PUT /alerts/subscriptions/{name}`,
+  `DELETE /alerts/subscriptions/{name}` (webhooks; secrets are never returned).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar, cast
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from contracts import TopicAlert, TopicConfig
+from contracts.streams import ALERTS, topic_alerts_stream
+from contracts.subscriptions import WebhookSubscription
+from services.alerter.catalog import Catalog, CatalogError
+from services.alerter.delivery import StreamResponse, ensure_webhook_group, raise_if_cancelled
+from services.alerter.metrics import AlerterMetrics
+from services.common.bus import DATA_FIELD
+from services.common.clock import Clock
+
+PREFIX = "/alerts"
+_ENTRY_ID = re.compile(r"^\d+-\d+$")
+SSE_READ_COUNT = 100
+
+M = TypeVar("M", bound=BaseModel)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def sse_event(entry_id: str, data: bytes) -> bytes:
+    """One server-sent event; the JSON body holds no newline, so it is one `data:` line."""
+    return b"id: " + entry_id.encode() + b"\nevent: alert\ndata: " + data + b"\n\n"
+
+
+def create_api(
+    *,
+    redis: aioredis.Redis,
+    catalog: Catalog,
+    metrics: AlerterMetrics,
+    clock: Clock,
+    token: str | None,
+    heartbeat_seconds: float,
+) -> Starlette:
+    """The ASGI app serving every path under `/alerts`."""
+
+    def protected(endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            if token is None:
+                return _error(503, "API disabled: set NEWSMON_ALERTER_API_TOKEN")
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _error(401, "missing or wrong bearer token")
+            return await endpoint(request)
+
+        return guarded
+
+    async def stream(request: Request) -> Response:
+        topic = request.query_params.get("topic")
+        if topic is not None and topic not in {t.name for t in catalog.topics}:
+            await catalog.refresh(force=True)
+            if topic not in {t.name for t in catalog.topics}:
+                return _error(404, f"no topic {topic!r}")
+        last_id = request.headers.get("last-event-id") or request.query_params.get("after")
+        if last_id is not None and not _ENTRY_ID.match(last_id):
+            return _error(400, "Last-Event-ID must be a stream entry id such as 1700000000000-0")
+        key = topic_alerts_stream(topic) if topic else ALERTS
+        start = last_id or await _last_entry_id(redis, key)
+        return StreamingResponse(
+            _events(redis, key, start, metrics, clock, heartbeat_seconds),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def list_topics(request: Request) -> Response:
+        await catalog.refresh(force=True)
+        return JSONResponse(
+            [
+                {**t.model_dump(mode="json"), "read_only": catalog.is_configured_topic(t.name)}
+                for t in catalog.topics
+            ]
+        )
+
+    async def put_topic(request: Request) -> Response:
+        topic = await _body(request, TopicConfig)
+        if isinstance(topic, Response):
+            return topic
+        if topic.name != request.path_params["name"]:
+            return _error(400, "the body's name differs from the path's")
+        try:
+            await catalog.put_topic(topic)
+        except CatalogError as exc:
+            return _error(409, str(exc))
+        return JSONResponse(topic.model_dump(mode="json"))
+
+    async def delete_topic(request: Request) -> Response:
+        try:
+            found = await catalog.delete_topic(request.path_params["name"])
+        except CatalogError as exc:
+            return _error(409, str(exc))
+        return Response(status_code=204 if found else 404)
+
+    async def list_subscriptions(request: Request) -> Response:
+        await catalog.refresh(force=True)
+        return JSONResponse(
+            [
+                {
+                    **sub.model_dump(mode="json", exclude={"secret"}),
+                    "read_only": catalog.is_configured_subscription(sub.name),
+                }
+                for sub in catalog.subscriptions
+            ]
+        )
+
+    async def put_subscription(request: Request) -> Response:
+        sub = await _body(request, WebhookSubscription)
+        if isinstance(sub, Response):
+            return sub
+        if sub.name != request.path_params["name"]:
+            return _error(400, "the body's name differs from the path's")
+        try:
+            await ensure_webhook_group(redis, sub.name)
+            await catalog.put_subscription(sub)
+        except CatalogError as exc:
+            return _error(409, str(exc))
+        return JSONResponse(sub.model_dump(mode="json", exclude={"secret"}))
+
+    async def delete_subscription(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            found = await catalog.delete_subscription(name)
+        except CatalogError as exc:
+            return _error(409, str(exc))
+        return Response(status_code=204 if found else 404)
+
+    routes = [
+        Route(f"{PREFIX}/stream", protected(stream), methods=["GET"]),
+        Route(f"{PREFIX}/topics", protected(list_topics), methods=["GET"]),
+        Route(f"{PREFIX}/topics/{{name}}", protected(put_topic), methods=["PUT"]),
+        Route(f"{PREFIX}/topics/{{name}}", protected(delete_topic), methods=["DELETE"]),
+        Route(f"{PREFIX}/subscriptions", protected(list_subscriptions), methods=["GET"]),
+        Route(f"{PREFIX}/subscriptions/{{name}}", protected(put_subscription), methods=["PUT"]),
+        Route(
+            f"{PREFIX}/subscriptions/{{name}}", protected(delete_subscription), methods=["DELETE"]
+        ),
+    ]
+    return Starlette(routes=routes)
+
+
+async def _events(
+    redis: aioredis.Redis,
+    key: str,
+    start: str,
+    metrics: AlerterMetrics,
+    clock: Clock,
+    heartbeat_seconds: float,
+) -> AsyncIterator[bytes]:
+    """Entries of `key` after `start`, as events, forever; a comment when idle."""
+    last_id = start
+    yield b": connected\n\n"
+    while True:
+        raise_if_cancelled()
+        response = await redis.xread(
+            {key: last_id}, count=SSE_READ_COUNT, block=int(heartbeat_seconds * 1000)
+        )
+        if not response:
+            yield b": keep-alive\n\n"
+            continue
+        for _, entries in cast(StreamResponse, response):
+            for raw_id, fields in entries:
+                last_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+                data = (fields or {}).get(DATA_FIELD, b"{}")
+                yield sse_event(last_id, data)
+                metrics.deliveries.labels("sse", "delivered").inc()
+                try:
+                    created = TopicAlert.model_validate_json(data).created_at
+                except ValidationError:
+                    continue
+                metrics.delivery_seconds.labels("sse").observe(
+                    max((clock() - created).total_seconds(), 0.0)
+                )
+
+
+async def _last_entry_id(redis: aioredis.Redis, key: str) -> str:
+    """The id of the stream's newest entry ("0-0" when empty): new clients get what
+    follows it. Read now, not as `$` per read, so nothing between two reads is lost."""
+    newest = await redis.xrevrange(key, count=1)
+    if not newest:
+        return "0-0"
+    raw_id = newest[0][0]
+    return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+
+
+async def _body(request: Request, model: type[M]) -> M | Response:
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        return _error(422, "; ".join(e["msg"] for e in exc.errors(include_input=False)))
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)

@@ -1,0 +1,84 @@
+"""Alerter app factory: consumes `stories.events`, publishes `alerts` and `alerts.<topic>`,
+delivers to webhook subscribers and serves the API and SSE under `/alerts`."""
+
+from __future__ import annotations
+
+from contracts import StoryEvent
+from contracts.streams import GROUP_ALERTER, STORIES_EVENTS
+from contracts.subscriptions import WebhookSubscription
+from services.alerter.api import PREFIX, create_api
+from services.alerter.catalog import Catalog
+from services.alerter.core import UpdatePolicy
+from services.alerter.delivery import DeliverySupervisor, RetryPolicy, WebhookWorker
+from services.alerter.handlers import AlertHandler
+from services.alerter.lexicon import load_lexicon, simplemma_lemma
+from services.alerter.metrics import AlerterMetrics
+from services.alerter.settings import AlerterSettings
+from services.common.runtime import Deps, Service, Subscription
+
+NAME = "alerter"
+
+
+def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Service:
+    settings = settings or AlerterSettings()
+    metrics = AlerterMetrics(deps.registry)
+    catalog = Catalog(
+        deps.redis,
+        deps.config,
+        key_prefix=settings.key_prefix,
+        lexicon=load_lexicon(settings.lexicon_path),
+        lemmatize=simplemma_lemma,
+        refresh_seconds=settings.refresh_seconds,
+        max_topics=settings.api_max_topics,
+    )
+    retry = RetryPolicy(
+        max_attempts=settings.webhook_max_attempts,
+        base_seconds=settings.webhook_backoff_base_seconds,
+        max_seconds=settings.webhook_backoff_max_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+
+    def make_worker(subscription: WebhookSubscription) -> WebhookWorker:
+        return WebhookWorker(
+            redis=deps.redis,
+            subscription=subscription,
+            policy=retry,
+            metrics=metrics,
+            clock=deps.clock,
+            consumer_name=deps.settings.consumer_name,
+        )
+
+    supervisor = DeliverySupervisor(
+        redis=deps.redis,
+        catalog=catalog,
+        make_worker=make_worker,
+        refresh_seconds=settings.refresh_seconds,
+    )
+    handler = AlertHandler(
+        redis=deps.redis,
+        catalog=catalog,
+        metrics=metrics,
+        clock=deps.clock,
+        key_prefix=settings.key_prefix,
+        sent_ttl_seconds=settings.sent_ttl_seconds,
+        policy=UpdatePolicy(
+            min_new_sources=settings.update_min_new_sources,
+            debounce_seconds=settings.update_debounce_seconds,
+        ),
+        before_first=supervisor.ensure_groups,
+    )
+    api = create_api(
+        redis=deps.redis,
+        catalog=catalog,
+        metrics=metrics,
+        clock=deps.clock,
+        token=settings.api_token,
+        heartbeat_seconds=settings.sse_heartbeat_seconds,
+    )
+    consumer = deps.consumer(service=NAME, stream=STORIES_EVENTS, model=StoryEvent, handle=handler)
+    return Service(
+        name=NAME,
+        subscriptions=[Subscription(GROUP_ALERTER, consumer)],
+        tasks=[supervisor.run],
+        routes=[(PREFIX, api)],
+    )

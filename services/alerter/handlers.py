@@ -1,0 +1,167 @@
+"""Alerter handler: a StoryEvent in; at most one new alert per (story, topic) and debounced
+update alerts out. Per-story state lives in one Redis hash per story:
+`m:<topic>` the first explanation of a match, `a:<topic>` what the last alert said,
+`n:<topic>` its update number (the compare-and-set guard of update alerts)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from pydantic import TypeAdapter
+
+from contracts import MatchedTerm, StoryEvent, TopicAlert
+from contracts.streams import ALERTS, topic_alerts_stream
+from services.alerter.catalog import Catalog
+from services.alerter.core import (
+    AlertState,
+    UpdatePolicy,
+    new_alert,
+    state_after,
+    story_is_large_enough,
+    update_alert,
+)
+from services.alerter.metrics import AlerterMetrics
+from services.common.bus import DATA_FIELD, encode
+from services.common.clock import Clock
+
+SEND_ONCE = """
+if ARGV[7] == '' then
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
+elseif redis.call('HGET', KEYS[4], ARGV[8]) ~= ARGV[7] then
+  return 0
+end
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[6], ARGV[8], ARGV[9])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[1])
+redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[1])
+return 1
+"""
+"""Record the alert and publish it on both streams in one atomic step, so a redelivered
+event or a second replica can never send it twice, nor a crash between the steps lose it.
+A new alert is guarded by its `sent` key (SET NX); an update by the story's update number
+(it must still be the one the update was computed from)."""
+
+_MATCHED = TypeAdapter(tuple[MatchedTerm, ...])
+
+
+def encode_state(state: AlertState) -> str:
+    return json.dumps(
+        {
+            "update_number": state.update_number,
+            "languages": list(state.languages),
+            "sources": list(state.sources),
+            "alerted_at": state.alerted_at.isoformat(),
+        }
+    )
+
+
+def decode_state(raw: bytes) -> AlertState:
+    data = json.loads(raw)
+    return AlertState(
+        update_number=int(data["update_number"]),
+        languages=tuple(data["languages"]),
+        sources=tuple(data["sources"]),
+        alerted_at=datetime.fromisoformat(data["alerted_at"]),
+    )
+
+
+class AlertHandler:
+    """Matches each new article of a story against every topic; alerts per the policy."""
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        catalog: Catalog,
+        metrics: AlerterMetrics,
+        clock: Clock,
+        key_prefix: str,
+        sent_ttl_seconds: int,
+        policy: UpdatePolicy,
+        before_first: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._redis = redis
+        self._catalog = catalog
+        self._metrics = metrics
+        self._clock = clock
+        self._key_prefix = key_prefix
+        self._sent_ttl_seconds = sent_ttl_seconds
+        self._policy = policy
+        self._before_first = before_first
+        self._send_once = redis.register_script(SEND_ONCE)
+
+    async def __call__(self, event: StoryEvent) -> None:
+        if self._before_first is not None:
+            await self._before_first()
+            self._before_first = None
+        await self._catalog.refresh()
+        compiled = self._catalog.compiled
+        article = event.article
+        matches = compiled.match(
+            article_id=article.article_id,
+            title=article.title,
+            text=article.text,
+            lang=article.lang,
+            source=article.source,
+            tags=article.tags,
+        )
+        story_key = f"{self._key_prefix}:story:{event.story.story_id}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for match in matches:
+                pipe.hsetnx(story_key, f"m:{match.topic}", _MATCHED.dump_json(match.matched))
+            pipe.expire(story_key, self._sent_ttl_seconds)
+            pipe.hgetall(story_key)
+            *_, state = await pipe.execute()
+        for topic in compiled.topics:
+            raw_matched = state.get(f"m:{topic.name}".encode())
+            if raw_matched is None or not story_is_large_enough(topic, event.story):
+                continue
+            matched = _MATCHED.validate_json(raw_matched)
+            raw_state = state.get(f"a:{topic.name}".encode())
+            now = self._clock()
+            if raw_state is None:
+                alert: TopicAlert | None = new_alert(event.story, topic.name, matched, now)
+                expected = ""
+            elif topic.updates:
+                previous = decode_state(raw_state)
+                alert = update_alert(event.story, topic.name, matched, previous, self._policy, now)
+                expected = str(previous.update_number)
+            else:
+                alert = None
+                expected = ""
+            if alert is None:
+                continue
+            await self._send(alert, event, story_key, expected)
+
+    async def _send(
+        self, alert: TopicAlert, event: StoryEvent, story_key: str, expected: str
+    ) -> None:
+        sent = await self._send_once(
+            keys=[
+                f"{self._key_prefix}:sent:{alert.alert_id}",
+                ALERTS,
+                topic_alerts_stream(alert.topic),
+                story_key,
+            ],
+            args=[
+                encode(alert),
+                event.event_id,
+                self._sent_ttl_seconds,
+                DATA_FIELD,
+                f"a:{alert.topic}",
+                encode_state(state_after(alert)),
+                expected,
+                f"n:{alert.topic}",
+                alert.update_number,
+            ],
+        )
+        if sent:
+            self._metrics.alerts.labels(alert.topic, alert.kind).inc()
+            self._metrics.fetch_to_alert_seconds.observe(
+                max((alert.created_at - event.article.fetched_at).total_seconds(), 0.0)
+            )
+        else:
+            self._metrics.suppressed.labels(alert.topic).inc()

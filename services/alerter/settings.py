@@ -1,0 +1,53 @@
+"""Alerter settings (`NEWSMON_ALERTER_*`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AlerterSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSMON_ALERTER_", env_file=".env", extra="ignore"
+    )
+
+    key_prefix: str = Field(default="newsmon:alerter", description="Redis key prefix.")
+    sent_ttl_seconds: int = Field(
+        default=30 * 24 * 3600,
+        gt=0,
+        description="How long an alert is remembered as sent (seconds); longer than any story.",
+    )
+    lexicon_path: Path | None = Field(
+        default=None, description="A lexicon YAML replacing the built-in one."
+    )
+    update_min_new_sources: int = Field(
+        default=2, ge=1, description="New outlets that make an update alert."
+    )
+    update_debounce_seconds: float = Field(
+        default=3600.0, ge=0, description="Least time between two alerts of a story, seconds."
+    )
+    api_token: str | None = Field(
+        default=None,
+        description="Bearer token of the HTTP API under /alerts; unset: the API answers 503.",
+    )
+    api_max_topics: int = Field(default=500, ge=1, description="Topics the API may hold.")
+    refresh_seconds: float = Field(
+        default=1.0, gt=0, description="How often API changes to topics and subscribers apply."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="Per POST, seconds.")
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, description="POSTs of one alert before it is dead-lettered."
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay, seconds; doubles each retry."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest retry delay, seconds. The defaults retry for about 20 minutes.",
+    )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Keep-alive comment interval on idle SSE streams."
+    )

@@ -1,0 +1,507 @@
+"""Pure extraction core of the cleaner: a page's HTML in, its article text and metadata out.
+
+trafilatura finds the main content and the metadata in one pass over a tree parsed once. What
+it still lets through at the edges of an article (disclaimers, "you may also like" headline
+lists, trending/price widgets, "loading..." placeholders) is removed by newsmon's own rules,
+which look at structure only (class/id hints, link density, runs of short unpunctuated lines at
+the end, labelled notes that name none of the article's names), never at site-specific words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import py3langid
+import trafilatura
+from htmldate import find_date
+from lxml.html import HtmlElement
+from trafilatura.metadata import (
+    examine_meta,
+    extract_author,
+    extract_meta_json,
+    extract_sitename,
+    extract_title,
+    extract_url,
+)
+from trafilatura.settings import Document
+from trafilatura.utils import load_html
+
+KEEP_TAGS = frozenset({"html", "body", "article", "main"})
+HIDDEN_XPATH = "//*[@hidden or @aria-busy='true']"
+LANGID_SAMPLE_CHARS = 1500  # language detection reads the start of the text only
+LINK_DENSE_RATIO = 0.5  # share of a line's characters inside links
+MAX_LINK_LINE_WORDS = 40  # longer lines are prose even when they hold links
+LABEL_MAX_WORDS = 6  # a list title such as "Don't miss" or "Read more"
+MIN_REPEATED_CHARS = 20  # a repeated line longer than this is page furniture the second time
+SHOWN_ADDRESS = re.compile(r"https?://|www\.|@|\.(?:com|org|net)\b")  # a link showing its target
+URL_LINE = re.compile(r"^(?:https?://|www\.)\S+$")
+SHORT_BLOCK_WORDS = 30  # a headline-like line is at most this long
+SHORT_NOTE_WORDS = 20  # a line of a loader/teaser note is at most this long
+SHORT_NOTE_TOTAL_WORDS = 45
+SHORT_NOTE_MAX_BLOCKS = 4
+NOTE_MAX_CHARS = 600  # labelled notes (disclaimers) are at most this long
+MIN_WORDS_FOR_LANGID = 20  # below this a declared language is trusted as is
+LANGID_TOP = 3  # a declared language among the detector's top 3 is plausible
+BINARY_SHARE = 0.1  # share of control characters that makes input look binary
+
+SENTENCE_END = (
+    *(".", "!", "?", "…", '"', "»", "”", ")", ":", ";"),
+    *("。", "\uff01", "\uff1f", "」", "』", "\uff09"),  # CJK full stop, marks, quotes, paren
+)
+DATA_KINDS = frozenset({"list", "table"})  # items of a list or rows of a table need no full stop
+TAIL_MAX_SHARE = 0.3  # furniture after an article is at most this share of its words
+LABEL_PREFIX = re.compile(r"^\s*([^\W\d_][\w'\u2019 -]{1,40}?)\s?:\s+(\S.*)$", re.DOTALL)
+SENTENCE_BOUNDARY = (".", "!", "?", "…", ":")
+NAME_PUNCTUATION = "«»\"'“”\u2018\u2019()[].,;:!?"
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd\ufffe\uffff]")
+INVISIBLE = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
+CONTENT_LANGUAGE_XPATH = (
+    "//meta[translate(@http-equiv, 'CONTENTLANGUA', 'contentlangua')='content-language']/@content"
+)
+LANG_CODE = re.compile(r"^\s*([A-Za-z]{2})(?:[-_][A-Za-z0-9]+)*\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """The article found in a page; text is empty and empty_reason set when none was found."""
+
+    title: str
+    text: str  # main text, paragraphs separated by "\n", no boilerplate
+    lang: str | None  # ISO 639-1
+    published: datetime | None  # timezone-aware UTC (midnight when only a date is known)
+    author: str | None
+    site_name: str | None
+    canonical_url: str | None
+    word_count: int
+    empty_reason: str | None  # None when text found; else e.g. "no_main_text", "not_html"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of extracted text and the share of its characters inside a link (0..1)."""
+
+    text: str
+    link_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One top-level element of trafilatura's output: kind is p, head, list, quote, table..."""
+
+    kind: str
+    rend: str  # heading level for kind "head" ("h1".."h6"), else ""
+    lines: tuple[Line, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(line.text for line in self.lines)
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+def extract(html: str, *, url: str | None = None, lang_hint: str | None = None) -> Extraction:
+    """Extract article text and metadata from one page; never raises."""
+    try:
+        return extract_checked(html, url=url, lang_hint=lang_hint)
+    except Exception:  # arbitrary input reaches lxml/trafilatura/htmldate; never fail a message
+        return empty_extraction("extraction_error", url)
+
+
+def extract_checked(html: str, *, url: str | None, lang_hint: str | None) -> Extraction:
+    """Classify unusable input, then parse once and extract."""
+    if not html or not html.strip():
+        return empty_extraction("empty_input", url)
+    html = html.encode("utf-8", "replace").decode("utf-8")
+    head = html[:4096]
+    if len(CONTROL_CHARS.findall(head)) > BINARY_SHARE * len(head):
+        return empty_extraction("binary", url)
+    html = CONTROL_CHARS.sub("", html)
+    if "<" not in html or ">" not in html:
+        return empty_extraction("not_html", url)
+    tree = load_html(html)
+    if tree is None:
+        return empty_extraction("not_html", url)
+    return extract_from_tree(tree, url=url, lang_hint=lang_hint)
+
+
+def empty_extraction(reason: str, url: str | None) -> Extraction:
+    return Extraction(
+        title="",
+        text="",
+        lang=None,
+        published=None,
+        author=None,
+        site_name=None,
+        canonical_url=url,
+        word_count=0,
+        empty_reason=reason,
+    )
+
+
+def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | None) -> Extraction:
+    """One trafilatura pass over a parsed tree, then newsmon's boilerplate rules."""
+    declared = declared_language(tree, lang_hint)
+    links = anchor_texts(tree)
+    prune_furniture(tree)
+    document = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        fast=True,
+        favor_recall=True,
+        include_comments=False,
+        include_tables=True,
+        include_links=False,
+        include_images=False,
+        with_metadata=False,
+    )
+    if document is None or isinstance(document, dict):
+        return empty_extraction("no_main_text", url)
+    meta = page_metadata(tree, url)
+    title = normalize_line(meta.title or "")
+    blocks = remove_boilerplate(blocks_of(document.body, links), title)
+    text = "\n".join(line.text for block in blocks for line in block.lines)
+    if not title:
+        title = next((block.text for block in blocks if block.kind == "head"), "")
+    words = len(text.split())
+    return Extraction(
+        title=title,
+        text=text,
+        lang=choose_language(declared, text),
+        published=parse_date(meta.date),
+        author=normalize_line(meta.author or "") or None,
+        site_name=normalize_line(meta.sitename or "") or None,
+        canonical_url=meta.url or url,
+        word_count=words,
+        empty_reason=None if text else "no_main_text",
+    )
+
+
+def page_metadata(tree: HtmlElement, url: str | None) -> Document:
+    """trafilatura's metadata steps that newsmon uses (no categories, tags or licence).
+
+    The same order as `trafilatura.metadata.extract_metadata`: meta tags, JSON-LD, then the
+    page's markup; the date comes from htmldate without its slow extensive search.
+    """
+    meta = examine_meta(tree)
+    if meta.author and " " not in meta.author:
+        meta.author = None  # a single word is a handle or a site, not a byline
+    with contextlib.suppress(Exception):  # trafilatura's JSON-LD reader fails on bad JSON
+        meta = extract_meta_json(tree, meta)
+    meta.title = meta.title or extract_title(tree)
+    meta.author = meta.author or extract_author(tree)
+    meta.url = meta.url or extract_url(tree, url)
+    meta.date = find_date(
+        tree,
+        url=meta.url,
+        outputformat="%Y-%m-%dT%H:%M:%S%z",
+        original_date=True,
+        extensive_search=False,
+    )
+    meta.sitename = (meta.sitename or extract_sitename(tree) or "").lstrip("@") or None
+    return meta
+
+
+def anchor_texts(tree: HtmlElement) -> frozenset[str]:
+    """Normalised texts of the page's links, to measure link density after extraction.
+
+    trafilatura's own link output changes what it extracts, so links are read from the input.
+    """
+    texts = (
+        normalize_line(anchor.text_content())
+        for anchor in tree.iter("a")
+        if not anchor.get("href", "").startswith("#")  # a table of contents repeats headings
+    )
+    return frozenset(text.casefold() for text in texts if text and not SHOWN_ADDRESS.search(text))
+
+
+def prune_furniture(tree: HtmlElement) -> None:
+    """Drop, in place, elements the page itself marks as not shown or still loading.
+
+    Class and id names are left to trafilatura: measured on real pages, pruning by names such
+    as "share" or "related" removes whole articles on sites that use them for wrappers. The
+    tree is this call's own parse, so mutating it has no effect outside `extract`.
+    """
+    for element in tree.xpath(HIDDEN_XPATH):
+        if element.tag not in KEEP_TAGS and element.getparent() is not None:
+            element.drop_tree()
+
+
+def normalize_line(text: str) -> str:
+    """NFC, no invisible characters, single spaces."""
+    return " ".join(INVISIBLE.sub("", unicodedata.normalize("NFC", text)).split())
+
+
+def element_lines(element: HtmlElement) -> list[str]:
+    """An output element's text, one entry per line break (<lb/>) it holds."""
+    pieces: list[str] = []
+    for node in element.iter():
+        if node is not element and node.tag == "lb":
+            pieces.append("\n")
+        if node.text and node.tag != "lb":
+            pieces.append(node.text)
+        if node is not element and node.tail:
+            pieces.append(node.tail)
+    return [line for line in map(normalize_line, " ".join(pieces).split("\n")) if line]
+
+
+def link_share(line: str, links: frozenset[str]) -> float:
+    """Share of a line's characters in one link: the whole line, or a run of words at an end."""
+    folded = line.casefold()
+    if folded in links:
+        return 1.0
+    words = folded.split()
+    if len(words) > MAX_LINK_LINE_WORDS:
+        return 0.0
+    best = 0
+    for size in range(1, len(words)):
+        head = " ".join(words[:size])
+        tail = " ".join(words[-size:])
+        for part in (head, tail):
+            if part in links:
+                best = max(best, len(part))
+    return best / max(1, len(folded))
+
+
+def blocks_of(body: HtmlElement | None, links: frozenset[str]) -> list[Block]:
+    """trafilatura's output tree as blocks; list items, table rows and line breaks make lines."""
+    if body is None:
+        return []
+    blocks: list[Block] = []
+    for element in body:
+        if not isinstance(element.tag, str):
+            continue
+        if element.tag == "list":
+            parts = list(element.iterchildren("item"))
+        elif element.tag == "table":
+            parts = list(element.iter("row"))
+        else:
+            parts = [element]
+        texts = [line for part in parts for line in element_lines(part)]
+        lines = tuple(Line(text, link_share(text, links)) for text in texts)
+        if lines:
+            blocks.append(Block(element.tag, element.get("rend", ""), lines))
+    return blocks
+
+
+def remove_boilerplate(blocks: Sequence[Block], title: str) -> list[Block]:
+    """Drop the leading headline, repeated lines, links, and trailing furniture."""
+    kept: list[Block] = []
+    seen: set[str] = set()
+    for block in blocks:
+        lines = []
+        for line in block.lines:
+            key = line.text.casefold()
+            if key in seen and len(key) > MIN_REPEATED_CHARS:
+                continue
+            seen.add(key)
+            lines.append(line)
+        if lines:
+            kept.append(Block(block.kind, block.rend, tuple(lines)))
+    kept = drop_link_lines(kept)
+    kept = drop_headline(kept, title)
+    return trim_tail(kept)
+
+
+def drop_link_lines(blocks: Sequence[Block]) -> list[Block]:
+    """Remove lines that are mostly one link, and the short label introducing them.
+
+    Link lists ("Don't miss", related headlines, menus) are lines whose text is a link; a
+    label line left right before removed links is their title.
+    """
+    kept: list[Block] = []
+    for block in blocks:
+        if block.kind == "list" and is_link_list(block):
+            drop_orphan_label(kept)
+            continue
+        lines: list[Line] = []
+        for line in block.lines:
+            if line.link_share >= LINK_DENSE_RATIO:
+                if lines:
+                    if is_short_label(lines[-1].text):
+                        lines.pop()
+                else:
+                    drop_orphan_label(kept)
+                continue
+            lines.append(line)
+        if lines:
+            kept.append(Block(block.kind, block.rend, tuple(lines)))
+    return kept
+
+
+def is_link_list(block: Block) -> bool:
+    """A list whose items are mostly links."""
+    dense = sum(line.link_share >= LINK_DENSE_RATIO for line in block.lines)
+    return dense > len(block.lines) / 2
+
+
+def drop_orphan_label(blocks: list[Block]) -> None:
+    """Remove the last kept block when it is only a short label (the title of a link list)."""
+    if blocks and len(blocks[-1].lines) == 1 and is_short_label(blocks[-1].text):
+        blocks.pop()
+
+
+def is_short_label(text: str) -> bool:
+    return len(text.split()) <= LABEL_MAX_WORDS and not text.rstrip(".…").endswith(SENTENCE_END)
+
+
+def drop_headline(blocks: list[Block], title: str) -> list[Block]:
+    """Drop leading top-level headings and lines repeating the page title or a URL."""
+    folded_title = title.casefold()
+    start = 0
+    while start < len(blocks):
+        block = blocks[start]
+        text = block.text.casefold()
+        is_title = bool(folded_title) and (text in folded_title or folded_title in text)
+        headline = block.rend == "h1" or (is_title and len(block.lines) == 1)
+        if (headline and block.words <= SHORT_BLOCK_WORDS) or URL_LINE.match(text):
+            start += 1
+            continue
+        break
+    return blocks[start:]
+
+
+def trim_tail(blocks: list[Block]) -> list[Block]:
+    """Remove trailing furniture until the article's last real block is last.
+
+    A tail is at most TAIL_MAX_SHARE of the words: more than that is the article itself.
+    """
+    budget = TAIL_MAX_SHARE * sum(block.words for block in blocks)
+    while blocks:
+        cut = trailing_labels_start(blocks)
+        if cut is None:
+            cut = short_note_start(blocks)
+        if cut is None and is_labelled_note(blocks[-1], blocks[:-1]):
+            cut = len(blocks) - 1
+        if cut is None:
+            return blocks
+        budget -= sum(block.words for block in blocks[cut:])
+        if budget < 0:
+            return blocks
+        blocks = blocks[:cut]
+    return blocks
+
+
+def is_label_line(line: str) -> bool:
+    """A headline or widget title: short and without sentence punctuation at the end."""
+    return len(line.split()) <= SHORT_BLOCK_WORDS and not line.endswith(SENTENCE_END)
+
+
+def trailing_labels_start(blocks: Sequence[Block]) -> int | None:
+    """Start of the trailing run of blocks made only of label lines, if any.
+
+    Related-headline lists, trending and price widget titles, "more" links and orphan headings
+    are short lines without sentence punctuation; article paragraphs end with punctuation.
+    """
+    start = len(blocks)
+    while (
+        start > 0
+        and blocks[start - 1].kind not in DATA_KINDS
+        and all(is_label_line(line.text) for line in blocks[start - 1].lines)
+    ):
+        start -= 1
+    return start if start < len(blocks) else None
+
+
+def short_note_start(blocks: Sequence[Block]) -> int | None:
+    """Start of a trailing note: a label line then one to three short sentences.
+
+    Placeholders such as "Loading the thread / Fetching the posts... / It takes seconds." look
+    like this; an article's last section has a heading element and longer paragraphs.
+    """
+    for size in range(2, SHORT_NOTE_MAX_BLOCKS + 1):
+        if size >= len(blocks):
+            return None
+        zone = blocks[-size:]
+        first = zone[0]
+        if first.kind == "head" or len(first.lines) != 1 or not is_label_line(first.text):
+            continue
+        words = [block.words for block in zone]
+        if max(words) <= SHORT_NOTE_WORDS and sum(words) <= SHORT_NOTE_TOTAL_WORDS:
+            return len(blocks) - size
+    return None
+
+
+def is_labelled_note(block: Block, before: Sequence[Block]) -> bool:
+    """A short "Label: ..." paragraph at the end that names none of the article's names.
+
+    Disclaimers, legal notices and editor's notes speak about the page, not the story, so they
+    share no proper names with the article; a concluding "Conclusion: ..." paragraph does.
+    """
+    if block.kind != "p" or len(block.text) > NOTE_MAX_CHARS or not before:
+        return False
+    match = LABEL_PREFIX.match(block.text)
+    if match is None or len(match.group(1).split()) > 4:
+        return False
+    article_names = proper_names(b.text for b in before)
+    return not (proper_names([match.group(2)]) & article_names)
+
+
+def proper_names(texts: Iterable[str]) -> set[str]:
+    """Capitalised words not at the start of a sentence: a cheap stand-in for named entities."""
+    names: set[str] = set()
+    for text in texts:
+        previous = "."
+        for token in text.split():
+            word = token.strip(NAME_PUNCTUATION)
+            if len(word) > 1 and word[0].isupper() and not previous.endswith(SENTENCE_BOUNDARY):
+                names.add(word)
+            previous = token
+    return names
+
+
+def declared_language(tree: HtmlElement, lang_hint: str | None) -> str | None:
+    """The page's declared language: <html lang>, Content-Language, og:locale, then the hint."""
+    root = tree.getroottree().getroot()
+    candidates = [
+        root.get("lang"),
+        root.get("{http://www.w3.org/XML/1998/namespace}lang"),
+        *root.xpath(CONTENT_LANGUAGE_XPATH),
+        *root.xpath("//meta[@property='og:locale']/@content"),
+        lang_hint,
+    ]
+    for candidate in candidates:
+        code = iso_639_1(candidate if isinstance(candidate, str) else None)
+        if code:
+            return code
+    return None
+
+
+def iso_639_1(value: str | None) -> str | None:
+    match = LANG_CODE.match(value or "")
+    return match.group(1).lower() if match else None
+
+
+def choose_language(declared: str | None, text: str) -> str | None:
+    """The declared language when the text agrees enough, else py3langid's best 2-letter guess."""
+    words = len(text.split())
+    if declared and words < MIN_WORDS_FOR_LANGID:
+        return declared
+    if words == 0:
+        return None
+    sample = text[:LANGID_SAMPLE_CHARS]
+    ranked = [code for code, _ in py3langid.rank(sample) if len(code) == 2]
+    if declared and declared in ranked[:LANGID_TOP]:
+        return declared
+    return ranked[0] if ranked else declared
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """An ISO-like date from htmldate as aware UTC; naive values are taken as UTC."""
+    if not value:
+        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            parsed = datetime.strptime(value, layout)
+        except ValueError:
+            continue
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    return None

@@ -1,0 +1,119 @@
+"""What Redis says about a stream and its consumer group: backlog and lag.
+
+Redis 7 reports a group's lag itself; Redis 6.2 (the embedded one) does not, so
+lag is computed from the entry ids where needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from contracts.streams import dead_letter_stream
+
+
+@dataclass(frozen=True, slots=True)
+class GroupBacklog:
+    """A consumer group's position on its stream."""
+
+    stream: str
+    group: str
+    length: int
+    lag: int
+    pending: int
+    dead_letters: int
+
+    @property
+    def drained(self) -> bool:
+        return self.lag == 0 and self.pending == 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+async def group_backlog(redis: aioredis.Redis, stream: str, group: str) -> GroupBacklog:
+    """The backlog of `group` on `stream` (zeros when neither exists yet)."""
+    dead = int(await redis.xlen(dead_letter_stream(stream)))
+    if not await redis.exists(stream):
+        return GroupBacklog(stream, group, 0, 0, 0, dead)
+    info = await redis.xinfo_stream(stream)
+    length = int(info["length"])
+    last_generated = _text(info["last-generated-id"])
+    for group_info in await redis.xinfo_groups(stream):
+        if _text(group_info["name"]) != group:
+            continue
+        pending = int(group_info["pending"])
+        lag_value = group_info.get("lag")
+        if lag_value is not None:
+            lag = int(lag_value)
+        else:
+            last_delivered = _text(group_info["last-delivered-id"])
+            caught_up = _id_tuple(last_delivered) >= _id_tuple(last_generated)
+            lag = 0 if caught_up else await _count_after(redis, stream, last_delivered)
+        return GroupBacklog(stream, group, length, lag, pending, dead)
+    return GroupBacklog(stream, group, length, length, 0, dead)
+
+
+async def _count_after(
+    redis: aioredis.Redis, stream: str, after_id: str, cap: int = 100_000
+) -> int:
+    """Entries after `after_id`, counted up to `cap` (for servers that do not report lag)."""
+    entries = await redis.xrange(stream, min=f"({after_id}", max="+", count=cap)
+    return len(entries or ())
+
+
+EntryId = tuple[int, int]
+
+
+def parse_id(entry_id: str) -> EntryId:
+    """A stream entry id `millis-seq` as a comparable tuple."""
+    return _id_tuple(entry_id)
+
+
+def trim_floor(oldest_unfinished: Sequence[EntryId], *, now_ms: int, retention_ms: int) -> EntryId:
+    """The lowest id to keep on a stream: no entry some group has not finished
+    (unread or unacknowledged) and no entry younger than the retention is dropped."""
+    keep_recent: EntryId = (max(now_ms - retention_ms, 0), 0)
+    return min([keep_recent, *oldest_unfinished])
+
+
+async def oldest_unfinished(redis: aioredis.Redis, stream: str) -> list[EntryId]:
+    """Per consumer group, the first entry it has not finished with."""
+    floors: list[EntryId] = []
+    for group_info in await redis.xinfo_groups(stream):
+        summary = await redis.xpending(stream, group_info["name"])
+        if int(summary["pending"]):
+            floors.append(_id_tuple(_text(summary["min"])))
+        else:
+            millis, seq = _id_tuple(_text(group_info["last-delivered-id"]))
+            floors.append((millis, seq + 1))
+    return floors
+
+
+async def trim_finished(
+    redis: aioredis.Redis, stream: str, *, now_ms: int, retention_ms: int
+) -> int:
+    """Drop entries every group has finished and that are older than the retention;
+    returns how many went. A stream nobody consumes yet is left alone."""
+    if not await redis.exists(stream):
+        return 0
+    floors = await oldest_unfinished(redis, stream)
+    if not floors:
+        return 0
+    millis, seq = trim_floor(floors, now_ms=now_ms, retention_ms=retention_ms)
+    return int(await redis.xtrim(stream, minid=f"{millis}-{seq}", approximate=False))
+
+
+async def delivery_count(redis: aioredis.Redis, stream: str, group: str, entry_id: str) -> int:
+    """How many times `entry_id` has been delivered to `group` (0 if not pending)."""
+    rows = await redis.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
+    return int(rows[0]["times_delivered"]) if rows else 0

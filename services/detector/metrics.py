@@ -1,0 +1,28 @@
+"""Detector metrics: how articles were placed, story sizes."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class DetectorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.placements = Counter(
+            "newsmon_detector_articles_total",
+            "Articles placed in stories, by reason (new, exact, near_duplicate, translation,"
+            " skipped_empty).",
+            ["reason"],
+            registry=registry,
+        )
+        self.story_size = Histogram(
+            "newsmon_detector_story_size_articles",
+            "Articles in a story after an assignment.",
+            buckets=(1, 2, 3, 5, 8, 13, 21, 50, 100),
+            registry=registry,
+        )
+        self.story_languages = Histogram(
+            "newsmon_detector_story_languages",
+            "Languages in a story after an assignment.",
+            buckets=(1, 2, 3, 4, 5, 7, 10),
+            registry=registry,
+        )

@@ -1,0 +1,124 @@
+"""The fetcher's HTTP API: manage sources at run time and push pages.
+
+GET /sources                      every source with its state
+POST /sources                     add one (a SourceConfig as JSON)              -> 201
+GET /sources/{name}               one source with its state
+POST /sources/{name}/pause        stop polling it
+POST /sources/{name}/resume       poll it again at once (also a broken or disabled one)
+DELETE /sources/{name}            remove a run-time source                       -> 204
+POST /ingest                      {"url", optional "html", "source", "lang", "tags"} -> 202
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contracts import SourceConfig
+from services.fetcher.handlers import INGEST_SOURCE, Poller
+from services.fetcher.store import describe_source
+
+
+class IngestRequest(BaseModel):
+    """A page pushed by a client: its URL and, optionally, its HTML (else it is fetched)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1)
+    html: str | None = None
+    source: str = Field(default=INGEST_SOURCE, min_length=1)
+    lang: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
+def create_api(poller: Poller) -> Starlette:
+    """A small ASGI app over `poller`; mounted at `/sources` and `/ingest`."""
+
+    async def describe(source: SourceConfig) -> dict[str, object]:
+        state = await poller.load_state(source)
+        origin = "config" if poller.is_configured(source.name) else "api"
+        return describe_source(source, state, origin=origin)
+
+    async def list_sources(request: Request) -> Response:
+        sources = await poller.sources()
+        return JSONResponse({"sources": [await describe(s) for s in sources]})
+
+    async def add_source(request: Request) -> Response:
+        try:
+            source = SourceConfig.model_validate(await _json(request))
+        except ValidationError as exc:
+            return _error(422, str(exc))
+        if not await poller.add_source(source):
+            return _error(409, f"a source named {source.name!r} exists already")
+        return JSONResponse(await describe(source), status_code=201)
+
+    async def get_source(request: Request) -> Response:
+        source = await poller.find_source(request.path_params["name"])
+        if source is None:
+            return _error(404, "no such source")
+        return JSONResponse(await describe(source))
+
+    async def pause(request: Request) -> Response:
+        return await _set_paused(request, paused=True)
+
+    async def resume(request: Request) -> Response:
+        return await _set_paused(request, paused=False)
+
+    async def _set_paused(request: Request, *, paused: bool) -> Response:
+        source = await poller.find_source(request.path_params["name"])
+        if source is None:
+            return _error(404, "no such source")
+        await poller.set_paused(source.name, paused)
+        return JSONResponse(await describe(source))
+
+    async def remove(request: Request) -> Response:
+        name = request.path_params["name"]
+        if poller.is_configured(name):
+            return _error(409, "defined in the config file: pause it, or edit the config")
+        if not await poller.remove_source(name):
+            return _error(404, "no such source")
+        return Response(status_code=204)
+
+    async def ingest(request: Request) -> Response:
+        try:
+            pushed = IngestRequest.model_validate(await _json(request))
+        except ValidationError as exc:
+            return _error(422, str(exc))
+        result = await poller.ingest(
+            pushed.url, html=pushed.html, source=pushed.source, lang=pushed.lang, tags=pushed.tags
+        )
+        body = {
+            "article_id": result.article_id,
+            "url": result.url,
+            "outcome": result.outcome,
+            "error": result.error,
+        }
+        return JSONResponse(body, status_code=502 if result.outcome == "failed" else 202)
+
+    return Starlette(
+        routes=[
+            Route("/sources", list_sources, methods=["GET"]),
+            Route("/sources", add_source, methods=["POST"]),
+            Route("/sources/{name}", get_source, methods=["GET"]),
+            Route("/sources/{name}", remove, methods=["DELETE"]),
+            Route("/sources/{name}/pause", pause, methods=["POST"]),
+            Route("/sources/{name}/resume", resume, methods=["POST"]),
+            Route("/ingest", ingest, methods=["POST"]),
+        ]
+    )

@@ -1,0 +1,545 @@
+"""The fetcher's pure core: read feeds, name articles, decide when to poll again.
+
+Nothing here touches the network, the clock or Redis: callers pass bytes and
+times in and get data back, so every decision is unit-testable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import ipaddress
+import json
+import re
+import time
+import zlib
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+from xml.etree.ElementTree import Element, ParseError
+from xml.sax import ContentHandler, SAXException
+
+import feedparser
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeElementTree
+from defusedxml import sax as safe_sax
+
+TRACKING_PARAMS: frozenset[str] = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "ref",
+        "ref_src",
+        "ref_url",
+        "referrer",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "wt_mc",
+        "cmpid",
+        "ocid",
+        "ncid",
+        "sr_share",
+        "s_cid",
+        "spm",
+        "share",
+        "smid",
+        "cmp",
+    }
+)
+"""Query parameters that identify a campaign or a click, never the page (compared lower-case)."""
+
+TRACKING_PREFIXES: tuple[str, ...] = ("utm_", "at_", "pk_", "hsa_")
+"""Prefixes of tracking query parameters (Google Analytics, AT Internet, Matomo, HubSpot)."""
+
+DEFAULT_PORTS: dict[str, str] = {"http": "80", "https": "443"}
+
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_PAIR_SAFE = "/%:@!$'()*+,;=?-._~"
+"""Characters left as they are; anything else (spaces, controls, non-ASCII) is %-encoded."""
+
+_MAX_BACKOFF_EXPONENT = 62
+"""2**62 times any interval already exceeds any sensible cap; bounds the float arithmetic."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One entry of a feed, reduced to what the fetcher needs to fetch it once."""
+
+    url: str
+    title: str | None
+    published: datetime | None
+    guid: str | None
+    lang: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A feed's title, its linked items in feed order, and its RSS <ttl> in seconds."""
+
+    title: str | None
+    items: tuple[FeedItem, ...]
+    ttl_seconds: float | None
+
+
+class FeedError(ValueError):
+    """The body is not a feed, or is broken beyond recovery; retrying will not help."""
+
+
+def parse_feed(body: bytes, *, base_url: str) -> ParsedFeed:
+    """Read an RSS 0.9x/1.0/2.0 or Atom document; links are resolved against `base_url`.
+
+    Items without a usable link are skipped, and an item whose canonical URL was
+    already listed earlier in the same feed is dropped. Raises `FeedError` when
+    feedparser finds neither a feed format nor any entry, or when the document
+    declares XML entities (the billion-laughs bomb needs them; no feed does).
+    A JSON Feed (version 1.x) is read too.
+    """
+    if body.lstrip()[:1] == b"{":
+        return parse_json_feed(body, base_url=base_url)
+    refuse_xml_entities(body)
+    # A BytesIO, never the bytes: feedparser would try to open bytes as a file path.
+    parsed: Any = feedparser.parse(
+        io.BytesIO(body), response_headers={"content-location": base_url}
+    )
+    entries: list[Any] = list(parsed.get("entries") or [])
+    if not parsed.get("version") and not entries:
+        raise FeedError(f"not a feed: {_bozo_reason(parsed)}")
+    feed: Any = parsed.get("feed") or {}
+    items: list[FeedItem] = []
+    listed: set[str] = set()
+    for entry in entries:
+        item = _feed_item(entry, base_url=base_url)
+        if item is None or item.url in listed:
+            continue
+        listed.add(item.url)
+        items.append(item)
+    return ParsedFeed(
+        title=_clean_text(feed.get("title")),
+        items=tuple(items),
+        ttl_seconds=_ttl_seconds(feed.get("ttl")),
+    )
+
+
+def _bozo_reason(parsed: Any) -> str:
+    if not parsed.get("bozo"):
+        return "no RSS or Atom element found" if parsed.get("feed") else "empty document"
+    exception = parsed.get("bozo_exception")
+    message = str(exception).strip() if exception is not None else ""
+    return message or type(exception).__name__
+
+
+def _feed_item(entry: Any, *, base_url: str) -> FeedItem | None:
+    link = entry.get("link") or _first_alternate_link(entry)
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        url = canonical_url(urljoin(base_url, link.strip()))
+    except ValueError:
+        return None
+    if urlsplit(url).scheme not in DEFAULT_PORTS:
+        return None
+    return FeedItem(
+        url=url,
+        title=_clean_text(entry.get("title")),
+        published=_utc_datetime(_entry_date(entry)),
+        guid=_clean_text(entry.get("id")),
+    )
+
+
+def _entry_date(entry: Any) -> object:
+    """Publication date, else last update; read as a plain dict so that feedparser's
+    deprecated updated->published alias neither warns nor answers."""
+    return dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+
+
+def _first_alternate_link(entry: Any) -> str | None:
+    for link in entry.get("links") or []:
+        href = link.get("href")
+        if isinstance(href, str) and link.get("rel", "alternate") == "alternate":
+            return href
+    return None
+
+
+def _clean_text(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    collapsed = " ".join(value.split())
+    return collapsed or None
+
+
+def _utc_datetime(value: object) -> datetime | None:
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _ttl_seconds(value: object) -> float | None:
+    """RSS <ttl> is in minutes; anything unreadable or not positive means no ttl."""
+    if not isinstance(value, str):
+        return None
+    try:
+        minutes = float(value.strip())
+    except ValueError:
+        return None
+    if not minutes > 0 or minutes == float("inf"):
+        return None
+    return minutes * 60.0
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per page, so the same article listed twice gets one id.
+
+    Lower-cases scheme and host, drops the default port, the fragment and
+    tracking parameters, sorts the remaining query parameters by name (keeping
+    the order of repeated names), keeps the path's case and existing %-escapes,
+    and %-encodes what a browser would (spaces, controls, non-ASCII).
+    Raises `ValueError` for a URL that cannot be parsed (bad port, bad IPv6 host).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    netloc = _canonical_netloc(parts.netloc, scheme)
+    path = quote(parts.path, safe=_PATH_SAFE)
+    if not path and netloc and scheme in DEFAULT_PORTS:
+        path = "/"
+    return urlunsplit((scheme, netloc, path, _canonical_query(parts.query), ""))
+
+
+def _canonical_netloc(netloc: str, scheme: str) -> str:
+    userinfo, at, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):
+        closing = hostport.find("]")
+        if closing < 0:
+            raise ValueError(f"invalid IPv6 host in {netloc!r}")
+        host, port = hostport[: closing + 1], hostport[closing + 1 :].removeprefix(":")
+    else:
+        host, _, port = hostport.partition(":")
+    if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"invalid port in {netloc!r}")
+    port = str(int(port)) if port else ""
+    host = host.lower()
+    if port and port != DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return f"{userinfo}{at}{host}"
+
+
+def _canonical_query(query: str) -> str:
+    kept = [
+        quote(pair, safe=_QUERY_PAIR_SAFE)
+        for pair in query.split("&")
+        if pair and not _is_tracking(pair)
+    ]
+    return "&".join(sorted(kept, key=lambda pair: pair.partition("=")[0]))
+
+
+def _is_tracking(pair: str) -> bool:
+    name = unquote_plus(pair.partition("=")[0]).strip().lower()
+    return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
+
+
+def article_id(url: str) -> str:
+    """Stable short id of a page: "a-" and 16 hex digits of the SHA-256 of its canonical URL."""
+    digest = hashlib.sha256(canonical_url(url).encode("utf-8", "surrogatepass")).hexdigest()
+    return "a-" + digest[:16]
+
+
+def next_poll_at(
+    now: datetime,
+    *,
+    interval_seconds: float,
+    ttl_seconds: float | None = None,
+    consecutive_failures: int = 0,
+    min_seconds: float = 60,
+    max_seconds: float = 86400,
+    jitter_ratio: float = 0.0,
+) -> datetime:
+    """When to poll a feed next.
+
+    The delay is the configured interval, or the feed's own ttl when that is
+    longer, doubled for each consecutive failure, stretched by `jitter_ratio`
+    (e.g. a caller's random value in [-0.1, 0.1]) and bounded to
+    [min_seconds, max_seconds]. All durations are seconds; `now` must be tz-aware.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if not interval_seconds > 0:
+        raise ValueError("interval_seconds must be positive")
+    if consecutive_failures < 0:
+        raise ValueError("consecutive_failures cannot be negative")
+    if min_seconds > max_seconds:
+        raise ValueError("min_seconds cannot exceed max_seconds")
+    delay = max(interval_seconds, ttl_seconds or 0.0)
+    delay *= 2.0 ** min(consecutive_failures, _MAX_BACKOFF_EXPONENT)
+    delay *= 1.0 + jitter_ratio
+    bounded = min(max(delay, min_seconds), max_seconds)
+    return now + timedelta(seconds=bounded)
+
+
+def new_items(items: Sequence[FeedItem], seen: Set[str]) -> list[FeedItem]:
+    """The items whose article id is not in `seen`, in feed order."""
+    return [item for item in items if article_id(item.url) not in seen]
+
+
+def refuse_xml_entities(body: bytes) -> None:
+    """Raise `FeedError` when an XML document declares entities or external references.
+
+    defusedxml's SAX reader stops at the declaration, before any expansion; a body
+    that is merely malformed passes, for feedparser's lenient parser to judge.
+    """
+    try:
+        safe_sax.parseString(body, ContentHandler())
+    except DefusedXmlException as exc:
+        raise FeedError(f"XML entity declarations refused: {type(exc).__name__}") from exc
+    except (SAXException, ValueError):
+        return
+
+
+def parse_json_feed(body: bytes, *, base_url: str) -> ParsedFeed:
+    """Read a JSON Feed 1.0/1.1 (https://jsonfeed.org); raises `FeedError` when it is not one."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise FeedError(f"not a JSON feed: {exc}") from exc
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
+        raise FeedError("not a JSON feed: no jsonfeed.org version")
+    items: list[FeedItem] = []
+    listed: set[str] = set()
+    for entry in data.get("items") or []:
+        if not isinstance(entry, dict):
+            continue
+        link = entry.get("url") or entry.get("external_url")
+        url = _safe_item_url(link, base_url)
+        if url is None or url in listed:
+            continue
+        listed.add(url)
+        published = parse_iso_datetime(entry.get("date_published") or entry.get("date_modified"))
+        guid = entry.get("id")
+        items.append(
+            FeedItem(
+                url=url,
+                title=_clean_text(entry.get("title")),
+                published=published,
+                guid=str(guid) if guid is not None else None,
+                lang=_clean_text(entry.get("language") or data.get("language")),
+            )
+        )
+    return ParsedFeed(title=_clean_text(data.get("title")), items=tuple(items), ttl_seconds=None)
+
+
+def _safe_item_url(link: object, base_url: str) -> str | None:
+    """The canonical http(s) URL of a link, or None when there is none."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        url = canonical_url(urljoin(base_url, link.strip()))
+    except ValueError:
+        return None
+    return url if urlsplit(url).scheme in DEFAULT_PORTS else None
+
+
+def parse_iso_datetime(value: object) -> datetime | None:
+    """An ISO 8601 date or date-time as UTC; a date alone is midnight UTC; None if unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSitemap:
+    """A sitemap's pages (newest first when dated) or, for an index, its child sitemaps."""
+
+    items: tuple[FeedItem, ...]
+    sitemaps: tuple[str, ...]
+
+
+MAX_SITEMAP_BYTES = 50_000_000
+"""The sitemap protocol's limit on an uncompressed sitemap, bytes."""
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip_capped(body: bytes, max_bytes: int = MAX_SITEMAP_BYTES) -> bytes:
+    """Decompress a gzip body (a `.xml.gz` sitemap served as is) without holding more
+    than `max_bytes`; other bodies are returned unchanged. Raises `FeedError` past the cap."""
+    if not body.startswith(_GZIP_MAGIC):
+        return body
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise FeedError(f"broken gzip: {exc}") from exc
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise FeedError(f"sitemap larger than {max_bytes} bytes uncompressed")
+    return data
+
+
+def parse_sitemap(body: bytes, *, base_url: str) -> ParsedSitemap:
+    """Read an XML sitemap, a sitemap index, or a Google News sitemap.
+
+    Pages come newest first (by news publication date, else lastmod; undated
+    last, in document order), each once. Entity declarations are refused.
+    """
+    try:
+        root = SafeElementTree.fromstring(gunzip_capped(body))
+    except DefusedXmlException as exc:
+        raise FeedError(f"XML entity declarations refused: {type(exc).__name__}") from exc
+    except ParseError as exc:
+        raise FeedError(f"malformed sitemap: {exc}") from exc
+    kind = _local_name(root.tag)
+    if kind == "sitemapindex":
+        children = (_safe_item_url(_child_text(node, "loc"), base_url) for node in root)
+        return ParsedSitemap(items=(), sitemaps=tuple(dict.fromkeys(u for u in children if u)))
+    if kind != "urlset":
+        raise FeedError(f"not a sitemap: root element <{kind}>")
+    items: dict[str, FeedItem] = {}
+    for node in root:
+        url = _safe_item_url(_child_text(node, "loc"), base_url)
+        if url is None or url in items:
+            continue
+        news = _child(node, "news")
+        published = parse_iso_datetime(_child_text(news, "publication_date")) or (
+            parse_iso_datetime(_child_text(node, "lastmod"))
+        )
+        publication = _child(news, "publication")
+        items[url] = FeedItem(
+            url=url,
+            title=_clean_text(_child_text(news, "title")),
+            published=published,
+            guid=None,
+            lang=_clean_text(_child_text(publication, "language")),
+        )
+    oldest = datetime.min.replace(tzinfo=UTC)
+    ordered = sorted(items.values(), key=lambda i: i.published or oldest, reverse=True)
+    return ParsedSitemap(items=tuple(ordered), sitemaps=())
+
+
+def _local_name(tag: object) -> str:
+    return str(tag).rpartition("}")[2]
+
+
+def _child(node: Element | None, name: str) -> Element | None:
+    if node is None:
+        return None
+    return next((c for c in node if _local_name(c.tag) == name), None)
+
+
+def _child_text(node: Element | None, name: str) -> str | None:
+    child = _child(node, name)
+    return child.text.strip() if child is not None and child.text else None
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast IP; False for private, loopback, link-local,
+    multicast, reserved, unspecified or unparsable ones (IPv4-mapped IPv6 judged as IPv4)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\b", re.IGNORECASE)
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP-date (RFC 9110) as an aware datetime, or None."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def freshness_seconds(headers: Mapping[str, str], now: datetime) -> float | None:
+    """How long the response says it stays fresh, seconds: `Cache-Control: max-age`, else
+    `Expires` minus `Date` (or `now`); None when it says nothing or forbids caching."""
+    cache_control = headers.get("cache-control", "")
+    if _NO_CACHE.search(cache_control):
+        return None
+    if found := _MAX_AGE.search(cache_control):
+        return float(found.group(1))
+    expires = http_date(headers.get("expires"))
+    if expires is None:
+        return None
+    origin = http_date(headers.get("date")) or now
+    remaining = (expires - origin).total_seconds()
+    return remaining if remaining > 0 else None
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """`Retry-After` as seconds from `now`: delay-seconds or an HTTP-date; None if unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    when = http_date(text)
+    if when is None:
+        return None
+    return max((when - now).total_seconds(), 0.0)
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased, default port dropped."""
+    parts = urlsplit(canonical_url(url))
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def host_of(url: str) -> str:
+    """host[:port] of a URL: the unit of politeness (concurrency, rate)."""
+    return urlsplit(origin_of(url)).netloc
+
+
+def robots_allows(status: int | None, body: str, *, user_agent: str, url: str) -> bool:
+    """Whether robots.txt lets `user_agent` fetch `url`.
+
+    `status` is how /robots.txt answered: 2xx is obeyed, 4xx (no robots.txt) allows
+    everything, 5xx or no answer (None) disallows everything until it can be read.
+    """
+    if status is None or status >= 500:
+        return False
+    if status >= 400:
+        return True
+    parser = RobotFileParser()
+    parser.parse(body.splitlines())
+    return parser.can_fetch(user_agent, url)
+
+
+def backoff_seconds(
+    failures: int, *, base_seconds: float, max_seconds: float, jitter_ratio: float
+) -> float:
+    """Exponential backoff after `failures` failures in a row: base * 2**(failures-1),
+    stretched by `jitter_ratio` (a caller's random value, e.g. in [-0.25, 0.25]), capped."""
+    exponent = min(max(failures - 1, 0), _MAX_BACKOFF_EXPONENT)
+    return min(base_seconds * 2.0**exponent * (1.0 + jitter_ratio), max_seconds)

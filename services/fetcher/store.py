@@ -1,0 +1,250 @@
+"""The fetcher's state in Redis, shared by replicas and kept across restarts.
+
+Keys (under the `key_prefix` setting, default `newsmon:fetcher`):
+`source:<name>` hash of a source's state; `sources` hash of run-time sources
+(name -> SourceConfig JSON); `seen` set of published article ids;
+`lock:<name>` a poll lease; `host:<host>:leases` sorted set of request leases
+and `host:<host>:next` the earliest time of the next request (ms, Redis clock);
+`robots:<origin>` the cached robots.txt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Final, Literal, cast
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from contracts import SourceConfig
+from contracts.streams import ARTICLES_RAW
+from services.common.bus import DATA_FIELD, encode
+
+SourceStatus = Literal["active", "paused", "broken", "disabled"]
+SOURCE_STATUSES: Final[tuple[SourceStatus, ...]] = ("active", "paused", "broken", "disabled")
+
+_PUBLISH_ONCE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  return redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3])
+end
+return false
+"""
+"""Mark the article seen and publish it in one step: a crash never leaves one without
+the other, and two replicas racing on one item publish it once."""
+
+_ACQUIRE_HOST = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return -1
+end
+local next_at = tonumber(redis.call('GET', KEYS[2]) or '0')
+if next_at > now then
+  return next_at - now
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+local interval = tonumber(ARGV[4])
+if interval > 0 then
+  redis.call('SET', KEYS[2], now + interval, 'PX', interval)
+end
+return 0
+"""
+"""Take one of a host's `limit` request slots if free and the host's rate allows;
+returns 0 (taken), -1 (all slots busy) or the milliseconds to wait for the rate.
+Time is Redis's, the one clock every replica shares; leases expire if a replica dies."""
+
+_RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_RENEW_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the fetcher remembers of a source between polls (times: Unix seconds)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    next_poll_at: float = 0.0
+    failures: int = 0
+    status: SourceStatus = "active"
+    url: str | None = None
+    """The URL a permanent redirect moved the source to; None: as configured."""
+    last_poll_at: float | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+
+    def conditional_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+    def is_due(self, now: float) -> bool:
+        return self.status in ("active", "broken") and self.next_poll_at <= now
+
+    def to_fields(self) -> dict[str, str | float | int]:
+        return {
+            "etag": self.etag or "",
+            "last_modified": self.last_modified or "",
+            "next_poll_at": self.next_poll_at,
+            "failures": self.failures,
+            "status": self.status,
+            "url": self.url or "",
+            "last_poll_at": "" if self.last_poll_at is None else self.last_poll_at,
+            "last_status": self.last_status or "",
+            "last_error": self.last_error or "",
+        }
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[bytes, bytes]) -> SourceState:
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        status = fields.get("status") or "active"
+        return cls(
+            etag=fields.get("etag") or None,
+            last_modified=fields.get("last_modified") or None,
+            next_poll_at=float(fields.get("next_poll_at") or 0.0),
+            failures=int(fields.get("failures") or 0),
+            status=status if status in SOURCE_STATUSES else "active",
+            url=fields.get("url") or None,
+            last_poll_at=float(fields["last_poll_at"]) if fields.get("last_poll_at") else None,
+            last_status=fields.get("last_status") or None,
+            last_error=fields.get("last_error") or None,
+        )
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def describe_source(source: SourceConfig, state: SourceState, *, origin: str) -> dict[str, object]:
+    """A source and its state as the HTTP API shows it."""
+    return {
+        **source.model_dump(mode="json"),
+        "origin": origin,
+        "state": state.status,
+        "current_url": state.url or source.url,
+        "last_poll_at": _iso(state.last_poll_at),
+        "last_status": state.last_status,
+        "last_error": state.last_error,
+        "next_poll_at": _iso(state.next_poll_at) if state.next_poll_at else None,
+        "error_count": state.failures,
+    }
+
+
+class FetcherStore:
+    """Every Redis operation of the fetcher, one method each."""
+
+    def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
+        self._redis = redis
+        self._prefix = key_prefix
+        self._publish_once = redis.register_script(_PUBLISH_ONCE)
+        self._acquire_host = redis.register_script(_ACQUIRE_HOST)
+        self._release_lock = redis.register_script(_RELEASE_IF_OWNER)
+        self._renew_lock = redis.register_script(_RENEW_IF_OWNER)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self._prefix, *parts))
+
+    async def load_state(self, name: str) -> SourceState:
+        raw = await self._redis.hgetall(self.key("source", name))
+        return SourceState.from_fields(cast(dict[bytes, bytes], raw))
+
+    async def load_states(self, names: Sequence[str]) -> dict[str, SourceState]:
+        """Every named source's state in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.key("source", name))
+            results = await pipe.execute()
+        return {n: SourceState.from_fields(raw) for n, raw in zip(names, results, strict=True)}
+
+    async def save_state(self, name: str, state: SourceState) -> None:
+        fields = state.to_fields()
+        await self._redis.hset(self.key("source", name), mapping={k: v for k, v in fields.items()})
+
+    async def update_state(self, name: str, **changes: object) -> SourceState:
+        state = replace(await self.load_state(name), **changes)  # type: ignore[arg-type]
+        await self.save_state(name, state)
+        return state
+
+    async def delete_state(self, name: str) -> None:
+        await self._redis.delete(self.key("source", name))
+
+    async def runtime_sources(self) -> list[SourceConfig]:
+        raw = cast(dict[bytes, bytes], await self._redis.hgetall(self.key("sources")))
+        return [SourceConfig.model_validate_json(body) for _, body in sorted(raw.items())]
+
+    async def add_runtime_source(self, source: SourceConfig) -> bool:
+        """False when a run-time source of that name exists already."""
+        added = await self._redis.hsetnx(self.key("sources"), source.name, source.model_dump_json())
+        return bool(added)
+
+    async def remove_runtime_source(self, name: str) -> bool:
+        removed = await self._redis.hdel(self.key("sources"), name)
+        await self.delete_state(name)
+        return bool(removed)
+
+    async def unseen(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        flags = await self._redis.smismember(self.key("seen"), list(ids))
+        return {i for i, flag in zip(ids, flags, strict=True) if not flag}
+
+    async def mark_seen(self, article_id: str) -> None:
+        await self._redis.sadd(self.key("seen"), article_id)
+
+    async def publish_once(self, article_id: str, message: BaseModel) -> bool:
+        """Publish to `articles.raw` unless the article was published before; True if it was now."""
+        entry = await self._publish_once(
+            keys=[self.key("seen"), ARTICLES_RAW], args=[article_id, DATA_FIELD, encode(message)]
+        )
+        return entry is not None
+
+    async def try_lock(self, name: str, token: str, lease_ms: int) -> bool:
+        return bool(await self._redis.set(self.key("lock", name), token, nx=True, px=lease_ms))
+
+    async def renew_lock(self, name: str, token: str, lease_ms: int) -> None:
+        await self._renew_lock(keys=[self.key("lock", name)], args=[token, lease_ms])
+
+    async def unlock(self, name: str, token: str) -> None:
+        await self._release_lock(keys=[self.key("lock", name)], args=[token])
+
+    async def acquire_host(
+        self, host: str, token: str, *, limit: int, lease_ms: int, interval_ms: int
+    ) -> int:
+        """0 when a request slot of `host` was taken; else milliseconds worth waiting (-1: busy)."""
+        result = await self._acquire_host(
+            keys=[self.key("host", host, "leases"), self.key("host", host, "next")],
+            args=[token, limit, lease_ms, interval_ms],
+        )
+        return int(result)
+
+    async def release_host(self, host: str, token: str) -> None:
+        await self._redis.zrem(self.key("host", host, "leases"), token)
+
+    async def cached_robots(self, origin: str) -> tuple[int | None, str] | None:
+        raw = await self._redis.get(self.key("robots", origin))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return data["status"], data["body"]
+
+    async def cache_robots(self, origin: str, status: int | None, body: str, ttl: float) -> None:
+        payload = json.dumps({"status": status, "body": body})
+        await self._redis.set(self.key("robots", origin), payload, px=max(int(ttl * 1000), 1))

@@ -1,0 +1,102 @@
+"""The batch commands, as users and evaluation harnesses call them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import newsmon_up, wait_for_metric
+
+from services.samples.server import SampleSite, sample_pages
+
+pytestmark = pytest.mark.e2e
+
+
+def newsmon(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_clean_prints_one_json_object_per_input(tmp_path: Path) -> None:
+    pages = sorted(sample_pages())
+    gz = tmp_path / "page.html.gz"
+    gz.write_bytes(gzip.compress(pages[0].read_bytes()))
+    result = newsmon("clean", str(pages[1]), str(gz))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == [pages[1].name, "page.html.gz"]
+    for record in records:
+        assert record["title"] and record["text"] and record["lang"]
+        assert {"date", "word_count", "empty_reason"} <= record.keys()
+
+
+def test_clean_reports_unreadable_input_and_goes_on(tmp_path: Path) -> None:
+    page = sorted(sample_pages())[0]
+    result = newsmon("clean", str(tmp_path / "missing.html"), str(page))
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "error" in records[0] and records[1]["text"]
+
+
+def test_seed_pages_cleaned_then_grouped_give_the_expected_stories(tmp_path: Path) -> None:
+    pages = sorted(sample_pages())
+    cleaned = newsmon("clean", *map(str, pages))
+    assert cleaned.returncode == 0, cleaned.stderr
+    lines = []
+    for record in map(json.loads, cleaned.stdout.splitlines()):
+        seed = record["source"][:3]
+        lines.append(
+            json.dumps(
+                {
+                    "id": seed,
+                    "title": record["title"],
+                    "text": record["text"],
+                    "lang": record["lang"],
+                }
+            )
+        )
+    grouped = newsmon("group", "-", stdin="\n".join(lines) + "\n")
+    assert grouped.returncode == 0, grouped.stderr
+    stories: dict[str, set[str]] = {}
+    output = [json.loads(line) for line in grouped.stdout.splitlines()]
+    assert [o["id"] for o in output] == ["000", "001", "002", "003", "004"]
+    for o in output:
+        stories.setdefault(o["story"], set()).add(o["id"])
+    assert sorted(map(sorted, stories.values())) == [["000", "002", "004"], ["001"], ["003"]]
+
+
+def test_group_rejects_a_bad_line_with_its_number() -> None:
+    result = newsmon("group", "-", stdin='{"id": "1", "title": "t", "text": "x"}\nnot json\n')
+    assert result.returncode == 2
+    assert ":2:" in result.stderr
+
+
+def test_up_runs_the_pipeline_serves_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with SampleSite() as site:
+        config = (
+            f"sources:\n  - name: sample-news\n    url: {site.feed_url}\n"
+            "topics:\n  - name: OpenAI\n    keywords: [OpenAI]\n"
+            'allowed_private_hosts: ["127.0.0.1"]\n'
+        )
+        with newsmon_up(config, tmp_path) as (base_url, process):
+            alerts = wait_for_metric(
+                base_url, 'newsmon_alerter_alerts_total{kind="new",topic="OpenAI"}', 3
+            )
+            assert alerts == 3.0
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    output = (tmp_path / "newsmon.log").read_text(encoding="utf-8")
+    assert process.returncode == 0, output
+    assert "metrics at" in output and "stopped" in output

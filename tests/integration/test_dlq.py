@@ -1,0 +1,98 @@
+"""`newsmon dlq`: dead letters listed, shown, replayed onto their stream once the
+cause is fixed, and purged; fetch failures are kept, not replayed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from contracts import TopicConfig
+from contracts.streams import dead_letter_stream
+from services.common.bus import DATA_FIELD, dead_letter, encode, park
+from services.common.consumer import Consumer
+from services.common.errors import PermanentError
+from services.common.metrics import ConsumerMetrics
+
+pytestmark = pytest.mark.integration
+
+STREAM = "test.topics"
+NOW = datetime(2025, 10, 9, tzinfo=UTC)
+
+
+def newsmon_dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "dlq", *args],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_replay_after_a_fix_processes_what_was_parked(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    handled: list[str] = []
+    fixed = False
+
+    async def handle(topic: TopicConfig) -> None:
+        if not fixed:
+            raise PermanentError("unknown_topic", f"no route for topic {topic.name}")
+        handled.append(topic.name)
+
+    consumer = Consumer(
+        service="test",
+        stream=STREAM,
+        model=TopicConfig,
+        handle=handle,
+        redis=redis,
+        metrics=ConsumerMetrics(CollectorRegistry()),
+        clock=lambda: NOW,
+    )
+    for number, name in enumerate(("energy", "markets")):
+        await consumer.consume(f"{number + 1}-0", encode(TopicConfig(name=name, keywords=("k",))))
+    await park(
+        redis,
+        dead_letter(
+            stream=STREAM,
+            entry_id="",
+            service="fetcher",
+            reason="broken_feed",
+            error="not a feed",
+            payload=b"<html>",
+            now=NOW,
+        ),
+    )
+
+    listed = newsmon_dlq(redis_url, "list", STREAM)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("unknown_topic") == 2
+    assert "[not replayable]" in listed.stdout and "3 dead letter(s)" in listed.stdout
+    assert (
+        f"{dead_letter_stream(STREAM)}  3 dead letter(s)" in newsmon_dlq(redis_url, "list").stdout
+    )
+
+    first_id = listed.stdout.split()[0]
+    shown = newsmon_dlq(redis_url, "show", STREAM, first_id)
+    assert json.loads(shown.stdout)["reason"] == "unknown_topic"
+
+    assert newsmon_dlq(redis_url, "replay", STREAM).returncode == 2  # ids or --all needed
+    replayed = newsmon_dlq(redis_url, "replay", STREAM, "--all")
+    assert "replayed 2" in replayed.stdout and "1 not replayable" in replayed.stdout
+
+    fixed = True
+    for entry_id, fields in await redis.xrange(STREAM):
+        await consumer.consume(entry_id.decode(), fields[DATA_FIELD])
+    assert handled == ["energy", "markets"]
+
+    purged = newsmon_dlq(redis_url, "purge", STREAM, "--all")
+    assert "purged 1" in purged.stdout
+    assert await redis.xlen(dead_letter_stream(STREAM)) == 0

@@ -1,0 +1,170 @@
+"""The fetcher service over real HTTP: manage sources at run time, push pages, and
+`newsmon ingest` for files; all publish through the same once-only path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from contracts import NewsmonConfig, RawArticle, SourceConfig
+from contracts.streams import ARTICLES_RAW
+from services.common.bus import DATA_FIELD
+from services.common.pipeline import running_services
+from services.common.settings import CommonSettings
+from services.fetcher.app import create_service
+
+pytestmark = pytest.mark.integration
+
+
+class Site:
+    """A feed (/feed.xml) and a sitemap (/sitemap.xml), each listing one page."""
+
+    def __init__(self) -> None:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                base = site.base_url
+                if self.path == "/feed.xml":
+                    body = f'<rss version="2.0"><channel><item><link>{base}/f.html</link></item>'
+                    self._send((body + "</channel></rss>").encode(), "application/rss+xml")
+                elif self.path == "/sitemap.xml":
+                    body = (
+                        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                        f"<url><loc>{base}/s.html</loc></url></urlset>"
+                    )
+                    self._send(body.encode(), "application/xml")
+                elif self.path == "/robots.txt":
+                    self._send(b"", "text/plain", status=404)
+                else:
+                    self._send(b"<html><body>page</body></html>", "text/html")
+
+            def _send(self, body: bytes, content_type: str, status: int = 200) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    served = Site()
+    yield served
+    served.close()
+
+
+async def urls_published(redis: aioredis.Redis) -> list[str]:
+    entries = await redis.xrange(ARTICLES_RAW)
+    return [RawArticle.model_validate_json(f[DATA_FIELD]).url for _, f in entries]
+
+
+async def wait_for(redis: aioredis.Redis, count: int) -> list[str]:
+    for _ in range(200):
+        if len(urls := await urls_published(redis)) >= count:
+            return urls
+        await asyncio.sleep(0.05)
+    return await urls_published(redis)
+
+
+async def test_sources_are_added_listed_paused_resumed_and_removed_over_http(
+    redis: aioredis.Redis, redis_url: str, site: Site
+) -> None:
+    config = NewsmonConfig(
+        sources=(SourceConfig(name="configured", url=f"{site.base_url}/feed.xml"),),
+        allowed_private_hosts=("127.0.0.1",),
+    )
+    settings = CommonSettings(redis_url=redis_url, http_port=0)
+    async with (
+        running_services([create_service], settings=settings, config=config) as pipeline,
+        httpx.AsyncClient(base_url=pipeline.http_url) as client,
+    ):
+        assert await wait_for(redis, 1) == [f"{site.base_url}/f.html"]
+
+        sitemap = {"name": "map", "url": f"{site.base_url}/sitemap.xml", "kind": "sitemap"}
+        added = await client.post("/sources", json={**sitemap, "lang": "fr", "tags": ["t"]})
+        assert added.status_code == 201 and added.json()["origin"] == "api"
+        assert (await client.post("/sources", json=sitemap)).status_code == 409
+        assert (await client.post("/sources", json={"name": "x"})).status_code == 422
+        assert (await wait_for(redis, 2))[1] == f"{site.base_url}/s.html"
+
+        listed = (await client.get("/sources")).json()["sources"]
+        assert [s["name"] for s in listed] == ["configured", "map"]
+        state = (await client.get("/sources/map")).json()
+        assert state["last_status"] == "ok" and state["error_count"] == 0
+        assert state["last_poll_at"] and state["next_poll_at"] and state["state"] == "active"
+
+        paused = await client.post("/sources/map/pause")
+        assert paused.json()["state"] == "paused"
+        resumed = await client.post("/sources/map/resume")
+        assert resumed.json()["state"] == "active"
+        assert (await client.delete("/sources/configured")).status_code == 409
+        assert (await client.delete("/sources/map")).status_code == 204
+        assert (await client.get("/sources/map")).status_code == 404
+
+        pushed = {"url": "https://example.org/pushed?utm_source=x", "html": "<p>pushed</p>"}
+        first = await client.post("/ingest", json=pushed)
+        assert first.status_code == 202 and first.json()["outcome"] == "published"
+        assert (await client.post("/ingest", json=pushed)).json()["outcome"] == "seen"
+        fetched = await client.post("/ingest", json={"url": f"{site.base_url}/pushed.html"})
+        assert fetched.json()["outcome"] == "published"
+        refused = await client.post("/ingest", json={"url": "http://10.1.2.3/x"})
+        assert refused.status_code == 502 and "blocked_address" in refused.json()["error"]
+        metrics = (await client.get("/metrics")).text
+    assert 'newsmon_fetcher_sources{state="active"}' in metrics
+    assert "newsmon_fetcher_host_queue_depth" in metrics
+    urls = await urls_published(redis)
+    assert len(urls) == len(set(urls)) == 4 and "https://example.org/pushed" in urls
+
+
+async def test_newsmon_ingest_publishes_files_folders_and_jsonl_once(
+    redis: aioredis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "pages").mkdir()
+    canonical = '<link rel="canonical" href="https://example.org/a">'
+    (tmp_path / "pages" / "a.html").write_text(f"<html><head>{canonical}</head></html>")
+    (tmp_path / "pages" / "b.htm").write_text("<html><body>no canonical link</body></html>")
+    lines = [
+        {"url": "https://example.org/c", "html": "<p>c</p>"},
+        {"url": "https://example.org/a#again", "html": "<p>a</p>"},
+    ]
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "services.cli", "ingest", str(tmp_path / "pages"), str(jsonl)],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    outcomes = [json.loads(line)["outcome"] for line in run.stdout.splitlines()]
+    assert outcomes == ["published", "published", "published", "seen"]
+    urls = await urls_published(redis)
+    assert urls[0] == "https://example.org/a" and urls[1].startswith("file://")
+    assert urls[2] == "https://example.org/c" and len(urls) == 3

@@ -1,0 +1,498 @@
+"""The poller against real HTTP servers on 127.0.0.1 that misbehave.
+
+Each case ends with a log line saying what happened, a metric counting it, and
+a fetcher that still works (the next healthy poll publishes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import brotli
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
+
+from contracts import DeadLetter, RawArticle, SourceConfig
+from contracts.streams import ARTICLES_RAW, dead_letter_stream
+from services.common.bus import DATA_FIELD
+from services.fetcher.handlers import Poller
+from services.fetcher.http import HttpxClient
+from services.fetcher.metrics import FetcherMetrics
+from services.fetcher.settings import FetcherSettings
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 10, 9, 12, 0, tzinfo=UTC)
+PAGE = b"<html><body><article><p>Story text.</p></article></body></html>"
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<rss version="2.0"><channel><title>&lol9;</title>
+<item><link>http://127.0.0.1/bomb-item</link></item></channel></rss>"""
+
+Route = Callable[[BaseHTTPRequestHandler], None]
+
+
+def rss(base: str, *names: str, ttl: int | None = None) -> bytes:
+    items = "".join(f"<item><title>{n}</title><link>{base}/{n}</link></item>" for n in names)
+    ttl_tag = f"<ttl>{ttl}</ttl>" if ttl else ""
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{ttl_tag}'
+        f"{items}</channel></rss>"
+    ).encode()
+
+
+def send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes = b"",
+    content_type: str = "text/plain",
+    **headers: str,
+) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class MisbehavingServer:
+    """Routes set per test; unknown paths are article pages; every request is recorded."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                route = server.routes.get(self.path)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    if route is not None:
+                        route(self)
+                    elif self.path == "/robots.txt":
+                        send(self, 404)
+                    else:
+                        send(self, 200, PAGE, "text/html; charset=utf-8")
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        class Quiet(ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def feed(self, *names: str, **headers: str) -> Route:
+        def respond(handler: BaseHTTPRequestHandler) -> None:
+            send(handler, 200, rss(self.base_url, *names), "application/rss+xml", **headers)
+
+        return respond
+
+    def pages_fetched(self) -> list[str]:
+        return [p for p in self.requests if p.endswith(".html")]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[MisbehavingServer]:
+    site = MisbehavingServer()
+    yield site
+    site.close()
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+async def poller(redis: aioredis.Redis, registry: CollectorRegistry) -> AsyncIterator[Poller]:
+    settings = FetcherSettings(
+        host_min_interval_seconds=0, broken_after_failures=3, timeout_seconds=1.0
+    )
+    http = HttpxClient(
+        user_agent="newsmon-test/1.0",
+        timeout_seconds=settings.timeout_seconds,
+        read_timeout_seconds=0.5,
+        max_body_bytes=settings.max_body_bytes,
+        max_redirects=4,
+        allowed_private_hosts=["127.0.0.1"],
+    )
+    yield Poller(
+        redis=redis,
+        http=http,
+        sources=[],
+        settings=settings,
+        metrics=FetcherMetrics(registry),
+        clock=lambda: NOW,
+    )
+    await http.aclose()
+
+
+def source(server: MisbehavingServer, path: str = "/feed.xml", **fields: Any) -> SourceConfig:
+    return SourceConfig(name=fields.pop("name", "s"), url=server.base_url + path, **fields)
+
+
+def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+async def published(redis: aioredis.Redis) -> list[RawArticle]:
+    entries = await redis.xrange(ARTICLES_RAW)
+    return [RawArticle.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+
+
+async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
+    entries = await redis.xrange(dead_letter_stream(ARTICLES_RAW))
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+
+
+async def poll_logged(poller: Poller, src: SourceConfig) -> tuple[int, list[dict[str, Any]]]:
+    with capture_logs() as logs:
+        count = await poller.poll(src)
+    return count, logs
+
+
+async def still_works(poller: Poller, server: MisbehavingServer, path: str) -> None:
+    """The same source, healthy now, publishes its new item."""
+    server.routes[path] = server.feed(f"ok-{path.strip('/')}.html")
+    await poller.store.update_state("s", next_poll_at=0.0, status="active")
+    assert await poller.poll(source(server, path)) == 1
+
+
+async def test_an_unchanged_feed_answers_304_and_no_page_is_fetched_again(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    def conditional(handler: BaseHTTPRequestHandler) -> None:
+        if handler.headers.get("If-None-Match") == '"v1"':
+            send(handler, 304, ETag='"v1"')
+        else:
+            server.feed("a.html", "b.html", ETag='"v1"')(handler)
+
+    server.routes["/feed.xml"] = conditional
+    assert await poller.poll(source(server)) == 2
+    server.requests.clear()
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 0 and server.requests == ["/feed.xml"]
+    assert any(e["event"] == "source not modified" for e in logs)
+    assert metric(registry, "newsmon_fetcher_polls_total", outcome="not_modified") == 1
+
+
+async def test_429_is_retried_no_sooner_than_retry_after(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    server.routes["/feed.xml"] = lambda h: send(h, 429, Retry_After="3600")
+    count, logs = await poll_logged(poller, source(server))
+    state = await poller.store.load_state("s")
+    assert count == 0 and state.next_poll_at >= NOW.timestamp() + 3600
+    assert any(e["event"] == "source poll failed" and e["reason"] == "http_429" for e in logs)
+    assert metric(registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="http_429")
+    assert await dead_letters(poller._redis) == []  # transient: nothing to dead-letter
+    await still_works(poller, server, "/feed.xml")
+
+
+async def test_a_burst_of_500s_backs_off_marks_the_source_broken_then_it_recovers(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    server.routes["/feed.xml"] = lambda h: send(h, 500)
+    delays = []
+    for _ in range(3):
+        await poller.poll(source(server))
+        delays.append((await poller.store.load_state("s")).next_poll_at - NOW.timestamp())
+    state = await poller.store.load_state("s")
+    assert state.status == "broken" and state.failures == 3
+    assert delays[0] < delays[1] and delays[2] >= poller._settings.broken_retry_seconds
+    assert metric(registry, "newsmon_fetcher_source_events_total", event="broken") == 1
+    assert metric(registry, "newsmon_fetcher_fetches_total", kind="feed", status_class="5xx") == 3
+
+    server.routes["/feed.xml"] = server.feed("back.html")
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 1 and (await poller.store.load_state("s")).status == "active"
+    assert any(e["event"] == "source recovered" for e in logs)
+
+
+async def test_a_slow_drip_times_out(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    def drip(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.end_headers()
+        for _ in range(40):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    server.routes["/feed.xml"] = drip
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 0
+    assert any(e["event"] == "source poll failed" and e["reason"] == "timeout" for e in logs)
+    assert metric(registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="timeout")
+    await still_works(poller, server, "/feed.xml")
+
+
+async def test_a_100_mb_body_is_cut_at_the_cap_and_reported(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    sent = []
+
+    def huge(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.end_headers()
+        chunk = b"x" * 1_000_000
+        for _ in range(100):
+            handler.wfile.write(chunk)
+            sent.append(len(chunk))
+
+    server.routes["/feed.xml"] = huge
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 0
+    assert any(
+        e["event"] == "fetch dead-lettered" and e["reason"] == "body_too_large" for e in logs
+    )
+    [letter] = await dead_letters(poller._redis)
+    assert letter.reason == "body_too_large"
+    assert metric(
+        registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="body_too_large"
+    )
+    await asyncio.sleep(0.1)
+    assert sum(sent) < 100_000_000  # the server could not push it all: the fetcher hung up
+    await still_works(poller, server, "/feed.xml")
+
+
+async def test_a_redirect_loop_is_refused(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    server.routes["/feed.xml"] = lambda h: send(h, 302, Location="/loop")
+    server.routes["/loop"] = lambda h: send(h, 302, Location="/feed.xml")
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 0
+    assert any(e.get("reason") == "too_many_redirects" for e in logs)
+    assert metric(
+        registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="too_many_redirects"
+    )
+    await still_works(poller, server, "/feed.xml")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata (link-local)
+        "http://10.0.0.1/feed.xml",  # private
+        "http://localhost:{port}/ok.xml",  # a name resolving to loopback, not allow-listed
+    ],
+)
+async def test_a_redirect_to_a_private_address_is_refused(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry, target: str
+) -> None:
+    port = server.base_url.rsplit(":", 1)[1]
+    server.routes["/feed.xml"] = lambda h: send(h, 302, Location=target.format(port=port))
+    server.routes["/ok.xml"] = server.feed("leak.html")
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 0 and "/ok.xml" not in server.requests
+    assert any(e.get("reason") == "blocked_address" for e in logs)
+    [letter] = await dead_letters(poller._redis)
+    assert letter.reason == "blocked_address" and "refused" in letter.error
+    assert metric(
+        registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="blocked_address"
+    )
+
+
+async def test_malformed_xml_is_read_leniently_and_garbage_is_dead_lettered(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    broken = rss(server.base_url, "a.html", "b.html").replace(
+        b"<title>T</title>", b"<title>News & views <b></title>"
+    )[: -len("</channel></rss>")]
+    server.routes["/feed.xml"] = lambda h: send(h, 200, broken, "application/rss+xml")
+    assert await poller.poll(source(server)) == 2
+
+    server.routes["/other.xml"] = lambda h: send(h, 200, b"\x00\xff<<<not xml", "text/xml")
+    count, logs = await poll_logged(poller, source(server, "/other.xml", name="other"))
+    assert count == 0 and any(e.get("reason") == "broken_feed" for e in logs)
+    assert metric(registry, "newsmon_fetcher_polls_total", outcome="broken_feed") == 1
+
+
+async def test_an_xml_entity_bomb_is_refused_before_expansion(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    server.routes["/feed.xml"] = lambda h: send(h, 200, BOMB, "application/rss+xml")
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 0 and not server.pages_fetched()
+    [letter] = await dead_letters(poller._redis)
+    assert letter.reason == "broken_feed" and "entit" in letter.error.lower()
+    assert any(e.get("reason") == "broken_feed" for e in logs)
+    assert metric(registry, "newsmon_fetcher_polls_total", outcome="broken_feed") == 1
+    await still_works(poller, server, "/feed.xml")
+
+
+async def test_items_that_change_order_or_repeat_are_published_once(
+    poller: Poller, server: MisbehavingServer, redis: aioredis.Redis, registry: CollectorRegistry
+) -> None:
+    server.routes["/feed.xml"] = server.feed("a.html", "b.html")
+    assert await poller.poll(source(server)) == 2
+    server.routes["/feed.xml"] = server.feed("b.html", "a.html", "a.html", "c.html", "b.html")
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 1
+    assert [a.url.rsplit("/", 1)[1] for a in await published(redis)] == [
+        "a.html",
+        "b.html",
+        "c.html",
+    ]
+    assert any(e["event"] == "source polled" and e["new"] == 1 for e in logs)
+    assert metric(registry, "newsmon_fetcher_items_skipped_total", reason="seen") == 2
+
+
+async def test_the_same_item_in_two_feeds_is_published_once(
+    poller: Poller, server: MisbehavingServer, redis: aioredis.Redis, registry: CollectorRegistry
+) -> None:
+    base = server.base_url
+    server.routes["/one.xml"] = server.feed("shared.html")
+    server.routes["/two.xml"] = lambda h: send(
+        h,
+        200,
+        rss(base, "shared.html?utm_source=two#top", "own.html"),
+        "application/rss+xml",
+    )
+    assert await poller.poll(source(server, "/one.xml", name="one")) == 1
+    assert await poller.poll(source(server, "/two.xml", name="two")) == 1
+    urls = sorted(a.url for a in await published(redis))
+    assert urls == [f"{base}/own.html", f"{base}/shared.html"]
+    assert server.pages_fetched().count("/shared.html") == 1
+    assert metric(registry, "newsmon_fetcher_items_total", source="one") == 1
+
+
+async def test_gone_disables_the_source_and_a_permanent_redirect_moves_it(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    server.routes["/old.xml"] = lambda h: send(h, 301, Location="/new.xml")
+    server.routes["/new.xml"] = server.feed("a.html")
+    assert await poller.poll(source(server, "/old.xml")) == 1
+    assert (await poller.store.load_state("s")).url == f"{server.base_url}/new.xml"
+    assert metric(registry, "newsmon_fetcher_source_events_total", event="moved") == 1
+
+    server.routes["/new.xml"] = lambda h: send(h, 410)
+    server.requests.clear()
+    _count, logs = await poll_logged(poller, source(server, "/old.xml"))
+    assert server.requests == ["/new.xml"]  # the stored URL is used
+    state = await poller.store.load_state("s")
+    assert state.status == "disabled" and not state.is_due(float("inf"))
+    assert any(e["event"] == "source disabled: gone (410)" for e in logs)
+    assert metric(registry, "newsmon_fetcher_source_events_total", event="disabled") == 1
+
+
+async def test_next_poll_follows_max_age_and_ttl_within_bounds(
+    poller: Poller, server: MisbehavingServer
+) -> None:
+    server.routes["/feed.xml"] = server.feed("a.html", Cache_Control="max-age=7200")
+    await poller.poll(source(server, interval_seconds=300))
+    delay = (await poller.store.load_state("s")).next_poll_at - NOW.timestamp()
+    assert 7200 * 0.9 <= delay <= 7200 * 1.1
+
+    server.routes["/feed.xml"] = server.feed("a.html", Cache_Control="max-age=99999999")
+    await poller.poll(source(server, interval_seconds=300))
+    delay = (await poller.store.load_state("s")).next_poll_at - NOW.timestamp()
+    assert delay <= poller._settings.max_poll_seconds
+
+
+async def test_brotli_and_gzip_feeds_are_decoded(poller: Poller, server: MisbehavingServer) -> None:
+    body = rss(server.base_url, "br.html")
+    server.routes["/br.xml"] = lambda h: send(
+        h, 200, brotli.compress(body), "application/rss+xml", Content_Encoding="br"
+    )
+    server.routes["/gz.xml"] = lambda h: send(
+        h,
+        200,
+        gzip.compress(rss(server.base_url, "gz.html")),
+        "application/rss+xml",
+        Content_Encoding="gzip",
+    )
+    assert await poller.poll(source(server, "/br.xml", name="br")) == 1
+    assert await poller.poll(source(server, "/gz.xml", name="gz")) == 1
+
+
+async def test_robots_txt_is_obeyed_for_pages_and_an_unreadable_one_disallows(
+    poller: Poller, server: MisbehavingServer, redis: aioredis.Redis, registry: CollectorRegistry
+) -> None:
+    server.routes["/robots.txt"] = lambda h: send(
+        h, 200, b"User-agent: newsmon\nDisallow: /private/\n"
+    )
+    server.routes["/feed.xml"] = server.feed("private/x.html", "public.html")
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 1 and "/private/x.html" not in server.requests
+    assert any(e["event"] == "page disallowed by robots.txt" for e in logs)
+    assert server.requests.count("/robots.txt") == 1  # cached
+    assert metric(registry, "newsmon_fetcher_items_skipped_total", reason="robots_disallowed") == 1
+
+    other = MisbehavingServer()
+    try:
+        other.routes["/robots.txt"] = lambda h: send(h, 503)
+        other.routes["/feed.xml"] = other.feed("blocked.html")
+        assert await poller.poll(source(other, name="other")) == 0
+        assert other.pages_fetched() == []
+    finally:
+        other.close()
+
+
+async def test_the_loop_keeps_running_through_misbehaving_sources(
+    redis: aioredis.Redis, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    server.routes["/bomb.xml"] = lambda h: send(h, 200, BOMB, "application/rss+xml")
+    server.routes["/error.xml"] = lambda h: send(h, 500)
+    server.routes["/loop.xml"] = lambda h: send(h, 302, Location="/loop.xml")
+    server.routes["/good.xml"] = server.feed("good.html")
+    sources = [
+        source(server, f"/{name}.xml", name=name) for name in ("bomb", "error", "loop", "good")
+    ]
+    settings = FetcherSettings(host_min_interval_seconds=0, tick_seconds=0.05)
+    async with HttpxClient(user_agent="t", allowed_private_hosts=["127.0.0.1"]) as http:
+        poller = Poller(
+            redis=redis,
+            http=http,
+            sources=sources,
+            settings=settings,
+            metrics=FetcherMetrics(registry),
+            clock=lambda: NOW,
+        )
+        task = asyncio.create_task(poller.run_forever())
+        await asyncio.wait_for(poller.round_completed.wait(), timeout=30)
+        assert not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [a.source for a in await published(redis)] == ["good"]
+    assert metric(registry, "newsmon_fetcher_sources", state="active") == 4
+    assert metric(registry, "newsmon_fetcher_polls_total", outcome="failed") == 2

@@ -1,0 +1,171 @@
+"""The fetcher's poll loop against a real HTTP server on 127.0.0.1: new items
+once, conditional GET, broken feeds and pages dead-lettered, service unharmed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from contracts import DeadLetter, RawArticle, SourceConfig
+from contracts.streams import ARTICLES_RAW, dead_letter_stream
+from services.common.bus import DATA_FIELD
+from services.fetcher.handlers import Poller
+from services.fetcher.http import HttpxClient
+from services.fetcher.metrics import FetcherMetrics
+from services.fetcher.settings import FetcherSettings
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 10, 9, 12, 0, tzinfo=UTC)
+PAGE = b"<html><body><article><p>Story text.</p></article></body></html>"
+
+
+def rss(base: str, *names: str) -> bytes:
+    items = "".join(
+        f"<item><title>{n}</title><link>{base}/{n}</link><guid>{n}</guid></item>" for n in names
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}</channel></rss>'
+    ).encode()
+
+
+class NewsServer:
+    """A feed server whose answers each test sets; counts the requests."""
+
+    def __init__(self) -> None:
+        self.feed_names: list[str] = ["a.html", "b.html"]
+        self.feed_body: bytes | None = None
+        self.etag = '"v1"'
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                if self.path == "/feed.xml":
+                    if self.headers.get("If-None-Match") == server.etag:
+                        self.send_response(304)
+                        self.end_headers()
+                        return
+                    body = server.feed_body or rss(server.base_url, *server.feed_names)
+                    self._send(200, body, "application/rss+xml", {"ETag": server.etag})
+                elif self.path == "/gone.html":
+                    self._send(404, b"not here", "text/plain")
+                else:
+                    self._send(200, PAGE, "text/html; charset=utf-8")
+
+            def _send(
+                self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+            ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[NewsServer]:
+    news = NewsServer()
+    yield news
+    news.close()
+
+
+@pytest.fixture
+def source(server: NewsServer) -> SourceConfig:
+    return SourceConfig(name="test", url=f"{server.base_url}/feed.xml", lang="en")
+
+
+@pytest.fixture
+async def poller(redis: aioredis.Redis, source: SourceConfig) -> AsyncIterator[Poller]:
+    http = HttpxClient(
+        user_agent="newsmon-test", timeout_seconds=5, allowed_private_hosts=["127.0.0.1"]
+    )
+    yield Poller(
+        redis=redis,
+        http=http,
+        sources=[source],
+        settings=FetcherSettings(host_min_interval_seconds=0),
+        metrics=FetcherMetrics(CollectorRegistry()),
+        clock=lambda: NOW,
+    )
+    await http.aclose()
+
+
+async def published(redis: aioredis.Redis) -> list[RawArticle]:
+    entries = await redis.xrange(ARTICLES_RAW)
+    return [RawArticle.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+
+
+async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
+    entries = await redis.xrange(dead_letter_stream(ARTICLES_RAW))
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+
+
+async def test_each_item_is_published_once_and_unchanged_feeds_answer_304(
+    redis: aioredis.Redis, server: NewsServer, poller: Poller, source: SourceConfig
+) -> None:
+    assert await poller.poll(source) == 2
+    articles = await published(redis)
+    assert [a.url for a in articles] == [f"{server.base_url}/a.html", f"{server.base_url}/b.html"]
+    assert articles[0].html.startswith("<html>") and articles[0].lang_hint == "en"
+
+    server.requests.clear()
+    assert await poller.poll(source) == 0
+    assert server.requests == ["/feed.xml"]  # 304: no page fetched again
+    assert (await poller.load_state(source)).etag == '"v1"'
+
+    server.etag = '"v2"'
+    server.feed_names = ["b.html", "c.html", "a.html"]  # reordered, one new
+    assert await poller.poll(source) == 1
+    assert [a.url.rsplit("/", 1)[1] for a in await published(redis)] == [
+        "a.html",
+        "b.html",
+        "c.html",
+    ]
+
+
+async def test_a_broken_feed_is_dead_lettered_and_backed_off(
+    redis: aioredis.Redis, server: NewsServer, poller: Poller, source: SourceConfig
+) -> None:
+    server.feed_body = b"<html><body>This is a parking page, not a feed</body></html>"
+    assert await poller.poll(source) == 0
+    [letter] = await dead_letters(redis)
+    assert letter.reason == "broken_feed" and "test" in letter.error
+    state = await poller.load_state(source)
+    assert state.failures == 1 and state.next_poll_at > NOW.timestamp()
+
+    server.feed_body = None  # the feed recovers
+    assert await poller.poll(source) == 2
+    assert (await poller.load_state(source)).failures == 0
+
+
+async def test_a_missing_page_is_dead_lettered_once_and_others_go_through(
+    redis: aioredis.Redis, server: NewsServer, poller: Poller, source: SourceConfig
+) -> None:
+    server.feed_names = ["gone.html", "a.html"]
+    assert await poller.poll(source) == 1
+    server.etag = '"v2"'
+    assert await poller.poll(source) == 0
+    [letter] = await dead_letters(redis)
+    assert "gone.html" in letter.error and letter.service == "fetcher"

@@ -1,0 +1,144 @@
+"""The story index in a real Redis: same decisions as in memory, atomic under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio
+
+from services.common.redis import connect
+from services.detector.core import DEFAULT_PARAMS, ArticleIn, assign_story, fingerprint
+from services.detector.index import MemoryStoryIndex, RedisStoryIndex, place_article
+from tests.conftest import SHARED, require_shared
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 10, 10, 12, 0, tzinfo=UTC)
+TEXT = (
+    "Le Parlement européen a adopté mardi à Strasbourg la directive sur les semi-conducteurs, "
+    "par 412 voix contre 133. Selon Thierry Breton, le texte mobilisera 43 milliards d'euros "
+    "d'ici 2030, dont 3,3 milliards issus du budget de l'Union. Intel et TSMC ont salué le vote. "
+)
+TRANSLATION = (
+    "Das Europäische Parlament hat am Dienstag in Strasbourg die Richtlinie über Halbleiter "
+    "angenommen, mit 412 zu 133 Stimmen. Laut Thierry Breton soll der Text bis 2030 rund 43 "
+    "Milliarden Euro mobilisieren, davon 3,3 Milliarden aus dem Haushalt der Union. Intel und "
+    "TSMC begrüßten die Abstimmung. "
+)
+
+
+@pytest.fixture
+async def clients(redis_url: str) -> AsyncIterator[list[redis.asyncio.Redis]]:
+    """Two connections, as two detector replicas would have (the session's Redis)."""
+    opened = [connect(redis_url), connect(redis_url)]
+    try:
+        yield opened
+    finally:
+        for client in opened:
+            await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of its own per test, so tests never see each other's stories."""
+    return f"test:detector:{uuid.uuid4().hex[:10]}"
+
+
+def _article(article_id: str, text: str = TEXT, lang: str = "fr") -> ArticleIn:
+    return ArticleIn(article_id, "Semi-conducteurs", text * 3, lang, f"src-{article_id}", "u")
+
+
+async def test_translation_and_copies_share_a_story_in_redis(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    index = RedisStoryIndex(clients[0], prefix=prefix)
+    first = await place_article(index, _article("fr-1"), NOW)
+    copy = await place_article(index, _article("fr-copy"), NOW)
+    german = await place_article(index, _article("de-1", TRANSLATION, "de"), NOW)
+    assert first.created
+    assert (copy.story_id, copy.reason) == (first.story_id, "exact")
+    assert (german.story_id, german.reason) == (first.story_id, "translation")
+    snapshot = await index.snapshot(first.story_id)
+    assert snapshot is not None
+    assert [m.article_id for m in snapshot.members] == ["fr-1", "fr-copy", "de-1"]
+    assert snapshot.languages == ("fr", "de")
+
+
+async def test_placing_again_in_redis_adds_no_member(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    index = RedisStoryIndex(clients[0], prefix=prefix)
+    first = await place_article(index, _article("a"), NOW)
+    again = await place_article(index, _article("a"), NOW)
+    assert again.story_id == first.story_id and not again.created
+    snapshot = await index.snapshot(first.story_id)
+    assert snapshot is not None and len(snapshot.members) == 1
+
+
+async def test_a_stale_commit_is_refused_and_the_retry_joins(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    replica_a = RedisStoryIndex(clients[0], prefix=prefix)
+    replica_b = RedisStoryIndex(clients[1], prefix=prefix)
+    fp_a, fp_b = fingerprint(_article("a")), fingerprint(_article("b"))
+    lookup_a = await replica_a.lookup(fp_a, DEFAULT_PARAMS, NOW)
+    lookup_b = await replica_b.lookup(fp_b, DEFAULT_PARAMS, NOW)
+    decision_a = assign_story(fp_a, lookup_a.candidates, NOW, stats=lookup_a.stats)
+    decision_b = assign_story(fp_b, lookup_b.candidates, NOW, stats=lookup_b.stats)
+    assert decision_a.created and decision_b.created
+    placed_a = await replica_a.commit(fp_a, decision_a, lookup_a, NOW)
+    assert placed_a is not None
+    assert await replica_b.commit(fp_b, decision_b, lookup_b, NOW) is None
+    retried = await place_article(replica_b, _article("b"), NOW)
+    assert (retried.story_id, retried.reason) == (placed_a.story_id, "exact")
+
+
+async def test_concurrent_replicas_put_simultaneous_copies_in_one_story(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    replicas = [RedisStoryIndex(client, prefix=prefix) for client in clients]
+    placements = await asyncio.gather(
+        *(place_article(replicas[n % 2], _article(f"copy-{n}"), NOW) for n in range(8))
+    )
+    assert len({p.story_id for p in placements}) == 1
+    assert sum(p.created for p in placements) == 1
+    snapshot = await replicas[0].snapshot(placements[0].story_id)
+    assert snapshot is not None and len(snapshot.members) == 8
+
+
+async def test_keys_share_one_hash_tag_and_expire(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    index = RedisStoryIndex(clients[0], prefix=prefix, story_ttl_seconds=3600)
+    placement = await place_article(index, _article("a"), NOW)
+    keys = [key.decode() async for key in clients[0].scan_iter(match=f"{{{prefix}}}:*")]
+    assert keys and all(key.startswith(f"{{{prefix}}}:") for key in keys)
+    members_key = f"{{{prefix}}}:m:{placement.story_id}"
+    assert 0 < await clients[0].ttl(members_key) <= 3600
+
+
+async def test_redis_and_memory_indexes_decide_alike(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    path = require_shared(SHARED / "eval" / "stories" / "wmt-newstest.jsonl")
+    with path.open(encoding="utf-8") as handle:
+        everything = [json.loads(line) for line in handle]
+    chosen = sorted({row["story"] for row in everything})[:20]
+    rows = [row for row in everything if row["story"] in chosen]
+    articles = [ArticleIn(r["id"], r["title"], r["text"], r["lang"], "s", "u") for r in rows]
+    in_redis = RedisStoryIndex(clients[0], prefix=prefix)
+    in_memory = MemoryStoryIndex()
+    for article in articles:
+        from_redis = await place_article(in_redis, article, NOW)
+        from_memory = await place_article(in_memory, article, NOW)
+        assert (from_redis.story_id, from_redis.reason) == (
+            from_memory.story_id,
+            from_memory.reason,
+        ), article.article_id
+    stories = {(await place_article(in_redis, a, NOW)).story_id for a in articles}
+    assert len(stories) < len(articles) / 2

@@ -1,0 +1,253 @@
+"""Cleaner core: article text without the page's furniture, metadata, and no crash on any input."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.cleaner.core import Extraction, extract
+from services.samples.build_site import SITES
+from services.samples.server import sample_pages
+
+PAGES = {path.name[:3]: path for path in sample_pages()}
+EXPECTED_LANG = {"000": "fr", "001": "fr", "002": "it", "003": "fr", "004": "pt"}
+KEY_SENTENCES = {
+    "000": (
+        "OpenAI est en train de passer d’un laboratoire de recherche",  # noqa: RUF001 (seed text)
+        "Ce passage du « conseil » à « l’exécution » explique pourquoi OpenAI",  # noqa: RUF001
+    ),
+    "001": (
+        "Lors d'un récent dialogue approfondi, Satya Nadella",
+        "« créer plus de valeur avec moins de personnel » deviendra un enjeu central",
+    ),
+    "002": (
+        'OpenAI si sta trasformando da un laboratorio di ricerca a un "impero AI"',
+        'Questo passaggio dal "consigliare" all\'"eseguire" spiega perché OpenAI',
+    ),
+    "003": (
+        "Cette entrevue avec Sam Altman, cofondateur et PDG d'OpenAI",
+        "les enfants grandiront dans un monde très différent",
+    ),
+    "004": (
+        'A OpenAI está passando de um laboratório de pesquisa para um "império de IA"',
+        'Essa mudança de "aconselhar" para "executar" explica por que a OpenAI',
+    ),
+}
+BOILERPLATE = (
+    "Avertissement",
+    "Esclusione di responsabilità",
+    "Aviso Legal",
+    "Vous pourriez également aimer",
+    "Ti potrebbe interessare anche",
+    "Talvez também goste",
+    "En vogue",
+    "In tendenza",
+    "Populares",
+    "Prix des cryptos",
+    "Prezzi delle criptovalute",
+    "Preços de criptomoedas",
+    "Chargement du thread",
+    "Récupération des tweets originaux",
+    "Le tarif de Trump sur la Chine",
+    "Résilience de BNB",
+    "Imperturbable face à l'effondrement",
+    "Le azioni di Canaan",
+    "BlackRock IBIT",
+    "Smarter Web Company",
+    "Solana Foundation",
+    "Fase real de recuperação",
+    "cookies",
+    "Tous droits réservés",
+    *(headline for site in SITES.values() for headline in site.trending),
+)
+
+
+def page_html(seed_id: str) -> str:
+    return PAGES[seed_id].read_text(encoding="utf-8")
+
+
+def without_markup_hints(page: str) -> str:
+    """The page with no class/id/aria hints and its widgets moved inside <article>."""
+    bare = re.sub(r'\s(?:class|id|aria-[a-z]+|role)="[^"]*"', "", page)
+    return bare.replace("</article>", "").replace("</main>", "</article>\n</main>")
+
+
+def assert_article_only(result: Extraction, seed_id: str) -> None:
+    for phrase in BOILERPLATE:
+        assert phrase not in result.text, phrase
+    for sentence in KEY_SENTENCES[seed_id]:
+        assert sentence in result.text
+    assert result.lang == EXPECTED_LANG[seed_id]
+    assert result.empty_reason is None
+
+
+@pytest.mark.parametrize("seed_id", sorted(EXPECTED_LANG))
+def test_sample_page_extracts_to_article_without_tail(seed_id: str) -> None:
+    page = page_html(seed_id)
+    result = extract(page, url=f"http://127.0.0.1:8765/{PAGES[seed_id].name}")
+
+    assert_article_only(result, seed_id)
+    headline = re.search(r"<h1>(.*?)</h1>", page)
+    assert headline is not None
+    assert result.title == html.unescape(headline.group(1))
+    assert not result.text.startswith(result.title)
+    assert result.word_count == len(result.text.split()) > 150
+
+
+@pytest.mark.parametrize("seed_id", sorted(EXPECTED_LANG))
+def test_tail_is_dropped_by_structure_alone(seed_id: str) -> None:
+    assert_article_only(extract(without_markup_hints(page_html(seed_id))), seed_id)
+
+
+def test_metadata_comes_from_the_page() -> None:
+    result = extract(page_html("004"))
+    assert result.published == datetime(2025, 10, 9, 12, 10, tzinfo=UTC)
+    assert result.author == "Long Yue"
+    assert result.site_name == "Correio Cripto"
+    assert result.canonical_url == "https://www.correiocripto.example/pt/news/sam-altman-a16z"
+
+
+def article(paragraphs: list[str], *, lang: str = "en", head: str = "") -> str:
+    body = "\n".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    return (
+        f'<html lang="{lang}"><head><title>Harbour reopens</title>{head}</head>'
+        f"<body><article><h1>Harbour reopens</h1>{body}</article></body></html>"
+    )
+
+
+STORY = [
+    "The Port of Marseille reopened its northern basin on Tuesday after three weeks of repairs "
+    "to the sea wall damaged in the September storm, the harbour authority said.",
+    "Ferries to Corsica and Sardinia resumed their normal timetable, while cargo operators "
+    "said the backlog of containers would take another week to clear.",
+    "Engineers from the authority replaced four hundred metres of the breakwater and added "
+    "sensors that report wave loads to the control room every minute.",
+]
+
+
+def test_labelled_note_without_the_story_names_is_dropped() -> None:
+    note = "Disclaimer: the views expressed are the author's own and not investment advice."
+    result = extract(article([*STORY, note]))
+    assert "Disclaimer" not in result.text
+    assert STORY[-1] in result.text
+
+
+def test_labelled_conclusion_naming_the_story_is_kept() -> None:
+    ending = "Conclusion: Marseille expects Corsica traffic to beat last year's record."
+    assert ending in extract(article([*STORY, ending])).text
+
+
+def test_loader_note_is_dropped_but_short_last_sentence_is_kept() -> None:
+    loader = ["Loading the thread", "Fetching the posts from X.", "This takes a few seconds."]
+    assert "Loading" not in extract(article([*STORY, *loader])).text
+    last = "The authority will publish its report in November."
+    assert extract(article([*STORY, last])).text.endswith(last)
+
+
+def test_declared_language_is_checked_against_the_text() -> None:
+    french = [
+        "Le port de Marseille a rouvert mardi son bassin nord après trois semaines de travaux "
+        "sur la digue endommagée par la tempête de septembre, a indiqué l'autorité portuaire.",
+        "Les ferries vers la Corse et la Sardaigne ont repris leurs horaires habituels.",
+    ]
+    assert extract(article(french, lang="en")).lang == "fr"
+    assert extract(article(STORY, lang="en-GB")).lang == "en"
+
+
+def test_date_without_time_is_midnight_utc() -> None:
+    meta = '<meta property="article:published_time" content="2025-10-21">'
+    assert extract(article(STORY, head=meta)).published == datetime(2025, 10, 21, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty_input"),
+        ("  \n\t ", "empty_input"),
+        ("just a line of plain text, no markup at all", "not_html"),
+        (bytes(range(256)).decode("latin-1") * 4, "binary"),
+        ("<html><body><nav><a href='/'>Home</a></nav></body></html>", "no_main_text"),
+    ],
+)
+def test_unusable_input_gives_empty_text_and_a_reason(raw: str, reason: str) -> None:
+    result = extract(raw)
+    assert (result.text, result.word_count, result.empty_reason) == ("", 0, reason)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text())
+def test_never_raises_on_arbitrary_text(raw: str) -> None:
+    result = extract(raw)
+    assert (result.empty_reason is None) == bool(result.text)
+
+
+TAGS = st.sampled_from(["div", "p", "article", "span", "a", "ul", "li", "h1", "h2", "table"])
+TEXT = st.text(min_size=0, max_size=40)
+NESTED_HTML = st.recursive(
+    TEXT,
+    lambda inner: st.builds(
+        lambda tag, parts: f"<{tag}>{''.join(parts)}</{tag}>", TAGS, st.lists(inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(NESTED_HTML, st.sampled_from(["", "<html><body>", "<!DOCTYPE html><html lang='xx'>"]))
+def test_never_raises_on_arbitrary_nested_html(fragment: str, prefix: str) -> None:
+    result = extract(prefix + fragment, lang_hint="fr")
+    assert result.word_count == len(result.text.split())
+    assert (result.empty_reason is None) == bool(result.text)
+
+
+def test_truncated_page_keeps_the_text_it_has() -> None:
+    page = article(STORY)
+    cut = page[: page.index(STORY[2][:40])]
+    result = extract(cut)
+    assert STORY[0] in result.text
+    assert result.empty_reason is None
+
+
+def test_megabytes_of_nested_tags_give_an_answer() -> None:
+    depth = 200_000
+    page = "<html><body>" + "<div><span>" * depth + "deep" + "</span></div>" * depth
+    result = extract(page)
+    assert (result.empty_reason is None) == bool(result.text)
+
+
+def test_page_decoded_with_the_wrong_charset_still_extracts() -> None:
+    french = [
+        "Le port de Marseille a rouvert mardi son bassin nord après trois semaines de travaux "
+        "sur la digue endommagée par la tempête de septembre, a indiqué l'autorité portuaire.",
+        "Les ferries vers la Corse et la Sardaigne ont repris leurs horaires habituels, selon "
+        "les opérateurs qui prévoient une semaine pour résorber le retard des conteneurs.",
+    ]
+    mojibake = article(french, lang="").encode("utf-8").decode("latin-1")
+    result = extract(mojibake)
+    assert result.empty_reason is None
+    assert result.lang == "fr"
+
+
+def test_text_is_nfc_with_single_spaces() -> None:
+    decomposed = "Le cafe\u0301   ferme\u200b ses portes apre\u0300s trente ans de service a Paris."
+    result = extract(article([decomposed, *STORY]))
+    assert "Le café ferme ses portes après trente ans" in result.text
+    assert "  " not in result.text
+
+
+def test_link_list_inside_the_article_is_dropped() -> None:
+    links = "".join(
+        f'<li><a href="/n/{n}">Another headline about the harbour number {n}</a></li>'
+        for n in range(5)
+    )
+    page = article(STORY).replace(
+        f"<p>{html.escape(STORY[1])}</p>", f"<p>{html.escape(STORY[1])}</p><ul>{links}</ul>"
+    )
+    result = extract(page)
+    assert "Another headline" not in result.text
+    assert STORY[2] in result.text
