@@ -1,0 +1,364 @@
+"""Wiring shared by every service: broker, subscriptions, background tasks, HTTP.
+
+A service's app factory returns a `Service` (its subscriptions and background
+tasks); `build_app` puts one or several services on one FastStream broker and
+serves `/metrics`, `/healthz` and `/readyz` next to them. `newsmon up` passes
+all four services, `newsmon serve X` one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import structlog
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import ASGIApp, Receive, Scope, Send
+from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
+from prometheus_client import CollectorRegistry, make_asgi_app
+from pydantic import BaseModel
+from redis.exceptions import RedisError, ResponseError
+
+from contracts import NewsmonConfig
+from services.common.bus import DATA_FIELD
+from services.common.clock import Clock
+from services.common.consumer import REDIS_UNAVAILABLE, Backoff, Consumer
+from services.common.metrics import ConsumerMetrics, StreamMetrics
+from services.common.settings import CommonSettings
+from services.common.streams import delivery_count, group_backlog, trim_finished
+
+log = structlog.get_logger("newsmon.runtime")
+
+M = TypeVar("M", bound=BaseModel)
+
+BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What a service is given; nothing is created at import."""
+
+    settings: CommonSettings
+    config: NewsmonConfig
+    redis: aioredis.Redis
+    registry: CollectorRegistry
+    consumer_metrics: ConsumerMetrics
+    clock: Clock
+
+    def consumer(
+        self, *, service: str, stream: str, model: type[M], handle: Callable[[M], Awaitable[None]]
+    ) -> Consumer[M]:
+        """A `Consumer` of `stream` with the shared metrics, clock and retry policy."""
+        return Consumer(
+            service=service,
+            stream=stream,
+            model=model,
+            handle=handle,
+            redis=self.redis,
+            metrics=self.consumer_metrics,
+            clock=self.clock,
+            attempts=self.settings.handler_attempts,
+            retry_base_seconds=self.settings.retry_base_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A consumer group reading one stream through a `Consumer`."""
+
+    group: str
+    consumer: Consumer[Any]
+
+
+@dataclass(slots=True)
+class Service:
+    """One service's parts, as its app factory builds them."""
+
+    name: str
+    subscriptions: Sequence[Subscription] = ()
+    tasks: Sequence[BackgroundTask] = ()
+    closers: Sequence[Callable[[], Awaitable[None]]] = ()
+    routes: Sequence[tuple[str, ASGIApp]] = ()
+    """HTTP endpoints: (path, ASGI app); the app also gets every path under `path/`."""
+    ready: Callable[[], bool] = field(default=lambda: True)
+    """True when the service can do its work (for /readyz)."""
+    settled: Callable[[], bool] = field(default=lambda: True)
+    """True once the service has done its start-up work (the fetcher: one poll of
+    every source); with drained streams this means a run is complete."""
+
+
+ServiceFactory = Callable[[Deps], Service]
+
+
+async def ensure_groups(redis: aioredis.Redis, services: Sequence[Service]) -> None:
+    """Create each consumer group at the start of its stream, so nothing published
+    before a consumer first ran is skipped (FastStream would create it at `$`)."""
+    for service in services:
+        for sub in service.subscriptions:
+            try:
+                await redis.xgroup_create(sub.consumer.stream, sub.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+
+def _entry_id(msg: RedisStreamMessage) -> str:
+    raw_id = msg.raw_message["message_ids"][0]
+    return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+
+
+def subscribe(broker: RedisBroker, sub: Subscription, consumer_name: str, polling_ms: int) -> None:
+    """Register `sub` on the broker; the entry is acknowledged after it was handled."""
+    consumer = sub.consumer
+
+    async def on_message(msg: RedisStreamMessage) -> None:
+        await consumer.consume(_entry_id(msg), msg.body)
+        await msg.ack()
+
+    on_message.__name__ = f"{consumer.service}_{consumer.stream.replace('.', '_')}"
+    broker.subscriber(
+        stream=StreamSub(
+            consumer.stream,
+            group=sub.group,
+            consumer=consumer_name,
+            polling_interval=polling_ms,
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{consumer.service}:{consumer.stream}",
+    )(on_message)
+
+
+async def reclaim_stalled(
+    redis: aioredis.Redis,
+    sub: Subscription,
+    consumer_name: str,
+    *,
+    min_idle_ms: int,
+    interval_seconds: float,
+    max_deliveries: int,
+) -> None:
+    """Forever: take over entries another consumer read but never acknowledged
+    for `min_idle_ms` (it died), handle and acknowledge them. An entry delivered
+    more than `max_deliveries` times (it kills whoever handles it) is parked."""
+    stream = sub.consumer.stream
+    while True:
+        start = b"0-0"
+        while True:
+            next_start, entries, *_ = await redis.xautoclaim(
+                stream, sub.group, consumer_name, min_idle_ms, start_id=start, count=50
+            )
+            for raw_id, fields in entries:
+                entry_id = raw_id.decode()
+                if fields is None:  # deleted from the stream meanwhile: nothing to do
+                    await redis.xack(stream, sub.group, raw_id)
+                    continue
+                body = fields.get(DATA_FIELD, b"")
+                deliveries = await delivery_count(redis, stream, sub.group, entry_id)
+                log.info(
+                    "reclaimed stalled entry",
+                    stream=stream,
+                    entry_id=entry_id,
+                    deliveries=deliveries,
+                )
+                if deliveries > max_deliveries:
+                    await sub.consumer.park_entry(
+                        entry_id,
+                        body,
+                        "too_many_deliveries",
+                        f"delivered {deliveries} times without being acknowledged",
+                    )
+                else:
+                    await sub.consumer.consume(entry_id, body)
+                await redis.xack(stream, sub.group, raw_id)
+            if next_start in (b"0-0", "0-0"):
+                break
+            start = next_start
+        await asyncio.sleep(interval_seconds)
+
+
+@dataclass(slots=True)
+class RunningTasks:
+    """Background tasks started after the broker and cancelled before it stops."""
+
+    factories: list[BackgroundTask]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.tasks = [asyncio.create_task(supervised(f)) for f in self.factories]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+
+async def supervised(
+    factory: BackgroundTask, *, first_delay: float = 0.5, max_delay: float = 30.0
+) -> None:
+    """Run a background task forever: when it fails (Redis went away, a bug), log
+    it and start it again after a delay doubling up to `max_delay` seconds."""
+    delay = first_delay
+    name = getattr(factory, "__name__", "task")
+    while True:
+        started = time.monotonic()
+        try:
+            await factory()
+            return
+        except asyncio.CancelledError:
+            raise
+        except RedisError as exc:
+            log.warning("background task lost Redis, restarting", task=name, error=str(exc))
+        except Exception:
+            log.exception("background task failed, restarting", task=name)
+        if time.monotonic() - started > max_delay:
+            delay = first_delay
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+
+
+class PrefixRoutedApp(AsgiFastStream):
+    """FastStream's ASGI app, where a route also serves the paths below it
+    (`/sources` serves `/sources/x/pause`), so services can mount small APIs."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for path, app in self.routes:
+                if scope["path"].startswith(path.rstrip("/") + "/"):
+                    await app(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
+def build_app(
+    services: Sequence[Service],
+    *,
+    broker: RedisBroker,
+    redis: aioredis.Redis,
+    registry: CollectorRegistry,
+    settings: CommonSettings,
+    polling_ms: int = 100,
+    stream_metrics_seconds: float = 5.0,
+) -> PrefixRoutedApp:
+    """One FastStream application serving `services` and their HTTP endpoints."""
+    subscriptions = [sub for service in services for sub in service.subscriptions]
+    background: list[BackgroundTask] = []
+    if subscriptions:
+        background.append(
+            _stream_watcher(redis, subscriptions, StreamMetrics(registry), stream_metrics_seconds)
+        )
+    for service in services:
+        background.extend(service.tasks)
+        for sub in service.subscriptions:
+            subscribe(broker, sub, settings.consumer_name, polling_ms)
+            background.append(_reclaimer(redis, sub, settings))
+            background.append(_trimmer(redis, sub.consumer.stream, settings))
+    running = RunningTasks(background)
+
+    @get(include_in_schema=False)
+    async def healthz(scope: Any) -> AsgiResponse:
+        return AsgiResponse(b"ok\n", 200)
+
+    @get(include_in_schema=False)
+    async def readyz(scope: Any) -> AsgiResponse:
+        broker_up = await broker.ping(timeout=1.0)
+        services_ready = all(service.ready() for service in services)
+        if broker_up and services_ready:
+            return AsgiResponse(b"ready\n", 200)
+        return AsgiResponse(b"not ready\n", 503)
+
+    async def before_start() -> None:
+        outage = Backoff(first=0.2)
+        while True:
+            try:
+                await ensure_groups(redis, services)
+                return
+            except REDIS_UNAVAILABLE as exc:  # a service may start before its Redis
+                await outage.wait("runtime", "startup", exc)
+
+    async def after_stop() -> None:
+        for service in services:
+            for close in service.closers:
+                await close()
+
+    service_routes = [route for service in services for route in service.routes]
+    return PrefixRoutedApp(
+        broker,
+        asgi_routes=[
+            ("/metrics", make_asgi_app(registry)),
+            ("/healthz", healthz),
+            ("/readyz", readyz),
+            *service_routes,
+        ],
+        on_startup=[before_start],
+        after_startup=[running.start],
+        on_shutdown=[running.stop],
+        after_shutdown=[after_stop],
+        logger=None,
+    )
+
+
+def _trimmer(redis: aioredis.Redis, stream: str, settings: CommonSettings) -> BackgroundTask:
+    async def trim_stream() -> None:
+        while True:
+            try:
+                dropped = await trim_finished(
+                    redis,
+                    stream,
+                    now_ms=int(time.time() * 1000),
+                    retention_ms=int(settings.stream_retention_seconds * 1000),
+                )
+            except RedisError as exc:
+                log.warning("cannot trim stream", stream=stream, error=str(exc))
+            else:
+                if dropped:
+                    log.debug("stream trimmed", stream=stream, entries=dropped)
+            await asyncio.sleep(settings.trim_interval_seconds)
+
+    return trim_stream
+
+
+def _stream_watcher(
+    redis: aioredis.Redis, subs: Sequence[Subscription], metrics: StreamMetrics, seconds: float
+) -> BackgroundTask:
+    async def watch_streams() -> None:
+        while True:
+            for sub in subs:
+                try:
+                    position = await group_backlog(redis, sub.consumer.stream, sub.group)
+                except RedisError as exc:
+                    log.warning(
+                        "cannot read stream backlog", stream=sub.consumer.stream, error=str(exc)
+                    )
+                    continue
+                metrics.length.labels(position.stream).set(position.length)
+                metrics.lag.labels(position.stream, position.group).set(position.lag)
+                metrics.pending.labels(position.stream, position.group).set(position.pending)
+                metrics.dead_letters.labels(position.stream).set(position.dead_letters)
+            await asyncio.sleep(seconds)
+
+    return watch_streams
+
+
+def _reclaimer(
+    redis: aioredis.Redis, sub: Subscription, settings: CommonSettings
+) -> BackgroundTask:
+    min_idle_ms = int(settings.reclaim_idle_seconds * 1000)
+
+    async def reclaim() -> None:
+        await reclaim_stalled(
+            redis,
+            sub,
+            settings.consumer_name,
+            min_idle_ms=min_idle_ms,
+            interval_seconds=max(settings.reclaim_idle_seconds / 4, 0.05),
+            max_deliveries=settings.max_deliveries,
+        )
+
+    reclaim.__name__ = f"reclaim_{sub.consumer.stream}"
+    return reclaim

@@ -1,0 +1,612 @@
+"""Fetcher shell: polls due sources, fetches new items' pages, publishes RawArticles.
+
+State lives in Redis (`store.FetcherStore`) so replicas and restarts share it.
+An article is marked seen and published in one atomic step, and a feed's new
+validators (ETag, Last-Modified) are stored only once every new item of that
+response was published or given up on; so a fetcher killed mid-poll re-reads
+the feed on restart, publishes what is missing, and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from contracts import RawArticle, SourceConfig
+from contracts.streams import ARTICLES_RAW
+from services.common.bus import dead_letter, park
+from services.common.clock import Clock
+from services.fetcher.core import (
+    FeedError,
+    FeedItem,
+    article_id,
+    backoff_seconds,
+    canonical_url,
+    freshness_seconds,
+    host_of,
+    origin_of,
+    parse_feed,
+    parse_sitemap,
+    robots_allows,
+)
+from services.fetcher.http import (
+    FetchError,
+    HttpClient,
+    HttpResponse,
+    PermanentFetchError,
+    TransientFetchError,
+)
+from services.fetcher.metrics import FetcherMetrics
+from services.fetcher.settings import FetcherSettings
+from services.fetcher.store import SOURCE_STATUSES, FetcherStore, SourceState
+
+log = structlog.get_logger("newsmon.fetcher")
+
+SERVICE = "fetcher"
+INGEST_SOURCE = "ingest"
+
+__all__ = ["INGEST_SOURCE", "IngestResult", "Poller", "SourceState", "status_class"]
+
+
+def _due_at(state: SourceState) -> float:
+    return state.next_poll_at if state.status in ("active", "broken") else float("inf")
+
+
+def status_class(status: int) -> str:
+    """`2xx`..`5xx` for a status code: a bounded metric label."""
+    return f"{status // 100}xx"
+
+
+ItemOutcome = Literal["published", "seen", "skipped", "failed", "retry"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What became of one pushed page."""
+
+    article_id: str
+    url: str
+    outcome: ItemOutcome
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """The items a source lists now, and whether the listing was read in full."""
+
+    items: tuple[FeedItem, ...]
+    ttl_seconds: float | None
+    complete: bool
+
+
+class Poller:
+    """Polls every source (configured and added at run time) when it is due."""
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        http: HttpClient,
+        sources: Sequence[SourceConfig],
+        settings: FetcherSettings,
+        metrics: FetcherMetrics,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._redis = redis
+        self._http = http
+        self._config_sources = {source.name: source for source in sources}
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.store = FetcherStore(redis, settings.key_prefix)
+        self._poll_slots = asyncio.Semaphore(settings.max_concurrent_polls)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._robots: dict[str, tuple[float, int | None, str]] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._known: list[SourceConfig] = []
+        self._due_at: dict[str, float] = {}
+        """Next poll per source as this process knows it (inf: paused or disabled);
+        refreshed from Redis every `state_refresh_seconds` and after every poll."""
+        self._refresh_at = 0.0
+        self._token = uuid.uuid4().hex
+        self.polls_completed = 0
+        self.round_completed = asyncio.Event()
+        """Set once a check finds no source due and no poll running (every source polled)."""
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def is_configured(self, name: str) -> bool:
+        return name in self._config_sources
+
+    async def sources(self) -> list[SourceConfig]:
+        """Configured sources, then those added at run time (a configured name wins)."""
+        runtime = [s for s in await self.store.runtime_sources() if not self.is_configured(s.name)]
+        return [*self._config_sources.values(), *runtime]
+
+    async def find_source(self, name: str) -> SourceConfig | None:
+        return next((s for s in await self.sources() if s.name == name), None)
+
+    async def add_source(self, source: SourceConfig) -> bool:
+        """False when a source of that name exists already."""
+        if self.is_configured(source.name):
+            return False
+        added = await self.store.add_runtime_source(source)
+        self._refresh_at = 0.0
+        return added
+
+    async def remove_source(self, name: str) -> bool:
+        """Remove a run-time source and its state; False when there is none of that name."""
+        removed = await self.store.remove_runtime_source(name)
+        self._refresh_at = 0.0
+        return removed
+
+    async def set_paused(self, name: str, paused: bool) -> SourceState:
+        """Pause a source, or resume it (also a broken or disabled one: polled at once)."""
+        if paused:
+            state = await self.store.update_state(name, status="paused")
+        else:
+            state = await self.store.update_state(
+                name, status="active", failures=0, next_poll_at=0.0
+            )
+        self._metrics.events.labels("paused" if paused else "resumed").inc()
+        log.info("source paused" if paused else "source resumed", source=name)
+        self._refresh_at = 0.0
+        return state
+
+    async def load_state(self, source: SourceConfig) -> SourceState:
+        return await self.store.load_state(source.name)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Start a poll of every due source, then sleep a tick; forever."""
+        running: dict[str, asyncio.Task[int]] = {}
+        try:
+            while True:
+                for name in [n for n, task in running.items() if task.done()]:
+                    del running[name]
+                if time.monotonic() >= self._refresh_at:
+                    await self.refresh()
+                now = self._clock().timestamp()
+                due = [
+                    s
+                    for s in self._known
+                    if s.name not in running and self._due_at.get(s.name, 0.0) <= now
+                ]
+                for source in due:
+                    running[source.name] = asyncio.create_task(self._guarded_poll(source))
+                if not due and not running:
+                    self.round_completed.set()
+                await asyncio.sleep(self._settings.tick_seconds)
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def refresh(self) -> None:
+        """Reload the sources and their schedule from Redis (other replicas, the API)."""
+        self._known = await self.sources()
+        states = await self.store.load_states([s.name for s in self._known])
+        self._due_at = {name: _due_at(state) for name, state in states.items()}
+        self._count_states(states.values())
+        self._refresh_at = time.monotonic() + self._settings.state_refresh_seconds
+
+    async def _save(self, name: str, state: SourceState) -> None:
+        await self.store.save_state(name, state)
+        self._due_at[name] = _due_at(state)
+
+    def _count_states(self, states: Iterable[SourceState]) -> None:
+        counts = dict.fromkeys(SOURCE_STATUSES, 0)
+        for state in states:
+            counts[state.status] += 1
+        for status, count in counts.items():
+            self._metrics.sources.labels(status).set(count)
+
+    async def _guarded_poll(self, source: SourceConfig) -> int:
+        """One poll under the replica's poll limit and the source's lease; never raises
+        (its task is not awaited until shutdown)."""
+        async with self._poll_slots:
+            try:
+                return await self._poll_under_lease(source)
+            except RedisError as exc:
+                log.warning("poll skipped: Redis unavailable", source=source.name, error=str(exc))
+            except Exception:
+                log.exception("poll crashed", source=source.name)
+            return 0
+
+    async def _poll_under_lease(self, source: SourceConfig) -> int:
+        lease_ms = int(self._settings.poll_lease_seconds * 1000)
+        if not await self.store.try_lock(source.name, self._token, lease_ms):
+            return 0
+        renewer = asyncio.create_task(self._renew(source.name, lease_ms))
+        try:
+            state = await self.load_state(source)
+            if not state.is_due(self._clock().timestamp()):  # another replica polled it
+                self._due_at[source.name] = _due_at(state)
+                return 0
+            return await self.poll(source)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await renewer
+            await self.store.unlock(source.name, self._token)
+
+    async def _renew(self, name: str, lease_ms: int) -> None:
+        while True:
+            await asyncio.sleep(lease_ms / 3000)
+            await self.store.renew_lock(name, self._token, lease_ms)
+
+    # -- one poll ----------------------------------------------------------------------------
+
+    async def poll(self, source: SourceConfig) -> int:
+        """Poll one source now; returns the number of new articles published."""
+        state = await self.load_state(source)
+        url = state.url or source.url
+        kind = (
+            "sitemap" if source.kind == "sitemap" else "page" if source.kind == "page" else "feed"
+        )
+        try:
+            response = await self._get(
+                kind, url, state.conditional_headers(), robots=kind != "feed"
+            )
+        except FetchError as exc:
+            await self._failed(source, state, exc.reason, str(exc), exc)
+            return 0
+        if response.moved_permanently and response.url != url:
+            self._metrics.events.labels("moved").inc()
+            log.warning("source moved permanently", source=source.name, old=url, new=response.url)
+            state = replace(state, url=response.url)
+        if response.status == 304:
+            self._metrics.polls.labels("not_modified").inc()
+            log.info("source not modified", source=source.name)
+            await self._succeeded(source, state, response, None, "not_modified", keep=True)
+            return 0
+        if kind == "page":
+            return await self._poll_page(source, state, response)
+        try:
+            listing = await self._listing(kind, response)
+        except FeedError as exc:
+            await self._failed(source, state, "broken_feed", str(exc), None, response.body)
+            return 0
+        published, complete = await self._publish_new(source, listing.items)
+        self._metrics.polls.labels("changed").inc()
+        # Items left for later keep the old validators: the next poll re-reads the listing.
+        await self._succeeded(
+            source,
+            state,
+            response,
+            listing.ttl_seconds,
+            "ok",
+            keep=not (listing.complete and complete),
+        )
+        log.info("source polled", source=source.name, items=len(listing.items), new=published)
+        return published
+
+    async def _listing(self, kind: str, response: HttpResponse) -> _Listing:
+        if kind == "feed":
+            feed = parse_feed(response.body, base_url=response.url)
+            return _Listing(feed.items, feed.ttl_seconds, complete=True)
+        sitemap = parse_sitemap(response.body, base_url=response.url)
+        items = list(sitemap.items)
+        complete = True
+        for child in sitemap.sitemaps[: self._settings.max_child_sitemaps]:
+            try:
+                page = await self._get("sitemap", child, {}, robots=True)
+                items.extend(parse_sitemap(page.body, base_url=page.url).items)
+            except (FetchError, FeedError) as exc:
+                log.warning("child sitemap failed", sitemap=child, error=str(exc))
+                complete = False
+        return _Listing(tuple(dict.fromkeys(items)), None, complete)
+
+    async def _poll_page(
+        self, source: SourceConfig, state: SourceState, response: HttpResponse
+    ) -> int:
+        item = FeedItem(url=canonical_url(source.url), title=None, published=None, guid=None)
+        published = await self._publish(source, item, response)
+        self._metrics.polls.labels("changed").inc()
+        await self._succeeded(source, state, response, None, "ok", keep=False)
+        return int(published)
+
+    async def _succeeded(
+        self,
+        source: SourceConfig,
+        state: SourceState,
+        response: HttpResponse,
+        ttl_seconds: float | None,
+        last_status: str,
+        *,
+        keep: bool,
+    ) -> None:
+        """Store the response's validators (unless `keep`) and schedule the next poll from
+        the interval, the feed's ttl and the response's freshness, within bounds."""
+        now = self._clock()
+        hints = [ttl_seconds or 0.0, freshness_seconds(response.headers, now) or 0.0]
+        delay = max(source.interval_seconds, *hints)
+        delay *= 1.0 + self._rng.uniform(-1, 1) * self._settings.poll_jitter_ratio
+        low = min(self._settings.min_poll_seconds, source.interval_seconds)
+        delay = min(max(delay, low), self._settings.max_poll_seconds)
+        if state.status == "broken":
+            self._metrics.events.labels("recovered").inc()
+            log.info("source recovered", source=source.name, after_failures=state.failures)
+        await self._save(
+            source.name,
+            replace(
+                state,
+                etag=state.etag if keep else response.headers.get("etag"),
+                last_modified=state.last_modified
+                if keep
+                else response.headers.get("last-modified"),
+                next_poll_at=now.timestamp() + delay,
+                failures=0,
+                status="active",
+                last_poll_at=now.timestamp(),
+                last_status=last_status,
+                last_error=None,
+            ),
+        )
+        self.polls_completed += 1
+
+    async def _failed(
+        self,
+        source: SourceConfig,
+        state: SourceState,
+        reason: str,
+        error: str,
+        exc: FetchError | None,
+        body: bytes = b"",
+    ) -> None:
+        """Back off (exponentially, with jitter, never before Retry-After); mark the source
+        broken after N failures in a row, disabled on 410 Gone; park permanent failures."""
+        now = self._clock().timestamp()
+        failures = state.failures + 1
+        status = state.status
+        self._metrics.polls.labels("broken_feed" if reason == "broken_feed" else "failed").inc()
+        delay = backoff_seconds(
+            failures,
+            base_seconds=source.interval_seconds,
+            max_seconds=self._settings.max_poll_seconds,
+            jitter_ratio=self._rng.uniform(-1, 1) * self._settings.backoff_jitter_ratio,
+        )
+        retry_after = exc.retry_after_seconds if isinstance(exc, TransientFetchError) else None
+        delay = min(max(delay, retry_after or 0.0), self._settings.max_poll_seconds)
+        if exc is not None and exc.status == 410:
+            status = "disabled"
+            self._metrics.events.labels("disabled").inc()
+            log.error("source disabled: gone (410)", source=source.name, url=source.url)
+        elif failures >= self._settings.broken_after_failures:
+            delay = max(delay, self._settings.broken_retry_seconds)
+            if status != "broken":
+                self._metrics.events.labels("broken").inc()
+                log.error("source broken", source=source.name, failures=failures, reason=reason)
+            status = "broken"
+        log.warning(
+            "source poll failed",
+            source=source.name,
+            reason=reason,
+            error=error,
+            failures=failures,
+            retry_in_seconds=round(delay, 1),
+        )
+        if exc is None or isinstance(exc, PermanentFetchError):
+            await self._park(reason, f"source {source.name} ({source.url}): {error}", body)
+        await self._save(
+            source.name,
+            replace(
+                state,
+                next_poll_at=now + delay,
+                failures=failures,
+                status=status,
+                last_poll_at=now,
+                last_status=reason,
+                last_error=error[:500],
+            ),
+        )
+        self.polls_completed += 1
+
+    # -- items -------------------------------------------------------------------------------
+
+    async def _publish_new(
+        self, source: SourceConfig, items: Sequence[FeedItem]
+    ) -> tuple[int, bool]:
+        """Fetch and publish the unseen items, at most `max_items_per_poll`; returns how many
+        were published and whether none is left for a later poll."""
+        ids = [article_id(item.url) for item in items]
+        unseen = await self.store.unseen(ids)
+        fresh = [item for item, i in zip(items, ids, strict=True) if i in unseen]
+        self._metrics.skipped.labels("seen").inc(len(items) - len(fresh))
+        complete = len(fresh) <= self._settings.max_items_per_poll
+        published = 0
+        for item in fresh[: self._settings.max_items_per_poll]:
+            outcome = await self._fetch_item(source, item)
+            published += outcome == "published"
+            complete = complete and outcome != "retry"
+        return published, complete
+
+    async def _fetch_item(self, source: SourceConfig, item: FeedItem) -> ItemOutcome:
+        """Fetch and publish one item; a transient failure leaves it for the next poll."""
+        try:
+            page = await self._get("page", item.url, {}, robots=True)
+        except PermanentFetchError as exc:
+            if exc.reason == "robots_disallowed":
+                self._metrics.skipped.labels("robots_disallowed").inc()
+                log.info("page disallowed by robots.txt", url=item.url, source=source.name)
+                return "skipped"
+            await self._park(exc.reason, f"page {item.url}: {exc}", b"")
+            await self.store.mark_seen(article_id(item.url))
+            return "failed"
+        except FetchError as exc:
+            log.warning("page fetch failed, retrying next poll", url=item.url, error=str(exc))
+            return "retry"
+        return "published" if await self._publish(source, item, page) else "seen"
+
+    async def _publish(self, source: SourceConfig, item: FeedItem, page: HttpResponse) -> bool:
+        item_id = article_id(item.url)
+        article = RawArticle(
+            article_id=item_id,
+            url=item.url,
+            final_url=page.url,
+            source=source.name,
+            feed_url=None if source.kind == "page" else source.url,
+            fetched_at=self._clock(),
+            http_status=page.status,
+            content_type=page.headers.get("content-type"),
+            html=page.text(),
+            lang_hint=item.lang or source.lang,
+            feed_title=item.title,
+            feed_published=item.published,
+            tags=source.tags,
+        )
+        if not await self.store.publish_once(item_id, article):
+            self._metrics.skipped.labels("seen").inc()
+            return False
+        self._metrics.items.labels(source.name).inc()
+        return True
+
+    async def ingest(
+        self,
+        url: str,
+        *,
+        html: str | None = None,
+        source: str = INGEST_SOURCE,
+        lang: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> IngestResult:
+        """Publish one pushed page through the polled items' path: `html` as given, or
+        fetched from `url` (robots.txt, address policy and limits apply)."""
+        item = FeedItem(url=canonical_url(url), title=None, published=None, guid=None)
+        item_id = article_id(item.url)
+        pushed = SourceConfig(name=source, url=item.url, kind="page", lang=lang, tags=tags)
+        if html is None:
+            try:
+                page = await self._get("page", item.url, {}, robots=True)
+            except FetchError as exc:
+                return IngestResult(item_id, item.url, "failed", f"{exc.reason}: {exc}")
+        else:
+            page = HttpResponse(
+                url=item.url,
+                status=200,
+                headers={"content-type": "text/html; charset=utf-8"},
+                body=html.encode("utf-8", "surrogatepass"),
+            )
+        published = await self._publish(pushed, item, page)
+        return IngestResult(item_id, item.url, "published" if published else "seen")
+
+    # -- HTTP with politeness ----------------------------------------------------------------
+
+    async def _get(
+        self, kind: str, url: str, headers: dict[str, str], *, robots: bool
+    ) -> HttpResponse:
+        if robots and not await self._robots_allow(url):
+            self._metrics.fetch_errors.labels(kind, "robots_disallowed").inc()
+            raise PermanentFetchError(url, "robots_disallowed", "disallowed by robots.txt")
+        async with self._host_slot(host_of(url)):
+            started = time.perf_counter()
+            try:
+                response = await self._http.get(url, headers=headers)
+            except FetchError as exc:
+                self._metrics.fetches.labels(
+                    kind, status_class(exc.status) if exc.status else "error"
+                ).inc()
+                self._metrics.fetch_errors.labels(kind, exc.reason).inc()
+                raise
+            finally:
+                self._metrics.fetch_seconds.labels(kind).observe(time.perf_counter() - started)
+        self._metrics.fetches.labels(kind, status_class(response.status)).inc()
+        self._metrics.bytes.inc(len(response.body))
+        return response
+
+    @contextlib.asynccontextmanager
+    async def _host_slot(self, host: str) -> AsyncIterator[None]:
+        """Hold one of the host's request slots, shared with other replicas through Redis,
+        and keep to the host's request rate; waiting requests are the host's queue."""
+        settings = self._settings
+        local = self._host_slots.setdefault(host, asyncio.Semaphore(settings.host_concurrency))
+        token = uuid.uuid4().hex
+        gauge = self._metrics.host_queue.labels(host)
+        gauge.inc()
+        try:
+            await local.acquire()
+            try:
+                while True:
+                    wait_ms = await self.store.acquire_host(
+                        host,
+                        token,
+                        limit=settings.host_concurrency,
+                        lease_ms=int(settings.timeout_seconds * 1000) + 5000,
+                        interval_ms=int(settings.host_min_interval_seconds * 1000),
+                    )
+                    if wait_ms == 0:
+                        break
+                    await asyncio.sleep(0.05 if wait_ms < 0 else wait_ms / 1000)
+            except BaseException:
+                local.release()
+                raise
+        finally:
+            gauge.dec()
+        try:
+            yield
+        finally:
+            try:
+                await self.store.release_host(host, token)
+            finally:
+                local.release()  # after the Redis slot, so the next local waiter finds it free
+
+    async def _robots_allow(self, url: str) -> bool:
+        """robots.txt's verdict for `url`, cached in memory and in Redis."""
+        origin = origin_of(url)
+        cached = self._robots.get(origin)
+        if cached is None or cached[0] < time.monotonic():
+            async with self._robots_locks.setdefault(origin, asyncio.Lock()):
+                cached = self._robots.get(origin)
+                if cached is None or cached[0] < time.monotonic():
+                    stored = await self.store.cached_robots(origin)
+                    if stored is None:
+                        stored = await self._fetch_robots(origin)
+                    ttl = (
+                        self._settings.robots_ttl_seconds
+                        if stored[0] is not None and stored[0] < 500
+                        else self._settings.robots_error_ttl_seconds
+                    )
+                    # Memory holds it briefly, so a change another replica read shows soon.
+                    cached = (time.monotonic() + min(ttl, 300.0), stored[0], stored[1])
+                    self._robots[origin] = cached
+        return robots_allows(cached[1], cached[2], user_agent=self._settings.user_agent, url=url)
+
+    async def _fetch_robots(self, origin: str) -> tuple[int | None, str]:
+        try:
+            response = await self._get("robots", f"{origin}/robots.txt", {}, robots=False)
+            found: tuple[int | None, str] = (response.status, response.text()[:500_000])
+        except FetchError as exc:
+            if exc.reason == "blocked_address":
+                raise
+            found = (exc.status, "")
+        ok = found[0] is not None and found[0] < 500
+        ttl = self._settings.robots_ttl_seconds if ok else self._settings.robots_error_ttl_seconds
+        await self.store.cache_robots(origin, found[0], found[1], ttl)
+        log.info("robots.txt read", origin=origin, status=found[0])
+        return found
+
+    async def _park(self, reason: str, error: str, body: bytes) -> None:
+        log.error("fetch dead-lettered", reason=reason, error=error)
+        letter = dead_letter(
+            stream=ARTICLES_RAW,
+            entry_id="",
+            service=SERVICE,
+            reason=reason,
+            error=error,
+            payload=body[:65_536],
+            now=self._clock(),
+        )
+        await park(self._redis, letter)
