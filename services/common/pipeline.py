@@ -92,6 +92,7 @@ async def running_services(
         services = [factory(deps) for factory in factories]
         broker = RedisBroker(
             url,
+            logger=logging.getLogger("faststream"),  # quietened in configure_logging
             log_level=logging.DEBUG,
             middlewares=[RedisPrometheusMiddleware(registry=registry, app_name="newsmon")],
         )

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import traceback
+import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import cast
@@ -72,7 +74,14 @@ def _free_port() -> int:
 @contextlib.asynccontextmanager
 async def serving(app: Starlette, port: int) -> AsyncIterator[str]:
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -123,11 +132,29 @@ async def running(*workers: WebhookWorker) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
+        await _stop(tasks)
+
+
+async def _stop(tasks: list[asyncio.Task[None]], grace_seconds: float = 10.0) -> None:
+    """Cancel the workers; a worker still running after the grace period is reported (with
+    its stack) and cancelled again, so the test's own subject is what decides its outcome."""
+    for task in tasks:
+        task.cancel()
+    while True:
+        _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+        if not pending:
+            break
+        for task in pending:
+            stack = (
+                "".join(traceback.format_stack(task.get_stack()[-1])) if task.get_stack() else ""
+            )
+            warnings.warn(
+                f"webhook worker ignored cancellation; cancelling again\n{stack}", stacklevel=1
+            )
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise cast(BaseException, task.exception())
 
 
 async def _until(condition: object, timeout: float = 30.0) -> None:
