@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+
+import redis.asyncio as aioredis
 
 from contracts import CleanArticle
 from contracts.streams import ARTICLES_CLEAN, GROUP_DETECTOR
-from services.common.runtime import Deps, Service, Subscription
+from services.common.clock import Clock
+from services.common.runtime import BackgroundTask, Deps, Service, Subscription
 from services.detector.core import DEFAULT_PARAMS
-from services.detector.handlers import DetectHandler
+from services.detector.handlers import DetectHandler, count_open_stories, open_stories_key
 from services.detector.index import RedisStoryIndex
 from services.detector.metrics import DetectorMetrics
 from services.detector.settings import DetectorSettings
 
 NAME = "detector"
+ACTIVE_STORIES_REFRESH_SECONDS = 5.0
+"""How often the active-stories gauge is read from Redis, seconds."""
 
 
 def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Service:
@@ -25,14 +31,32 @@ def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Serv
         story_ttl_seconds=max(settings.story_ttl_seconds, int(settings.close_after_hours * 3600)),
         window_hours=settings.close_after_hours,
     )
+    metrics = DetectorMetrics(deps.registry)
+    open_stories = open_stories_key(settings.key_prefix)
     handler = DetectHandler(
         redis=deps.redis,
         index=index,
-        metrics=DetectorMetrics(deps.registry),
+        metrics=metrics,
         clock=deps.clock,
         params=params,
+        open_stories=open_stories,
     )
     consumer = deps.consumer(
         service=NAME, stream=ARTICLES_CLEAN, model=CleanArticle, handle=handler
     )
-    return Service(name=NAME, subscriptions=[Subscription(GROUP_DETECTOR, consumer)])
+    return Service(
+        name=NAME,
+        subscriptions=[Subscription(GROUP_DETECTOR, consumer)],
+        tasks=[_active_stories_watcher(deps.redis, open_stories, metrics, deps.clock)],
+    )
+
+
+def _active_stories_watcher(
+    redis: aioredis.Redis, key: str, metrics: DetectorMetrics, clock: Clock
+) -> BackgroundTask:
+    async def watch_active_stories() -> None:
+        while True:
+            metrics.active_stories.set(await count_open_stories(redis, key, clock()))
+            await asyncio.sleep(ACTIVE_STORIES_REFRESH_SECONDS)
+
+    return watch_active_stories

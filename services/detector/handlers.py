@@ -1,6 +1,9 @@
-"""Detector handler: a CleanArticle in, a StoryEvent out."""
+"""Detector handler: a CleanArticle in, a StoryEvent out; and the count of open stories."""
 
 from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
@@ -12,6 +15,21 @@ from services.common.errors import TransientError
 from services.detector.core import DEFAULT_PARAMS, ArticleIn, GroupingParams
 from services.detector.index import StoryIndex, place_article
 from services.detector.metrics import DetectorMetrics
+
+
+def open_stories_key(prefix: str) -> str:
+    """The sorted set of story ids scored by when each story closes (epoch seconds), under
+    the story index's hash tag: counting open stories costs O(log n), not a key scan."""
+    return "{" + prefix + "}:open"
+
+
+async def count_open_stories(redis: aioredis.Redis, key: str, now: datetime) -> int:
+    """Stories that close after `now`; drops the closed ones so the set stays that size."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.zremrangebyscore(key, "-inf", f"({now.timestamp()}")
+    pipe.zcard(key)
+    _, count = await pipe.execute()
+    return int(count)
 
 
 def detector_input(article: CleanArticle) -> ArticleIn:
@@ -38,8 +56,10 @@ class DetectHandler:
         metrics: DetectorMetrics,
         clock: Clock,
         params: GroupingParams = DEFAULT_PARAMS,
+        open_stories: str = open_stories_key("newsmon:detector"),
     ) -> None:
         self._redis = redis
+        self._open_stories = open_stories
         self._index = index
         self._metrics = metrics
         self._clock = clock
@@ -65,7 +85,18 @@ class DetectHandler:
             similarity=placement.similarity,
             occurred_at=now,
         )
+        closes_at = story.closes_at or story.last_seen + timedelta(hours=self._params.window_hours)
+        await self._mark_open(story.story_id, closes_at)
         await publish(self._redis, STORIES_EVENTS, event)
         self._metrics.placements.labels(placement.reason).inc()
         self._metrics.story_size.observe(len(story.members))
         self._metrics.story_languages.observe(len(story.languages))
+
+    async def _mark_open(self, story_id: str, closes_at: datetime) -> None:
+        """Record when the story closes, before the event is published (a failure here retries
+        the article without a second event). Every story closes within one window of its last
+        write, so the set expires one window after the last write of any story."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(self._open_stories, {story_id: closes_at.timestamp()})
+        pipe.expire(self._open_stories, math.ceil(self._params.window_hours * 3600))
+        await pipe.execute()

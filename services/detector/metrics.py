@@ -1,8 +1,8 @@
-"""Detector metrics: how articles were placed, story sizes."""
+"""Detector metrics: how articles were placed, story sizes, stories still open."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class DetectorMetrics:
@@ -24,5 +24,11 @@ class DetectorMetrics:
             "newsmon_detector_story_languages",
             "Languages in a story after an assignment.",
             buckets=(1, 2, 3, 4, 5, 7, 10),
+            registry=registry,
+        )
+        self.active_stories = Gauge(
+            "newsmon_detector_active_stories",
+            "Stories still open to new articles (last article within the window), read from"
+            " Redis: every replica reports the same count.",
             registry=registry,
         )

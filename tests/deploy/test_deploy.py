@@ -1,12 +1,17 @@
 """Deployment files checked without Docker or Grafana: compose against the
-Compose Specification's schema, Prometheus config and rules with promtool."""
+Compose Specification's schema, Prometheus config and rules with promtool, the
+image's data folder, the installed package's data files, and the metric names
+the dashboard and the rules use."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -16,7 +21,11 @@ from conftest import REPO, SHARED, require_shared
 
 PROMETHEUS = REPO / "deploy" / "prometheus"
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "newsmon.json"
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
 METRIC_NAME = re.compile(r"\bnewsmon_[a-z0-9_]+")
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+PACKAGES = ("contracts", "services")
+"""Source folders the image copies and installs (with pyproject.toml and README.md)."""
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -67,6 +76,79 @@ def dashboard_metric_names() -> set[str]:
     return {name for expr in exprs for name in METRIC_NAME.findall(expr)}
 
 
+def rule_metric_names() -> set[str]:
+    """Every newsmon metric an alert rule queries."""
+    exprs = [
+        rule["expr"]
+        for path in (PROMETHEUS / "rules").glob("*.yml")
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    ]
+    return {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+
+
+def declared_metrics() -> dict[str, set[str]]:
+    """Metric name -> label names, as services/**/metrics.py declare them."""
+    declared: dict[str, set[str]] = {}
+    for path in (REPO / "services").rglob("metrics.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            name = node.args[0]
+            if not (isinstance(name, ast.Constant) and str(name.value).startswith("newsmon_")):
+                continue
+            labels = node.args[2] if len(node.args) > 2 else None
+            for keyword in node.keywords:
+                if keyword.arg == "labelnames":
+                    labels = keyword.value
+            values = labels.elts if isinstance(labels, ast.List | ast.Tuple) else []
+            declared[str(name.value)] = {
+                str(v.value) for v in values if isinstance(v, ast.Constant)
+            }
+    return declared
+
+
+def is_declared(name: str, declared: dict[str, set[str]]) -> bool:
+    """`name` is a declared metric, or a histogram's bucket, sum or count series."""
+    return name in declared or (
+        name.endswith(HISTOGRAM_SUFFIXES) and name.rsplit("_", 1)[0] in declared
+    )
+
+
+def test_every_metric_the_dashboard_and_the_rules_query_is_declared() -> None:
+    declared = declared_metrics()
+    assert "newsmon_detector_active_stories" in declared
+    for source, names in (("dashboard", dashboard_metric_names()), ("rules", rule_metric_names())):
+        missing = sorted(name for name in names if not is_declared(name, declared))
+        assert not missing, f"the {source} query metrics no service declares: {missing}"
+
+
+def test_rule_tests_feed_series_with_the_names_and_labels_services_export() -> None:
+    declared = declared_metrics()
+    for path in (PROMETHEUS / "tests").glob("*.yml"):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for series in case["input_series"]:
+                name, _, labels = series["series"].partition("{")
+                keys = set(re.findall(r"(\w+)=", labels)) - {"instance"}
+                assert name in declared, f"{case['name']}: {name} is not a newsmon metric"
+                assert keys <= declared[name], (
+                    f"{case['name']}: {name} has no {keys - declared[name]}"
+                )
+
+
+def test_dashboard_panels_query_active_stories_and_empty_extractions_by_reason() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = {
+        panel["title"]: [target["expr"] for target in panel["targets"]]
+        for panel in dashboard["panels"]
+        if panel["type"] != "row"
+    }
+    assert any("newsmon_detector_active_stories" in e for e in exprs["Active stories"])
+    assert exprs["Empty extractions"] == [
+        "sum by (reason) (rate(newsmon_cleaner_empty_extractions_total[5m]))"
+    ]
+
+
 def test_every_dashboard_panel_has_a_question_and_a_query() -> None:
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     assert dashboard["uid"] == "newsmon-overview"
@@ -75,3 +157,72 @@ def test_every_dashboard_panel_has_a_question_and_a_query() -> None:
             continue
         assert panel["description"] and panel["targets"], panel["title"]
         assert panel["datasource"]["uid"] == "newsmon-prometheus"
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def test_image_keeps_embedded_redis_data_in_a_volume_its_user_owns() -> None:
+    instructions = dockerfile_instructions()
+    env = " ".join(args for op, args in instructions if op == "ENV")
+    data_dir = re.search(r"\bNEWSMON_DATA_DIR=(\S+)", env)
+    assert data_dir, "NEWSMON_DATA_DIR is unset: the default .newsmon lands in root's WORKDIR"
+    user = next(args for op, args in instructions if op == "USER")
+    assert user not in ("root", "0")
+    run = " ".join(args for op, args in instructions if op == "RUN")
+    assert re.search(rf"chown {user}(:{user})? {re.escape(data_dir[1])}\b", run)
+    volumes = [args for op, args in instructions if op == "VOLUME"]
+    assert any(data_dir[1] in volume for volume in volumes)
+
+
+def test_installed_package_ships_every_data_file_of_the_sources(tmp_path: Path) -> None:
+    """What `pip install .` in the image installs: a data file left out of package-data
+    (the alerter's lexicon was) is missing there although the tests pass from the sources."""
+    pytest.importorskip("setuptools", reason="setuptools builds the package's file list")
+    tree = tmp_path / "src"
+    tree.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, tree / name)
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO / package, tree / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    built = tmp_path / "lib"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import setup; setup()",
+            "-q",
+            "build_py",
+            "--build-lib",
+            str(built),
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def data_files(root: Path) -> set[str]:
+        return {
+            path.relative_to(root).as_posix()
+            for package in PACKAGES
+            for path in (root / package).rglob("*")
+            if path.is_file() and path.suffix not in (".py", ".pyc")
+        }
+
+    sources = data_files(tree)
+    assert "services/alerter/lexicon.yaml" in sources
+    missing = sorted(sources - data_files(built))
+    assert not missing, f"add to [tool.setuptools.package-data] in pyproject.toml: {missing}"

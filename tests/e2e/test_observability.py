@@ -1,6 +1,7 @@
 """A running `newsmon up` seen the way operators see it: every metric the
-Grafana dashboard queries is exported, and a real Prometheus scraping it
-answers PromQL about fetched items, stories and alerts."""
+Grafana dashboard and the alert rules query is exported, the active-stories
+gauge counts the stories formed, and a real Prometheus scraping it answers
+PromQL about fetched items, stories and alerts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from conftest import REPO, free_port, newsmon_up, wait_for_metric
 
 from services.samples.server import SampleSite
@@ -21,6 +23,7 @@ from services.samples.server import SampleSite
 pytestmark = pytest.mark.e2e
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "newsmon.json"
+RULES = REPO / "deploy" / "prometheus" / "rules"
 METRIC_NAME = re.compile(r"\bnewsmon_[a-z0-9_]+")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -51,22 +54,60 @@ def exported_names(exposition: str) -> set[str]:
     return names
 
 
-def test_every_metric_the_dashboard_queries_is_exported(running_newsmon: str) -> None:
+def queried_names() -> dict[str, set[str]]:
+    """Newsmon metric names each of the dashboard and the alert rules queries."""
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    queried = {
-        name
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
-        for name in METRIC_NAME.findall(target["expr"])
+    rules = [
+        rule
+        for path in RULES.glob("*.yml")
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    ]
+    return {
+        "dashboard": {
+            name
+            for panel in dashboard["panels"]
+            for target in panel.get("targets", [])
+            for name in METRIC_NAME.findall(target["expr"])
+        },
+        "alert rules": {name for rule in rules for name in METRIC_NAME.findall(rule["expr"])},
     }
+
+
+def sample_value(exposition: str, sample: str) -> float | None:
+    """The value of one sample (name with its labels, as exposed) in a /metrics text."""
+    for line in exposition.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_every_metric_the_dashboard_and_the_rules_query_is_exported(running_newsmon: str) -> None:
     exported = exported_names(httpx.get(f"{running_newsmon}/metrics", timeout=5).text)
-    missing = {
-        name
-        for name in queried
-        if name not in exported
-        and not (name.endswith(HISTOGRAM_SUFFIXES) and name.rsplit("_", 1)[0] in exported)
-    }
-    assert not missing, f"dashboard queries metrics no service exports: {sorted(missing)}"
+    for source, queried in queried_names().items():
+        missing = {
+            name
+            for name in queried
+            if name not in exported
+            and not (name.endswith(HISTOGRAM_SUFFIXES) and name.rsplit("_", 1)[0] in exported)
+        }
+        assert not missing, f"the {source} query metrics no service exports: {sorted(missing)}"
+
+
+def test_active_stories_gauge_counts_the_stories_formed(running_newsmon: str) -> None:
+    """Every story of the sample run is still open (the window is days): the gauge, read
+    from Redis every few seconds, reaches the number of stories the detector created."""
+    deadline = time.monotonic() + 60
+    active = created = None
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{running_newsmon}/metrics", timeout=5).text
+        active = sample_value(text, "newsmon_detector_active_stories")
+        created = sample_value(text, 'newsmon_detector_articles_total{reason="new"}')
+        if created and active == created:
+            break
+        time.sleep(0.5)
+    assert created and created >= 1
+    assert active == created
 
 
 def test_prometheus_scrapes_the_pipeline_and_answers_promql(
@@ -99,6 +140,7 @@ def test_prometheus_scrapes_the_pipeline_and_answers_promql(
         for query in (
             "sum(newsmon_fetcher_items_total)",
             'sum(newsmon_detector_articles_total{reason="new"})',
+            "max(newsmon_detector_active_stories)",
             "sum(newsmon_alerter_alerts_total)",
         ):
             assert promql_value(api, query) > 0, query
