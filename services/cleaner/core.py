@@ -274,20 +274,35 @@ def blocks_of(body: HtmlElement | None, links: frozenset[str]) -> list[Block]:
     if body is None:
         return []
     blocks: list[Block] = []
+    loose_text(body.text, links, blocks)
     for element in body:
-        if not isinstance(element.tag, str):
-            continue
-        if element.tag == "list":
-            parts = list(element.iterchildren("item"))
-        elif element.tag == "table":
-            parts = list(element.iter("row"))
-        else:
-            parts = [element]
-        texts = [line for part in parts for line in element_lines(part)]
-        lines = tuple(Line(text, link_share(text, links)) for text in texts)
-        if lines:
-            blocks.append(Block(element.tag, element.get("rend", ""), lines))
+        if isinstance(element.tag, str):
+            if element.tag == "list":
+                parts = list(element.iterchildren("item"))
+            elif element.tag == "table":
+                parts = list(element.iter("row"))
+            else:
+                parts = [element]
+            texts = [line for part in parts for line in element_lines(part)]
+            lines = tuple(Line(text, link_share(text, links)) for text in texts)
+            if lines:
+                blocks.append(Block(element.tag, element.get("rend", ""), lines))
+        loose_text(element.tail, links, blocks)
     return blocks
+
+
+def loose_text(text: str | None, links: frozenset[str], blocks: list[Block]) -> None:
+    """Append text that sits directly in the output body (after a heading, say) as a paragraph.
+
+    trafilatura leaves a section's first paragraph as the tail of its heading on some pages.
+    """
+    lines = tuple(Line(line, link_share(line, links)) for line in element_lines_of_text(text))
+    if lines:
+        blocks.append(Block("p", "", lines))
+
+
+def element_lines_of_text(text: str | None) -> list[str]:
+    return [line for line in map(normalize_line, (text or "").split("\n")) if line]
 
 
 def remove_boilerplate(blocks: Sequence[Block], title: str) -> list[Block]:
