@@ -51,7 +51,7 @@ class Consumer(Generic[M]):
         try:
             message = decode(self.model, body)
         except ValidationError as exc:
-            await self.park_entry(entry_id, body, "invalid_message", _validation_summary(exc))
+            await self.park_entry(entry_id, body, "invalid_message", validation_summary(exc))
             return
         attempt = 0
         outage = Backoff(first=self.retry_base_seconds)
@@ -148,7 +148,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _validation_summary(exc: ValidationError) -> str:
+def validation_summary(exc: ValidationError) -> str:
     """A validation error in one line per problem, without echoing the input."""
     problems = [
         f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"

@@ -25,18 +25,23 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError, ResponseError
 
 from contracts import NewsmonConfig
-from services.common.bus import DATA_FIELD
 from services.common.clock import Clock
 from services.common.consumer import REDIS_UNAVAILABLE, Backoff, Consumer
 from services.common.metrics import ConsumerMetrics, StreamMetrics
 from services.common.settings import CommonSettings
-from services.common.streams import delivery_count, group_backlog, trim_finished
+from services.common.streams import claim_idle, group_backlog, trim_finished
 
 log = structlog.get_logger("newsmon.runtime")
 
 M = TypeVar("M", bound=BaseModel)
 
 BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+
+MAX_IN_FLIGHT = 10
+"""Entries one consumer reads (and holds pending) at a time, per stream. The last entry of
+a read waits for the others to be handled, so this times the slowest handling (seconds)
+must stay well below the reclaim idle time (60 s); ten raw pages (at most 15 MB each) is
+also a bounded amount of memory. Each read's round trip is shared by that many entries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +117,18 @@ def _entry_id(msg: RedisStreamMessage) -> str:
     return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
 
 
-def subscribe(broker: RedisBroker, sub: Subscription, consumer_name: str, polling_ms: int) -> None:
-    """Register `sub` on the broker; the entry is acknowledged after it was handled."""
+def subscribe(
+    broker: RedisBroker,
+    sub: Subscription,
+    consumer_name: str,
+    polling_ms: int,
+    max_in_flight: int = MAX_IN_FLIGHT,
+) -> None:
+    """Register `sub` on the broker; the entry is acknowledged after it was handled.
+
+    Each read takes at most `max_in_flight` entries, so a backlog is not pulled into memory
+    and into the consumer's pending list at once (there an entry would wait longer than the
+    reclaim idle time and be taken over, and handled twice, by the reclaimer)."""
     consumer = sub.consumer
 
     async def on_message(msg: RedisStreamMessage) -> None:
@@ -127,6 +142,7 @@ def subscribe(broker: RedisBroker, sub: Subscription, consumer_name: str, pollin
             group=sub.group,
             consumer=consumer_name,
             polling_interval=polling_ms,
+            max_records=max_in_flight,
         ),
         ack_policy=AckPolicy.MANUAL,
         title=f"{consumer.service}:{consumer.stream}",
@@ -141,43 +157,34 @@ async def reclaim_stalled(
     min_idle_ms: int,
     interval_seconds: float,
     max_deliveries: int,
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> None:
     """Forever: take over entries another consumer read but never acknowledged
-    for `min_idle_ms` (it died), handle and acknowledge them. An entry delivered
-    more than `max_deliveries` times (it kills whoever handles it) is parked."""
+    for `min_idle_ms` (it died), `max_in_flight` at a time, handle and acknowledge them.
+    An entry delivered more than `max_deliveries` times (it kills whoever handles it)
+    is parked."""
     stream = sub.consumer.stream
     while True:
-        start = b"0-0"
-        while True:
-            next_start, entries, *_ = await redis.xautoclaim(
-                stream, sub.group, consumer_name, min_idle_ms, start_id=start, count=50
-            )
-            for raw_id, fields in entries:
-                entry_id = raw_id.decode()
-                if fields is None:  # deleted from the stream meanwhile: nothing to do
-                    await redis.xack(stream, sub.group, raw_id)
-                    continue
-                body = fields.get(DATA_FIELD, b"")
-                deliveries = await delivery_count(redis, stream, sub.group, entry_id)
+        while claimed := await claim_idle(
+            redis, stream, sub.group, consumer_name, min_idle_ms=min_idle_ms, count=max_in_flight
+        ):
+            for entry in claimed:
                 log.info(
                     "reclaimed stalled entry",
                     stream=stream,
-                    entry_id=entry_id,
-                    deliveries=deliveries,
+                    entry_id=entry.entry_id,
+                    deliveries=entry.deliveries,
                 )
-                if deliveries > max_deliveries:
+                if entry.deliveries > max_deliveries:
                     await sub.consumer.park_entry(
-                        entry_id,
-                        body,
+                        entry.entry_id,
+                        entry.body,
                         "too_many_deliveries",
-                        f"delivered {deliveries} times without being acknowledged",
+                        f"delivered {entry.deliveries} times without being acknowledged",
                     )
                 else:
-                    await sub.consumer.consume(entry_id, body)
-                await redis.xack(stream, sub.group, raw_id)
-            if next_start in (b"0-0", "0-0"):
-                break
-            start = next_start
+                    await sub.consumer.consume(entry.entry_id, entry.body)
+                await redis.xack(stream, sub.group, entry.entry_id)
         await asyncio.sleep(interval_seconds)
 
 
@@ -244,8 +251,11 @@ def build_app(
     settings: CommonSettings,
     polling_ms: int = 100,
     stream_metrics_seconds: float = 5.0,
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> PrefixRoutedApp:
-    """One FastStream application serving `services` and their HTTP endpoints."""
+    """One FastStream application serving `services` and their HTTP endpoints; each
+    subscription holds at most `max_in_flight` entries read and not yet acknowledged
+    (twice that while its reclaimer is taking over a dead consumer's entries)."""
     subscriptions = [sub for service in services for sub in service.subscriptions]
     background: list[BackgroundTask] = []
     if subscriptions:
@@ -255,8 +265,8 @@ def build_app(
     for service in services:
         background.extend(service.tasks)
         for sub in service.subscriptions:
-            subscribe(broker, sub, settings.consumer_name, polling_ms)
-            background.append(_reclaimer(redis, sub, settings))
+            subscribe(broker, sub, settings.consumer_name, polling_ms, max_in_flight)
+            background.append(_reclaimer(redis, sub, settings, max_in_flight))
             background.append(_trimmer(redis, sub.consumer.stream, settings))
     running = RunningTasks(background)
 
@@ -346,7 +356,7 @@ def _stream_watcher(
 
 
 def _reclaimer(
-    redis: aioredis.Redis, sub: Subscription, settings: CommonSettings
+    redis: aioredis.Redis, sub: Subscription, settings: CommonSettings, max_in_flight: int
 ) -> BackgroundTask:
     min_idle_ms = int(settings.reclaim_idle_seconds * 1000)
 
@@ -358,6 +368,7 @@ def _reclaimer(
             min_idle_ms=min_idle_ms,
             interval_seconds=max(settings.reclaim_idle_seconds / 4, 0.05),
             max_deliveries=settings.max_deliveries,
+            max_in_flight=max_in_flight,
         )
 
     reclaim.__name__ = f"reclaim_{sub.consumer.stream}"

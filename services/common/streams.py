@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.typing import StreamIdT
 
 from contracts.streams import dead_letter_stream
+from services.common.bus import DATA_FIELD
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,49 @@ async def trim_finished(
     return int(await redis.xtrim(stream, minid=f"{millis}-{seq}", approximate=False))
 
 
-async def delivery_count(redis: aioredis.Redis, stream: str, group: str, entry_id: str) -> int:
-    """How many times `entry_id` has been delivered to `group` (0 if not pending)."""
-    rows = await redis.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
-    return int(rows[0]["times_delivered"]) if rows else 0
+@dataclass(frozen=True, slots=True)
+class ClaimedEntry:
+    """A pending entry taken over from a consumer that left it idle."""
+
+    entry_id: str
+    body: bytes
+    deliveries: int
+    """Deliveries to the group, this claim included."""
+
+
+async def claim_idle(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    *,
+    min_idle_ms: int,
+    count: int,
+) -> list[ClaimedEntry]:
+    """Take over, for `consumer`, up to `count` entries of `group` left unacknowledged for
+    `min_idle_ms` or longer (their consumer died), oldest first; call again until it
+    returns nothing. An entry deleted from the stream meanwhile is acknowledged: nothing is
+    left to handle. (XPENDING then XCLAIM rather than XAUTOCLAIM: Redis 6.2's XAUTOCLAIM
+    answers a deleted entry without its id, so it could never be acknowledged.)"""
+    rows = cast(
+        list[dict[str, Any]],
+        await redis.xpending_range(stream, group, min="-", max="+", count=count, idle=min_idle_ms),
+    )
+    if not rows:
+        return []
+    ids: list[StreamIdT] = [row["message_id"] for row in rows]
+    claimed = cast(
+        list[tuple[bytes | None, dict[bytes, bytes] | None]],
+        await redis.xclaim(stream, group, consumer, min_idle_ms, ids),
+    )
+    live: dict[StreamIdT, dict[bytes, bytes]] = {
+        raw_id: fields or {} for raw_id, fields in claimed if raw_id is not None
+    }
+    entries: list[ClaimedEntry] = []
+    for raw_id, row in zip(ids, rows, strict=True):
+        if raw_id in live:
+            body = live[raw_id].get(DATA_FIELD, b"")
+            entries.append(ClaimedEntry(_text(raw_id), body, int(row["times_delivered"]) + 1))
+        elif not await redis.xrange(stream, min=raw_id, max=raw_id, count=1):
+            await redis.xack(stream, group, raw_id)
+    return entries

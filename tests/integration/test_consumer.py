@@ -1,14 +1,16 @@
-"""The shared consumer: retries transient failures, parks permanent ones, and
-takes over what a dead consumer left unacknowledged."""
+"""The shared consumer: retries transient failures, parks permanent ones, takes over
+what a dead consumer left unacknowledged, and never holds more than a few entries."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
+from faststream.redis import RedisBroker
 from prometheus_client import CollectorRegistry
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -18,7 +20,7 @@ from services.common.bus import DATA_FIELD, encode
 from services.common.consumer import Consumer
 from services.common.errors import PermanentError
 from services.common.metrics import ConsumerMetrics
-from services.common.runtime import Subscription, reclaim_stalled
+from services.common.runtime import Subscription, reclaim_stalled, subscribe
 
 pytestmark = pytest.mark.integration
 
@@ -159,3 +161,33 @@ async def test_redis_going_away_is_waited_out_not_counted_as_a_failure(
     await make_consumer(redis, redis_away_twice, attempts=1).consume("5-0", encode(MESSAGE))
     assert calls == 3
     assert await dead_letters(redis) == []
+
+
+async def test_a_consumer_holds_at_most_max_in_flight_entries_of_a_backlog(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    backlog, bound = 200, 5
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    async with redis.pipeline(transaction=False) as pipe:
+        for _ in range(backlog):
+            pipe.xadd(STREAM, {DATA_FIELD: encode(MESSAGE)})
+        await pipe.execute()
+    pending_while_handling: list[int] = []
+
+    async def record(message: TopicConfig) -> None:
+        pending_while_handling.append(int((await redis.xpending(STREAM, "g"))["pending"]))
+
+    broker = RedisBroker(redis_url, logger=logging.getLogger("faststream"))
+    sub = Subscription("g", make_consumer(redis, record))
+    subscribe(broker, sub, "c", polling_ms=50, max_in_flight=bound)
+    await broker.start()
+    try:
+        async with asyncio.timeout(60):
+            while (await redis.xpending(STREAM, "g"))["pending"] or (
+                len(pending_while_handling) < backlog
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        await broker.stop()
+    assert len(pending_while_handling) == backlog
+    assert max(pending_while_handling) == bound  # read `bound` at a time, never the backlog
