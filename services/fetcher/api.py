@@ -7,6 +7,7 @@ POST /sources/{name}/pause        stop polling it
 POST /sources/{name}/resume       poll it again at once (also a broken or disabled one)
 DELETE /sources/{name}            remove a run-time source                       -> 204
 POST /ingest                      {"url", optional "html", "source", "lang", "tags"} -> 202
+                                  (400: not an absolute http(s) URL; 502: fetch failed)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts import SourceConfig
+from services.fetcher.core import pushed_page_url
 from services.fetcher.handlers import INGEST_SOURCE, Poller
 from services.fetcher.store import describe_source
 
@@ -100,8 +102,12 @@ def create_api(poller: Poller) -> Starlette:
             pushed = IngestRequest.model_validate(await _json(request))
         except ValidationError as exc:
             return _error(422, str(exc))
+        try:
+            url = pushed_page_url(pushed.url)
+        except ValueError as exc:
+            return _error(400, str(exc))
         result = await poller.ingest(
-            pushed.url, html=pushed.html, source=pushed.source, lang=pushed.lang, tags=pushed.tags
+            url, html=pushed.html, source=pushed.source, lang=pushed.lang, tags=pushed.tags
         )
         body = {
             "article_id": result.article_id,

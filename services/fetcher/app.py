@@ -36,6 +36,7 @@ def create_service(deps: Deps, settings: FetcherSettings | None = None) -> Servi
         settings=settings,
         metrics=FetcherMetrics(deps.registry),
         clock=deps.clock,
+        consumer_metrics=deps.consumer_metrics,
     )
     api = create_api(poller)
     return Service(

@@ -256,6 +256,25 @@ def _is_tracking(pair: str) -> bool:
     return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
 
 
+def pushed_page_url(url: str) -> str:
+    """The canonical URL of a page pushed from outside (POST /ingest).
+
+    Raises `ValueError` saying why unless it is an absolute http(s) URL with a host
+    and a valid port: a pushed page is published as that URL, so nothing else is taken.
+    """
+    try:
+        canonical = canonical_url(url)
+    except ValueError as exc:
+        raise ValueError(f"invalid URL {url!r}: {exc}") from exc
+    parts = urlsplit(canonical)
+    if parts.scheme not in DEFAULT_PORTS:
+        scheme = f"{parts.scheme}:" if parts.scheme else "a relative URL"
+        raise ValueError(f"only http and https URLs are accepted, not {scheme}")
+    if not parts.hostname:
+        raise ValueError(f"invalid URL {url!r}: no host")
+    return canonical
+
+
 def article_id(url: str) -> str:
     """Stable short id of a page: "a-" and 16 hex digits of the SHA-256 of its canonical URL."""
     digest = hashlib.sha256(canonical_url(url).encode("utf-8", "surrogatepass")).hexdigest()
@@ -274,10 +293,12 @@ def next_poll_at(
 ) -> datetime:
     """When to poll a feed next.
 
-    The delay is the configured interval, or the feed's own ttl when that is
+    The delay is the configured interval, or the feed's own ttl (how long it says
+    it stays fresh: RSS <ttl>, Cache-Control max-age, Expires) when that is
     longer, doubled for each consecutive failure, stretched by `jitter_ratio`
     (e.g. a caller's random value in [-0.1, 0.1]) and bounded to
-    [min_seconds, max_seconds]. All durations are seconds; `now` must be tz-aware.
+    [min_seconds, max_seconds], whatever the interval. All durations are seconds;
+    `now` must be tz-aware.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -437,6 +458,14 @@ def parse_sitemap(body: bytes, *, base_url: str) -> ParsedSitemap:
     oldest = datetime.min.replace(tzinfo=UTC)
     ordered = sorted(items.values(), key=lambda i: i.published or oldest, reverse=True)
     return ParsedSitemap(items=tuple(ordered), sitemaps=())
+
+
+def child_sitemap_batch(count: int, cursor: int, limit: int) -> range:
+    """Which of a sitemap index's `count` children to read in this poll: up to `limit`
+    from `cursor` (the first child not read yet in the current pass), starting over at 0
+    once the cursor is past the end (the index shrank, or the last pass finished)."""
+    start = cursor if 0 <= cursor < count else 0
+    return range(start, min(start + max(limit, 1), count))
 
 
 def _local_name(tag: object) -> str:

@@ -20,20 +20,24 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from contracts import RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW
 from services.common.bus import dead_letter, park
 from services.common.clock import Clock
+from services.common.metrics import ConsumerMetrics
 from services.fetcher.core import (
     FeedError,
     FeedItem,
     article_id,
     backoff_seconds,
     canonical_url,
+    child_sitemap_batch,
     freshness_seconds,
     host_of,
+    next_poll_at,
     origin_of,
     parse_feed,
     parse_sitemap,
@@ -54,6 +58,8 @@ log = structlog.get_logger("newsmon.fetcher")
 
 SERVICE = "fetcher"
 INGEST_SOURCE = "ingest"
+"""The default source of pushed pages, and the `source` label of every pushed item's metric
+(a client's free-text source name would make the label unbounded)."""
 
 __all__ = ["INGEST_SOURCE", "IngestResult", "Poller", "SourceState", "status_class"]
 
@@ -82,11 +88,32 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class _Listing:
-    """The items a source lists now, and whether the listing was read in full."""
+    """The items a source lists now, whether the listing was read in full, and for a
+    sitemap index read in part the first child sitemap left for the next poll."""
 
     items: tuple[FeedItem, ...]
     ttl_seconds: float | None
     complete: bool
+    sitemap_cursor: int = 0
+
+
+@dataclass(slots=True)
+class _HostQueue:
+    """A host's request slots in this process and the requests using or awaiting them;
+    dropped (with its metric series) once no request uses it, so hosts do not pile up."""
+
+    slots: asyncio.Semaphore
+    users: int = 0
+    waiting: int = 0
+
+
+@dataclass(slots=True)
+class _Hold:
+    """A source whose poll crashed: not polled again by this process before `until`
+    (Unix seconds), whatever Redis says; `crashes` in a row set the backoff."""
+
+    until: float
+    crashes: int = 1
 
 
 class Poller:
@@ -102,23 +129,28 @@ class Poller:
         metrics: FetcherMetrics,
         clock: Clock,
         rng: random.Random | None = None,
+        consumer_metrics: ConsumerMetrics | None = None,
     ) -> None:
+        """`consumer_metrics` counts the fetcher's dead letters with every consumer's
+        (newsmon_dead_letters_total); without it they are counted on a private registry."""
         self._redis = redis
         self._http = http
         self._config_sources = {source.name: source for source in sources}
         self._settings = settings
         self._metrics = metrics
+        self._dead_letters = (consumer_metrics or ConsumerMetrics(CollectorRegistry())).dead_letters
         self._clock = clock
         self._rng = rng or random.Random()
         self.store = FetcherStore(redis, settings.key_prefix)
         self._poll_slots = asyncio.Semaphore(settings.max_concurrent_polls)
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._hosts: dict[str, _HostQueue] = {}
         self._robots: dict[str, tuple[float, int | None, str]] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._known: list[SourceConfig] = []
         self._due_at: dict[str, float] = {}
         """Next poll per source as this process knows it (inf: paused or disabled);
         refreshed from Redis every `state_refresh_seconds` and after every poll."""
+        self._held: dict[str, _Hold] = {}
         self._refresh_at = 0.0
         self._token = uuid.uuid4().hex
         self.polls_completed = 0
@@ -150,6 +182,9 @@ class Poller:
         """Remove a run-time source and its state; False when there is none of that name."""
         removed = await self.store.remove_runtime_source(name)
         self._refresh_at = 0.0
+        self._held.pop(name, None)
+        with contextlib.suppress(KeyError):  # never published anything here
+            self._metrics.items.remove(name)
         return removed
 
     async def set_paused(self, name: str, paused: bool) -> SourceState:
@@ -199,12 +234,18 @@ class Poller:
         """Reload the sources and their schedule from Redis (other replicas, the API)."""
         self._known = await self.sources()
         states = await self.store.load_states([s.name for s in self._known])
-        self._due_at = {name: _due_at(state) for name, state in states.items()}
+        self._due_at = {name: self._held_due_at(name, state) for name, state in states.items()}
         self._count_states(states.values())
         self._refresh_at = time.monotonic() + self._settings.state_refresh_seconds
 
+    def _held_due_at(self, name: str, state: SourceState) -> float:
+        """The stored due time, unless a crash here holds the source back longer."""
+        held = self._held.get(name)
+        return max(_due_at(state), held.until) if held is not None else _due_at(state)
+
     async def _save(self, name: str, state: SourceState) -> None:
         await self.store.save_state(name, state)
+        self._held.pop(name, None)
         self._due_at[name] = _due_at(state)
 
     def _count_states(self, states: Iterable[SourceState]) -> None:
@@ -221,10 +262,43 @@ class Poller:
             try:
                 return await self._poll_under_lease(source)
             except RedisError as exc:
-                log.warning("poll skipped: Redis unavailable", source=source.name, error=str(exc))
+                delay = self._hold(source)
+                log.warning(
+                    "poll skipped: Redis unavailable",
+                    source=source.name,
+                    error=str(exc),
+                    retry_in_seconds=round(delay, 1),
+                )
             except Exception:
-                log.exception("poll crashed", source=source.name)
+                delay = self._hold(source)
+                log.exception("poll crashed", source=source.name, retry_in_seconds=round(delay, 1))
             return 0
+
+    def _hold(self, source: SourceConfig) -> float:
+        """Keep a source whose poll crashed (or found no Redis) from being polled again on
+        the next tick: back off in memory, as after a failed fetch; returns the delay, s.
+        Its stored state is left alone (Redis may be what failed)."""
+        held = self._held.get(source.name)
+        crashes = held.crashes + 1 if held is not None else 1
+        delay = self._backoff_delay(source, crashes)
+        until = self._clock().timestamp() + delay
+        self._held[source.name] = _Hold(until=until, crashes=crashes)
+        self._due_at[source.name] = until
+        return delay
+
+    def _backoff_delay(
+        self, source: SourceConfig, failures: int, retry_after: float | None = None
+    ) -> float:
+        """Seconds to wait after `failures` failed polls in a row: exponential from the
+        interval, with jitter, never before `retry_after`, within the poll bounds."""
+        delay = backoff_seconds(
+            failures,
+            base_seconds=source.interval_seconds,
+            max_seconds=self._settings.max_poll_seconds,
+            jitter_ratio=self._rng.uniform(-1, 1) * self._settings.backoff_jitter_ratio,
+        )
+        delay = max(delay, retry_after or 0.0, self._settings.min_poll_seconds)
+        return min(delay, self._settings.max_poll_seconds)
 
     async def _poll_under_lease(self, source: SourceConfig) -> int:
         lease_ms = int(self._settings.poll_lease_seconds * 1000)
@@ -257,17 +331,23 @@ class Poller:
         kind = (
             "sitemap" if source.kind == "sitemap" else "page" if source.kind == "page" else "feed"
         )
+        robots = kind != "feed"
         try:
-            response = await self._get(
-                kind, url, state.conditional_headers(), robots=kind != "feed"
-            )
+            response = await self._get(kind, url, state.conditional_headers(), robots=robots)
+            if response.moved_permanently and response.url != url:
+                self._metrics.events.labels("moved").inc()
+                log.warning(
+                    "source moved permanently", source=source.name, old=url, new=response.url
+                )
+                # The old address's validators say nothing about the new one.
+                state = replace(
+                    state, url=response.url, etag=None, last_modified=None, sitemap_cursor=0
+                )
+                if response.status == 304:  # answered to the old validators, sent along
+                    response = await self._get(kind, response.url, {}, robots=robots)
         except FetchError as exc:
             await self._failed(source, state, exc.reason, str(exc), exc)
             return 0
-        if response.moved_permanently and response.url != url:
-            self._metrics.events.labels("moved").inc()
-            log.warning("source moved permanently", source=source.name, old=url, new=response.url)
-            state = replace(state, url=response.url)
         if response.status == 304:
             self._metrics.polls.labels("not_modified").inc()
             log.info("source not modified", source=source.name)
@@ -276,13 +356,14 @@ class Poller:
         if kind == "page":
             return await self._poll_page(source, state, response)
         try:
-            listing = await self._listing(kind, response)
+            listing = await self._listing(kind, response, state.sitemap_cursor)
         except FeedError as exc:
             await self._failed(source, state, "broken_feed", str(exc), None, response.body)
             return 0
         published, complete = await self._publish_new(source, listing.items)
         self._metrics.polls.labels("changed").inc()
-        # Items left for later keep the old validators: the next poll re-reads the listing.
+        # Items left for later keep the old validators (the next poll re-reads the listing)
+        # and the sitemap cursor where it was (it re-reads the same child sitemaps).
         await self._succeeded(
             source,
             state,
@@ -290,25 +371,57 @@ class Poller:
             listing.ttl_seconds,
             "ok",
             keep=not (listing.complete and complete),
+            sitemap_cursor=listing.sitemap_cursor if complete else state.sitemap_cursor,
         )
-        log.info("source polled", source=source.name, items=len(listing.items), new=published)
+        log.info(
+            "source polled",
+            source=source.name,
+            items=len(listing.items),
+            new=published,
+            complete=listing.complete and complete,
+        )
         return published
 
-    async def _listing(self, kind: str, response: HttpResponse) -> _Listing:
+    async def _listing(self, kind: str, response: HttpResponse, cursor: int) -> _Listing:
+        """The items of a feed or sitemap; of a sitemap index, those of the next
+        `max_child_sitemaps` children from `cursor`, so a large index is read over several
+        polls and counts as read in full only once its last child was."""
         if kind == "feed":
             feed = parse_feed(response.body, base_url=response.url)
             return _Listing(feed.items, feed.ttl_seconds, complete=True)
         sitemap = parse_sitemap(response.body, base_url=response.url)
-        items = list(sitemap.items)
-        complete = True
-        for child in sitemap.sitemaps[: self._settings.max_child_sitemaps]:
+        if not sitemap.sitemaps:
+            return _Listing(sitemap.items, None, complete=True)
+        children = sitemap.sitemaps
+        batch = child_sitemap_batch(len(children), cursor, self._settings.max_child_sitemaps)
+        items: list[FeedItem] = []
+        position = batch.start
+        for position in batch:
             try:
-                page = await self._get("sitemap", child, {}, robots=True)
+                page = await self._get("sitemap", children[position], {}, robots=True)
                 items.extend(parse_sitemap(page.body, base_url=page.url).items)
-            except (FetchError, FeedError) as exc:
-                log.warning("child sitemap failed", sitemap=child, error=str(exc))
-                complete = False
-        return _Listing(tuple(dict.fromkeys(items)), None, complete)
+            except TransientFetchError as exc:
+                log.warning(
+                    "child sitemap failed, retrying next poll",
+                    sitemap=children[position],
+                    error=str(exc),
+                )
+                break
+            except (FetchError, FeedError) as exc:  # retrying will not help: skipped
+                log.warning("child sitemap skipped", sitemap=children[position], error=str(exc))
+        else:
+            position = batch.stop
+        complete = position >= len(children)
+        if not complete:
+            log.info(
+                "sitemap index read in part",
+                read=position - batch.start,
+                next_child=position,
+                children=len(children),
+            )
+        return _Listing(
+            tuple(dict.fromkeys(items)), None, complete, sitemap_cursor=0 if complete else position
+        )
 
     async def _poll_page(
         self, source: SourceConfig, state: SourceState, response: HttpResponse
@@ -328,15 +441,20 @@ class Poller:
         last_status: str,
         *,
         keep: bool,
+        sitemap_cursor: int = 0,
     ) -> None:
         """Store the response's validators (unless `keep`) and schedule the next poll from
         the interval, the feed's ttl and the response's freshness, within bounds."""
         now = self._clock()
-        hints = [ttl_seconds or 0.0, freshness_seconds(response.headers, now) or 0.0]
-        delay = max(source.interval_seconds, *hints)
-        delay *= 1.0 + self._rng.uniform(-1, 1) * self._settings.poll_jitter_ratio
-        low = min(self._settings.min_poll_seconds, source.interval_seconds)
-        delay = min(max(delay, low), self._settings.max_poll_seconds)
+        fresh = max(ttl_seconds or 0.0, freshness_seconds(response.headers, now) or 0.0)
+        due = next_poll_at(
+            now,
+            interval_seconds=source.interval_seconds,
+            ttl_seconds=fresh or None,
+            min_seconds=self._settings.min_poll_seconds,
+            max_seconds=self._settings.max_poll_seconds,
+            jitter_ratio=self._rng.uniform(-1, 1) * self._settings.poll_jitter_ratio,
+        )
         if state.status == "broken":
             self._metrics.events.labels("recovered").inc()
             log.info("source recovered", source=source.name, after_failures=state.failures)
@@ -348,12 +466,13 @@ class Poller:
                 last_modified=state.last_modified
                 if keep
                 else response.headers.get("last-modified"),
-                next_poll_at=now.timestamp() + delay,
+                next_poll_at=due.timestamp(),
                 failures=0,
                 status="active",
                 last_poll_at=now.timestamp(),
                 last_status=last_status,
                 last_error=None,
+                sitemap_cursor=sitemap_cursor,
             ),
         )
         self.polls_completed += 1
@@ -373,14 +492,8 @@ class Poller:
         failures = state.failures + 1
         status = state.status
         self._metrics.polls.labels("broken_feed" if reason == "broken_feed" else "failed").inc()
-        delay = backoff_seconds(
-            failures,
-            base_seconds=source.interval_seconds,
-            max_seconds=self._settings.max_poll_seconds,
-            jitter_ratio=self._rng.uniform(-1, 1) * self._settings.backoff_jitter_ratio,
-        )
         retry_after = exc.retry_after_seconds if isinstance(exc, TransientFetchError) else None
-        delay = min(max(delay, retry_after or 0.0), self._settings.max_poll_seconds)
+        delay = self._backoff_delay(source, failures, retry_after)
         if exc is not None and exc.status == 410:
             status = "disabled"
             self._metrics.events.labels("disabled").inc()
@@ -451,7 +564,11 @@ class Poller:
             return "retry"
         return "published" if await self._publish(source, item, page) else "seen"
 
-    async def _publish(self, source: SourceConfig, item: FeedItem, page: HttpResponse) -> bool:
+    async def _publish(
+        self, source: SourceConfig, item: FeedItem, page: HttpResponse, *, label: str | None = None
+    ) -> bool:
+        """Publish one page unless it was before; counted under `label` (default: the
+        source's name)."""
         item_id = article_id(item.url)
         article = RawArticle(
             article_id=item_id,
@@ -471,7 +588,7 @@ class Poller:
         if not await self.store.publish_once(item_id, article):
             self._metrics.skipped.labels("seen").inc()
             return False
-        self._metrics.items.labels(source.name).inc()
+        self._metrics.items.labels(label or source.name).inc()
         return True
 
     async def ingest(
@@ -484,7 +601,9 @@ class Poller:
         tags: tuple[str, ...] = (),
     ) -> IngestResult:
         """Publish one pushed page through the polled items' path: `html` as given, or
-        fetched from `url` (robots.txt, address policy and limits apply)."""
+        fetched from `url` (robots.txt, address policy and limits apply). Counted under
+        the source label "ingest" whatever `source` says. Raises `ValueError` for a URL
+        that cannot be parsed."""
         item = FeedItem(url=canonical_url(url), title=None, published=None, guid=None)
         item_id = article_id(item.url)
         pushed = SourceConfig(name=source, url=item.url, kind="page", lang=lang, tags=tags)
@@ -500,7 +619,7 @@ class Poller:
                 headers={"content-type": "text/html; charset=utf-8"},
                 body=html.encode("utf-8", "surrogatepass"),
             )
-        published = await self._publish(pushed, item, page)
+        published = await self._publish(pushed, item, page, label=INGEST_SOURCE)
         return IngestResult(item_id, item.url, "published" if published else "seen")
 
     # -- HTTP with politeness ----------------------------------------------------------------
@@ -532,36 +651,53 @@ class Poller:
         """Hold one of the host's request slots, shared with other replicas through Redis,
         and keep to the host's request rate; waiting requests are the host's queue."""
         settings = self._settings
-        local = self._host_slots.setdefault(host, asyncio.Semaphore(settings.host_concurrency))
-        token = uuid.uuid4().hex
-        gauge = self._metrics.host_queue.labels(host)
-        gauge.inc()
+        queue = self._hosts.get(host)
+        if queue is None:
+            queue = self._hosts[host] = _HostQueue(asyncio.Semaphore(settings.host_concurrency))
+        queue.users += 1
         try:
-            await local.acquire()
+            token = uuid.uuid4().hex
+            self._queued(host, queue, +1)
             try:
-                while True:
-                    wait_ms = await self.store.acquire_host(
-                        host,
-                        token,
-                        limit=settings.host_concurrency,
-                        lease_ms=int(settings.timeout_seconds * 1000) + 5000,
-                        interval_ms=int(settings.host_min_interval_seconds * 1000),
-                    )
-                    if wait_ms == 0:
-                        break
-                    await asyncio.sleep(0.05 if wait_ms < 0 else wait_ms / 1000)
-            except BaseException:
-                local.release()
-                raise
-        finally:
-            gauge.dec()
-        try:
-            yield
-        finally:
-            try:
-                await self.store.release_host(host, token)
+                await queue.slots.acquire()
+                try:
+                    while True:
+                        wait_ms = await self.store.acquire_host(
+                            host,
+                            token,
+                            limit=settings.host_concurrency,
+                            lease_ms=int(settings.timeout_seconds * 1000) + 5000,
+                            interval_ms=int(settings.host_min_interval_seconds * 1000),
+                        )
+                        if wait_ms == 0:
+                            break
+                        await asyncio.sleep(0.05 if wait_ms < 0 else wait_ms / 1000)
+                except BaseException:
+                    queue.slots.release()
+                    raise
             finally:
-                local.release()  # after the Redis slot, so the next local waiter finds it free
+                self._queued(host, queue, -1)
+            try:
+                yield
+            finally:
+                try:
+                    await self.store.release_host(host, token)
+                finally:
+                    queue.slots.release()  # after Redis's slot: the next waiter finds it free
+        finally:
+            queue.users -= 1
+            if queue.users == 0:
+                del self._hosts[host]
+
+    def _queued(self, host: str, queue: _HostQueue, change: int) -> None:
+        """Count a request joining (+1) or leaving (-1) the host's queue; the host's series
+        exists only while something waits, so hosts linked once do not stay forever."""
+        queue.waiting += change
+        if queue.waiting:
+            self._metrics.host_queue.labels(host).set(queue.waiting)
+        else:
+            with contextlib.suppress(KeyError):
+                self._metrics.host_queue.remove(host)
 
     async def _robots_allow(self, url: str) -> bool:
         """robots.txt's verdict for `url`, cached in memory and in Redis."""
@@ -610,3 +746,4 @@ class Poller:
             now=self._clock(),
         )
         await park(self._redis, letter)
+        self._dead_letters.labels(ARTICLES_RAW, reason).inc()

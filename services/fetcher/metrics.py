@@ -15,7 +15,7 @@ class FetcherMetrics:
         )
         self.items = Counter(
             "newsmon_fetcher_items_total",
-            "New items published as raw articles, by source.",
+            "New items published as raw articles, by source (pushed pages: ingest).",
             ["source"],
             registry=registry,
         )
@@ -51,7 +51,7 @@ class FetcherMetrics:
         )
         self.host_queue = Gauge(
             "newsmon_fetcher_host_queue_depth",
-            "Requests of this process waiting for a slot of a host.",
+            "Requests of this process waiting for a slot of a host (a series only while any wait).",
             ["host"],
             registry=registry,
         )

@@ -87,9 +87,14 @@ class SourceState:
     last_poll_at: float | None = None
     last_status: str | None = None
     last_error: str | None = None
+    sitemap_cursor: int = 0
+    """A sitemap index read in part: the first child sitemap the next poll reads (0: none
+    pending). While a pass is under way the index is fetched unconditionally."""
 
     def conditional_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
+        if self.sitemap_cursor:
+            return headers
         if self.etag:
             headers["If-None-Match"] = self.etag
         if self.last_modified:
@@ -110,6 +115,7 @@ class SourceState:
             "last_poll_at": "" if self.last_poll_at is None else self.last_poll_at,
             "last_status": self.last_status or "",
             "last_error": self.last_error or "",
+            "sitemap_cursor": self.sitemap_cursor,
         }
 
     @classmethod
@@ -126,6 +132,7 @@ class SourceState:
             last_poll_at=float(fields["last_poll_at"]) if fields.get("last_poll_at") else None,
             last_status=fields.get("last_status") or None,
             last_error=fields.get("last_error") or None,
+            sitemap_cursor=int(fields.get("sitemap_cursor") or 0),
         )
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import gzip
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,8 +26,9 @@ from structlog.testing import capture_logs
 from contracts import DeadLetter, RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW, dead_letter_stream
 from services.common.bus import DATA_FIELD
+from services.common.metrics import ConsumerMetrics
 from services.fetcher.handlers import Poller
-from services.fetcher.http import HttpxClient
+from services.fetcher.http import HttpClient, HttpResponse, HttpxClient
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
 
@@ -137,12 +139,8 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
-@pytest.fixture
-async def poller(redis: aioredis.Redis, registry: CollectorRegistry) -> AsyncIterator[Poller]:
-    settings = FetcherSettings(
-        host_min_interval_seconds=0, broken_after_failures=3, timeout_seconds=1.0
-    )
-    http = HttpxClient(
+def client_for(settings: FetcherSettings) -> HttpxClient:
+    return HttpxClient(
         user_agent="newsmon-test/1.0",
         timeout_seconds=settings.timeout_seconds,
         read_timeout_seconds=0.5,
@@ -150,15 +148,38 @@ async def poller(redis: aioredis.Redis, registry: CollectorRegistry) -> AsyncIte
         max_redirects=4,
         allowed_private_hosts=["127.0.0.1"],
     )
-    yield Poller(
+
+
+def make_poller(
+    redis: aioredis.Redis,
+    registry: CollectorRegistry,
+    http: HttpClient,
+    settings: FetcherSettings,
+    *,
+    sources: tuple[SourceConfig, ...] = (),
+    clock: Callable[[], datetime] = lambda: NOW,
+) -> Poller:
+    """A poller whose metrics, the fetcher's and the shared dead-letter count, are on `registry`."""
+    return Poller(
         redis=redis,
         http=http,
-        sources=[],
+        sources=sources,
         settings=settings,
         metrics=FetcherMetrics(registry),
-        clock=lambda: NOW,
+        clock=clock,
+        consumer_metrics=ConsumerMetrics(registry),
     )
-    await http.aclose()
+
+
+SETTINGS = FetcherSettings(
+    host_min_interval_seconds=0, broken_after_failures=3, timeout_seconds=1.0
+)
+
+
+@pytest.fixture
+async def poller(redis: aioredis.Redis, registry: CollectorRegistry) -> AsyncIterator[Poller]:
+    async with client_for(SETTINGS) as http:
+        yield make_poller(redis, registry, http, SETTINGS)
 
 
 def source(server: MisbehavingServer, path: str = "/feed.xml", **fields: Any) -> SourceConfig:
@@ -219,6 +240,25 @@ async def test_429_is_retried_no_sooner_than_retry_after(
     assert count == 0 and state.next_poll_at >= NOW.timestamp() + 3600
     assert any(e["event"] == "source poll failed" and e["reason"] == "http_429" for e in logs)
     assert metric(registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="http_429")
+    assert await dead_letters(poller._redis) == []  # transient: nothing to dead-letter
+    await still_works(poller, server, "/feed.xml")
+
+
+async def test_503_is_retried_no_sooner_than_a_retry_after_date(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    def unavailable(handler: BaseHTTPRequestHandler) -> None:
+        # An HTTP-date two hours after the response's own Date header (sent by the server).
+        later = email.utils.formatdate(time.time() + 7200, usegmt=True)
+        send(handler, 503, b"down for maintenance", Retry_After=later)
+
+    server.routes["/feed.xml"] = unavailable
+    count, logs = await poll_logged(poller, source(server))
+    state = await poller.store.load_state("s")
+    assert count == 0 and state.failures == 1 and state.status == "active"
+    assert state.next_poll_at >= NOW.timestamp() + 7200 - 2  # the dates have 1 s resolution
+    assert any(e["event"] == "source poll failed" and e["reason"] == "http_503" for e in logs)
+    assert metric(registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="http_503")
     assert await dead_letters(poller._redis) == []  # transient: nothing to dead-letter
     await still_works(poller, server, "/feed.xml")
 
@@ -329,6 +369,9 @@ async def test_a_redirect_to_a_private_address_is_refused(
     assert metric(
         registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="blocked_address"
     )
+    dead = {"stream": ARTICLES_RAW, "reason": "blocked_address"}
+    assert metric(registry, "newsmon_dead_letters_total", **dead) == 1
+    await still_works(poller, server, "/feed.xml")
 
 
 async def test_malformed_xml_is_read_leniently_and_garbage_is_dead_lettered(
@@ -344,6 +387,9 @@ async def test_malformed_xml_is_read_leniently_and_garbage_is_dead_lettered(
     count, logs = await poll_logged(poller, source(server, "/other.xml", name="other"))
     assert count == 0 and any(e.get("reason") == "broken_feed" for e in logs)
     assert metric(registry, "newsmon_fetcher_polls_total", outcome="broken_feed") == 1
+    dead = {"stream": ARTICLES_RAW, "reason": "broken_feed"}
+    assert metric(registry, "newsmon_dead_letters_total", **dead) == 1
+    await still_works(poller, server, "/feed.xml")
 
 
 async def test_an_xml_entity_bomb_is_refused_before_expansion(
@@ -496,3 +542,195 @@ async def test_the_loop_keeps_running_through_misbehaving_sources(
     assert [a.source for a in await published(redis)] == ["good"]
     assert metric(registry, "newsmon_fetcher_sources", state="active") == 4
     assert metric(registry, "newsmon_fetcher_polls_total", outcome="failed") == 2
+
+
+class CrashingHttp:
+    """Real HTTP, except that a GET of `url` raises an unexpected error (a bug's stand-in)."""
+
+    def __init__(self, inner: HttpClient, url: str) -> None:
+        self.inner = inner
+        self.url = url
+        self.crashes = 0
+
+    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        if url == self.url:
+            self.crashes += 1
+            raise RuntimeError("boom")
+        return await self.inner.get(url, headers=headers)
+
+
+@pytest.mark.parametrize("fault", ["crash", "redis"])
+async def test_a_poll_that_crashes_is_not_retried_on_the_next_tick(
+    redis: aioredis.Redis, server: MisbehavingServer, registry: CollectorRegistry, fault: str
+) -> None:
+    server.routes["/feed.xml"] = server.feed("a.html")
+    src = source(server)
+    seen_key = "newsmon:fetcher:seen"
+    if fault == "redis":
+        await redis.set(seen_key, "not a set")  # every seen-set command now fails in Redis
+    settings = FetcherSettings(
+        host_min_interval_seconds=0, tick_seconds=0.02, state_refresh_seconds=0.02
+    )
+    now = [NOW]
+    async with client_for(settings) as real:
+        http = CrashingHttp(real, src.url if fault == "crash" else "")
+        poller = make_poller(redis, registry, http, settings, sources=(src,), clock=lambda: now[0])
+        task = asyncio.create_task(poller.run_forever())
+        try:
+            with capture_logs() as logs:
+                await asyncio.wait_for(poller.round_completed.wait(), timeout=10)
+                await asyncio.sleep(0.5)  # 25 ticks, each re-reading the schedule from Redis
+            assert server.requests.count("/feed.xml") + http.crashes == 1
+            event = "poll crashed" if fault == "crash" else "poll skipped: Redis unavailable"
+            [entry] = [e for e in logs if e["event"] == event]
+            assert entry["retry_in_seconds"] >= settings.min_poll_seconds
+            assert (await poller.store.load_state("s")).next_poll_at == 0.0  # Redis untouched
+
+            http.url = ""  # the fault is gone; once the backoff has passed, it is polled
+            await redis.delete(seen_key)
+            now[0] = datetime.fromtimestamp(NOW.timestamp() + settings.max_poll_seconds, UTC)
+            for _ in range(200):
+                if await published(redis):
+                    break
+                await asyncio.sleep(0.02)
+            assert [a.url for a in await published(redis)] == [f"{server.base_url}/a.html"]
+            assert not task.done()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_no_source_is_polled_more_often_than_the_minimum_interval(
+    poller: Poller, server: MisbehavingServer
+) -> None:
+    shortest = poller._settings.min_poll_seconds
+    server.routes["/feed.xml"] = server.feed("a.html")
+    await poller.poll(source(server, interval_seconds=2))
+    assert (await poller.store.load_state("s")).next_poll_at - NOW.timestamp() >= shortest
+
+    server.routes["/feed.xml"] = lambda h: send(h, 500)
+    await poller.poll(source(server, interval_seconds=2))
+    assert (await poller.store.load_state("s")).next_poll_at - NOW.timestamp() >= shortest
+
+
+async def test_a_host_queue_series_lives_only_while_requests_wait(
+    redis: aioredis.Redis, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    def slow_feed(name: str) -> Route:
+        def respond(handler: BaseHTTPRequestHandler) -> None:
+            time.sleep(0.3)
+            server.feed(name)(handler)
+
+        return respond
+
+    server.routes["/one.xml"] = slow_feed("one.html")
+    server.routes["/two.xml"] = slow_feed("two.html")
+    host = server.base_url.removeprefix("http://")
+    settings = FetcherSettings(host_min_interval_seconds=0, host_concurrency=1)
+    depths: list[float | None] = []
+
+    async def sample() -> None:
+        while True:
+            depths.append(
+                registry.get_sample_value("newsmon_fetcher_host_queue_depth", {"host": host})
+            )
+            await asyncio.sleep(0.01)
+
+    async with client_for(settings) as http:
+        poller = make_poller(redis, registry, http, settings)
+        sampler = asyncio.create_task(sample())
+        counts = await asyncio.gather(
+            poller.poll(source(server, "/one.xml", name="one")),
+            poller.poll(source(server, "/two.xml", name="two")),
+        )
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+    assert list(counts) == [1, 1]
+    assert max(d or 0.0 for d in depths) >= 1  # one feed waited for the other
+    series = [s for m in registry.collect() for s in m.samples if "queue_depth" in s.name]
+    assert series == []  # none left behind once nothing waits
+
+
+def sitemap_index(base: str, count: int) -> bytes:
+    children = "".join(f"<sitemap><loc>{base}/map-{k}.xml</loc></sitemap>" for k in range(count))
+    return (
+        f'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{children}'
+        "</sitemapindex>"
+    ).encode()
+
+
+def urlset(base: str, *names: str) -> bytes:
+    urls = "".join(f"<url><loc>{base}/{name}</loc></url>" for name in names)
+    return (f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>').encode()
+
+
+def child(server: MisbehavingServer, name: str) -> Route:
+    """A child sitemap listing one page."""
+    body = urlset(server.base_url, name)
+    return lambda handler: send(handler, 200, body, "application/xml")
+
+
+async def test_every_child_of_a_sitemap_index_is_read_over_successive_polls(
+    redis: aioredis.Redis, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    conditional: list[str | None] = []
+
+    def index(handler: BaseHTTPRequestHandler) -> None:
+        conditional.append(handler.headers.get("If-None-Match"))
+        if handler.headers.get("If-None-Match") == '"i1"':
+            send(handler, 304, ETag='"i1"')
+        else:
+            send(handler, 200, sitemap_index(server.base_url, 5), "application/xml", ETag='"i1"')
+
+    server.routes["/index.xml"] = index
+    for k in range(5):
+        server.routes[f"/map-{k}.xml"] = child(server, f"page-{k}.html")
+    server.routes["/map-3.xml"] = lambda h: send(h, 503)  # down for one poll
+    settings = FetcherSettings(host_min_interval_seconds=0, max_child_sitemaps=2)
+    src = source(server, "/index.xml", kind="sitemap")
+    async with client_for(settings) as http:
+        poller = make_poller(redis, registry, http, settings)
+        assert await poller.poll(src) == 2  # children 0, 1
+        assert (await poller.store.load_state("s")).etag is None  # not read in full
+        with capture_logs() as logs:
+            assert await poller.poll(src) == 1  # child 2; child 3 fails and stops the batch
+        assert any(e["event"] == "child sitemap failed, retrying next poll" for e in logs)
+        assert (await poller.store.load_state("s")).sitemap_cursor == 3
+        server.routes["/map-3.xml"] = child(server, "page-3.html")
+        assert await poller.poll(src) == 2  # children 3, 4: the whole index is read
+        state = await poller.store.load_state("s")
+        assert state.etag == '"i1"' and state.sitemap_cursor == 0
+        server.requests.clear()
+        assert await poller.poll(src) == 0
+    assert server.requests == ["/index.xml"]  # 304: no child sitemap read again
+    assert conditional == [None, None, None, '"i1"']
+    assert sorted(a.url.rsplit("/", 1)[1] for a in await published(redis)) == [
+        f"page-{k}.html" for k in range(5)
+    ]
+
+
+async def test_a_moved_source_does_not_send_the_old_validators_to_its_new_address(
+    poller: Poller, server: MisbehavingServer
+) -> None:
+    received: list[str | None] = []
+
+    def new_feed(handler: BaseHTTPRequestHandler) -> None:
+        since = handler.headers.get("If-Modified-Since")
+        received.append(since)
+        if since is not None:  # a server comparing dates: "not modified since then"
+            send(handler, 304)
+        else:
+            server.feed("a.html", Last_Modified="Thu, 09 Oct 2025 10:00:00 GMT")(handler)
+
+    server.routes["/old.xml"] = lambda h: send(h, 308, Location="/new.xml")
+    server.routes["/new.xml"] = new_feed
+    await poller.store.update_state(
+        "s", etag='"old"', last_modified="Fri, 01 Jan 2100 00:00:00 GMT"
+    )
+    assert await poller.poll(source(server, "/old.xml")) == 1
+    state = await poller.store.load_state("s")
+    assert state.url == f"{server.base_url}/new.xml" and state.etag is None
+    assert state.last_modified == "Thu, 09 Oct 2025 10:00:00 GMT"
+    assert received == ["Fri, 01 Jan 2100 00:00:00 GMT", None]  # refetched without them
