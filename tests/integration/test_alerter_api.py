@@ -1,0 +1,125 @@
+"""The alerter's topic and subscription API, on a real Redis, as an operator uses it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from contracts import NewsmonConfig, TopicConfig
+from contracts.streams import ALERTS
+from contracts.subscriptions import WebhookSubscription
+from services.alerter.api import create_api
+from services.alerter.catalog import Catalog
+from services.alerter.core import Lexicon
+from services.alerter.delivery import webhook_group
+from services.alerter.metrics import AlerterMetrics
+from services.common.clock import utc_now
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "operator-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CONFIGURED = NewsmonConfig(
+    topics=(TopicConfig(name="OpenAI", keywords=("OpenAI",)),),
+    subscriptions=(
+        WebhookSubscription(name="ops", url="http://127.0.0.1:9/hook", secret="s" * 16),
+    ),
+)
+
+
+def _catalog(redis: aioredis.Redis) -> Catalog:
+    return Catalog(
+        redis,
+        CONFIGURED,
+        key_prefix="test",
+        lexicon=Lexicon(),
+        lemmatize=lambda word, lang: word,
+    )
+
+
+@pytest.fixture
+async def api(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_api(
+        redis=redis,
+        catalog=_catalog(redis),
+        metrics=AlerterMetrics(CollectorRegistry()),
+        clock=utc_now,
+        token=TOKEN,
+        heartbeat_seconds=0.2,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://alerter") as client:
+        yield client
+
+
+async def test_the_api_refuses_requests_without_the_token(
+    api: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    assert (await api.get("/alerts/topics")).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert (await api.get("/alerts/topics", headers=wrong)).status_code == 401
+    disabled = create_api(
+        redis=redis,
+        catalog=_catalog(redis),
+        metrics=AlerterMetrics(CollectorRegistry()),
+        clock=utc_now,
+        token=None,
+        heartbeat_seconds=0.2,
+    )
+    transport = httpx.ASGITransport(app=disabled)
+    async with httpx.AsyncClient(transport=transport, base_url="http://alerter") as client:
+        response = await client.get("/alerts/topics", headers=AUTH)
+    assert response.status_code == 503 and "NEWSMON_ALERTER_API_TOKEN" in response.text
+
+
+async def test_a_topic_is_added_listed_and_removed(
+    api: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    body = {"name": "fusion", "keywords": ["nuclear fusion"]}
+    response = await api.put("/alerts/topics/fusion", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    listed = {t["name"]: t for t in (await api.get("/alerts/topics", headers=AUTH)).json()}
+    assert listed["fusion"]["read_only"] is False and listed["OpenAI"]["read_only"] is True
+    # another replica's catalog sees it too: the topic lives in Redis
+    other = _catalog(redis)
+    await other.refresh(force=True)
+    assert "fusion" in {t.name for t in other.topics}
+    assert (await api.delete("/alerts/topics/fusion", headers=AUTH)).status_code == 204
+    assert (await api.delete("/alerts/topics/fusion", headers=AUTH)).status_code == 404
+    names = {t["name"] for t in (await api.get("/alerts/topics", headers=AUTH)).json()}
+    assert names == {"OpenAI"}
+
+
+async def test_bad_topic_requests_say_what_is_wrong(api: httpx.AsyncClient) -> None:
+    mismatch = await api.put(
+        "/alerts/topics/a", json={"name": "b", "keywords": ["x"]}, headers=AUTH
+    )
+    assert mismatch.status_code == 400 and "name" in mismatch.json()["error"]
+    invalid = await api.put("/alerts/topics/a", json={"name": "a", "nope": 1}, headers=AUTH)
+    assert invalid.status_code == 422 and invalid.json()["error"]
+    configured = await api.delete("/alerts/topics/OpenAI", headers=AUTH)
+    assert configured.status_code == 409 and "config" in configured.json()["error"]
+
+
+async def test_a_subscription_is_added_without_ever_returning_its_secret(
+    api: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    body = {"name": "newsroom", "url": "https://example.org/hook", "secret": "x" * 32}
+    response = await api.put("/alerts/subscriptions/newsroom", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert "secret" not in response.json()
+    listed = (await api.get("/alerts/subscriptions", headers=AUTH)).json()
+    assert {s["name"] for s in listed} == {"ops", "newsroom"}
+    assert all("secret" not in s for s in listed)
+    # its delivery group exists from now on, so no alert published after this is missed
+    groups = {g["name"] for g in await redis.xinfo_groups(ALERTS)}
+    assert webhook_group("newsroom").encode() in groups
+    not_http = {**body, "url": "ftp://example.org/hook"}
+    refused = await api.put("/alerts/subscriptions/newsroom", json=not_http, headers=AUTH)
+    assert refused.status_code == 422 and "http" in refused.json()["error"]
+    assert (await api.delete("/alerts/subscriptions/newsroom", headers=AUTH)).status_code == 204
+    assert (await api.delete("/alerts/subscriptions/ops", headers=AUTH)).status_code == 409
