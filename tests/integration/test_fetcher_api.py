@@ -168,3 +168,58 @@ async def test_newsmon_ingest_publishes_files_folders_and_jsonl_once(
     urls = await urls_published(redis)
     assert urls[0] == "https://example.org/a" and urls[1].startswith("file://")
     assert urls[2] == "https://example.org/c" and len(urls) == 3
+
+
+@pytest.mark.parametrize(
+    ("url", "html", "says"),
+    [
+        ("https://example.org:99999/a", "<p>x</p>", "invalid port"),
+        ("https://example.org:http/a", None, "invalid port"),
+        ("javascript:alert(1)", "<p>x</p>", "only http and https"),
+        ("ftp://example.org/a", "<p>x</p>", "only http and https"),
+        ("ftp://example.org/a", None, "only http and https"),
+        ("/a/relative/path", "<p>x</p>", "only http and https"),
+        ("http:///no-host", "<p>x</p>", "no host"),
+    ],
+)
+async def test_ingest_answers_400_for_what_is_not_an_http_url(
+    redis: aioredis.Redis, redis_url: str, url: str, html: str | None, says: str
+) -> None:
+    settings = CommonSettings(redis_url=redis_url, http_port=0)
+    async with (
+        running_services([create_service], settings=settings, config=NewsmonConfig()) as pipeline,
+        httpx.AsyncClient(base_url=pipeline.http_url) as client,
+    ):
+        pushed = {"url": url} if html is None else {"url": url, "html": html}
+        refused = await client.post("/ingest", json=pushed)
+    assert refused.status_code == 400 and says in refused.json()["error"]
+    assert await urls_published(redis) == []
+
+
+async def test_pushed_items_are_counted_as_ingest_and_fetcher_dead_letters_with_all_others(
+    redis: aioredis.Redis, redis_url: str, site: Site
+) -> None:
+    config = NewsmonConfig(
+        sources=(SourceConfig(name="broken", url=f"{site.base_url}/not-a-feed.html"),),
+        allowed_private_hosts=("127.0.0.1",),
+    )
+    settings = CommonSettings(redis_url=redis_url, http_port=0)
+    dead = {"stream": ARTICLES_RAW, "reason": "broken_feed"}
+    async with (
+        running_services([create_service], settings=settings, config=config) as pipeline,
+        httpx.AsyncClient(base_url=pipeline.http_url) as client,
+    ):
+        for name in ("newsletter #1", "newsletter #2"):
+            page = {"url": f"https://example.org/{name[-1]}", "html": "<p>x</p>", "source": name}
+            assert (await client.post("/ingest", json=page)).status_code == 202
+        for _ in range(200):
+            if pipeline.registry.get_sample_value("newsmon_dead_letters_total", dead):
+                break
+            await asyncio.sleep(0.05)
+        metrics = (await client.get("/metrics")).text
+    assert pipeline.registry.get_sample_value("newsmon_dead_letters_total", dead) == 1
+    assert 'newsmon_fetcher_items_total{source="ingest"} 2.0' in metrics
+    assert "newsletter" not in metrics  # a client's free text never becomes a label
+    entries = await redis.xrange(ARTICLES_RAW)
+    sources = [RawArticle.model_validate_json(f[DATA_FIELD]).source for _, f in entries]
+    assert sources == ["newsletter #1", "newsletter #2"]  # the message keeps what was said

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from contracts import DeadLetter, RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW, dead_letter_stream
 from services.common.bus import DATA_FIELD
+from services.common.metrics import ConsumerMetrics
 from services.fetcher.handlers import Poller
 from services.fetcher.http import HttpxClient
 from services.fetcher.metrics import FetcherMetrics
@@ -97,7 +98,14 @@ def source(server: NewsServer) -> SourceConfig:
 
 
 @pytest.fixture
-async def poller(redis: aioredis.Redis, source: SourceConfig) -> AsyncIterator[Poller]:
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+async def poller(
+    redis: aioredis.Redis, source: SourceConfig, registry: CollectorRegistry
+) -> AsyncIterator[Poller]:
     http = HttpxClient(
         user_agent="newsmon-test", timeout_seconds=5, allowed_private_hosts=["127.0.0.1"]
     )
@@ -106,8 +114,9 @@ async def poller(redis: aioredis.Redis, source: SourceConfig) -> AsyncIterator[P
         http=http,
         sources=[source],
         settings=FetcherSettings(host_min_interval_seconds=0),
-        metrics=FetcherMetrics(CollectorRegistry()),
+        metrics=FetcherMetrics(registry),
         clock=lambda: NOW,
+        consumer_metrics=ConsumerMetrics(registry),
     )
     await http.aclose()
 
@@ -145,13 +154,24 @@ async def test_each_item_is_published_once_and_unchanged_feeds_answer_304(
     ]
 
 
+def dead_letter_count(registry: CollectorRegistry, reason: str) -> float | None:
+    """newsmon_dead_letters_total of articles.raw: the count every consumer keeps too."""
+    labels = {"stream": ARTICLES_RAW, "reason": reason}
+    return registry.get_sample_value("newsmon_dead_letters_total", labels)
+
+
 async def test_a_broken_feed_is_dead_lettered_and_backed_off(
-    redis: aioredis.Redis, server: NewsServer, poller: Poller, source: SourceConfig
+    redis: aioredis.Redis,
+    server: NewsServer,
+    poller: Poller,
+    source: SourceConfig,
+    registry: CollectorRegistry,
 ) -> None:
     server.feed_body = b"<html><body>This is a parking page, not a feed</body></html>"
     assert await poller.poll(source) == 0
     [letter] = await dead_letters(redis)
     assert letter.reason == "broken_feed" and "test" in letter.error
+    assert dead_letter_count(registry, "broken_feed") == 1
     state = await poller.load_state(source)
     assert state.failures == 1 and state.next_poll_at > NOW.timestamp()
 
@@ -161,7 +181,11 @@ async def test_a_broken_feed_is_dead_lettered_and_backed_off(
 
 
 async def test_a_missing_page_is_dead_lettered_once_and_others_go_through(
-    redis: aioredis.Redis, server: NewsServer, poller: Poller, source: SourceConfig
+    redis: aioredis.Redis,
+    server: NewsServer,
+    poller: Poller,
+    source: SourceConfig,
+    registry: CollectorRegistry,
 ) -> None:
     server.feed_names = ["gone.html", "a.html"]
     assert await poller.poll(source) == 1
@@ -169,3 +193,4 @@ async def test_a_missing_page_is_dead_lettered_once_and_others_go_through(
     assert await poller.poll(source) == 0
     [letter] = await dead_letters(redis)
     assert "gone.html" in letter.error and letter.service == "fetcher"
+    assert dead_letter_count(registry, "http_404") == 1

@@ -18,6 +18,7 @@ from services.fetcher.core import (
     new_items,
     next_poll_at,
     parse_feed,
+    pushed_page_url,
 )
 
 BASE = "https://news.example.com/feeds/world.xml"
@@ -334,3 +335,26 @@ def test_new_items_are_the_unseen_ones_in_feed_order() -> None:
 def test_nothing_is_new_once_everything_was_seen() -> None:
     items = [_item("https://e.com/1")]
     assert new_items(items, {article_id(items[0].url)}) == []
+
+
+def test_a_pushed_page_url_is_canonical() -> None:
+    assert (
+        pushed_page_url(" HTTPS://Example.org:443/a?utm_source=x#top ") == "https://example.org/a"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://example.org:99999/a", "invalid port"),
+        ("http://[::1/a", "Invalid IPv6"),
+        ("javascript:alert(1)", "not javascript:"),
+        ("ftp://example.org/a", "not ftp:"),
+        ("file:///etc/passwd", "not file:"),
+        ("example.org/a", "not a relative URL"),
+        ("https:///a", "no host"),
+    ],
+)
+def test_a_pushed_page_url_must_be_absolute_http_with_a_host(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        pushed_page_url(url)

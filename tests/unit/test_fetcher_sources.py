@@ -15,6 +15,7 @@ from contracts import SourceConfig
 from services.fetcher.core import (
     FeedError,
     backoff_seconds,
+    child_sitemap_batch,
     freshness_seconds,
     gunzip_capped,
     host_of,
@@ -251,6 +252,7 @@ def test_a_source_state_survives_its_redis_hash_and_reads_as_the_api_shows_it() 
         url="https://moved.example/feed",
         last_poll_at=NOW.timestamp() - 60,
         last_status="http_500",
+        sitemap_cursor=5,
     )
     raw = {k.encode(): str(v).encode() for k, v in state.to_fields().items()}
     assert SourceState.from_fields(raw) == state
@@ -268,3 +270,42 @@ def test_a_source_state_survives_its_redis_hash_and_reads_as_the_api_shows_it() 
 )
 def test_only_active_and_broken_sources_are_polled(status: SourceStatus, due: bool) -> None:
     assert SourceState(status=status).is_due(NOW.timestamp()) is due
+
+
+def test_validators_are_sent_unless_a_sitemap_index_is_part_read() -> None:
+    state = SourceState(etag='"e"', last_modified="Thu, 09 Oct 2025 10:00:00 GMT")
+    assert state.conditional_headers() == {
+        "If-None-Match": '"e"',
+        "If-Modified-Since": "Thu, 09 Oct 2025 10:00:00 GMT",
+    }
+    assert SourceState(etag='"e"', sitemap_cursor=3).conditional_headers() == {}
+
+
+@pytest.mark.parametrize(
+    ("count", "cursor", "limit", "batch"),
+    [
+        (7, 0, 5, [0, 1, 2, 3, 4]),
+        (7, 5, 5, [5, 6]),  # the rest of the pass
+        (7, 7, 5, [0, 1, 2, 3, 4]),  # past the end: a new pass
+        (3, 5, 5, [0, 1, 2]),  # the index shrank
+        (1, 0, 5, [0]),
+        (0, 0, 5, []),
+    ],
+)
+def test_child_sitemaps_are_read_in_batches_from_the_cursor(
+    count: int, cursor: int, limit: int, batch: list[int]
+) -> None:
+    assert list(child_sitemap_batch(count, cursor, limit)) == batch
+
+
+@given(st.integers(0, 200), st.integers(1, 20))
+def test_successive_batches_read_every_child_once_per_pass(count: int, limit: int) -> None:
+    read: list[int] = []
+    cursor = 0
+    while True:
+        batch = child_sitemap_batch(count, cursor, limit)
+        read.extend(batch)
+        cursor = batch.stop
+        if cursor >= count:
+            break
+    assert read == list(range(count))
