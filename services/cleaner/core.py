@@ -30,6 +30,7 @@ from trafilatura.metadata import (
 )
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
+from trafilatura.xpaths import BODY_XPATH
 
 KEEP_TAGS = frozenset({"html", "body", "article", "main"})
 HIDDEN_XPATH = "//*[@hidden or @aria-busy='true']"
@@ -45,6 +46,7 @@ SHORT_NOTE_WORDS = 20  # a line of a loader/teaser note is at most this long
 SHORT_NOTE_TOTAL_WORDS = 45
 SHORT_NOTE_MAX_BLOCKS = 4
 NOTE_MAX_CHARS = 600  # labelled notes (disclaimers) are at most this long
+SPLIT_PART_MIN_CHARS = 200  # a part of a split article body holds this much paragraph text
 MIN_WORDS_FOR_LANGID = 20  # below this a declared language is trusted as is
 LANGID_TOP = 3  # a declared language among the detector's top 3 is plausible
 BINARY_SHARE = 0.1  # share of control characters that makes input look binary
@@ -150,6 +152,7 @@ def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | No
     declared = declared_language(tree, lang_hint)
     links = anchor_texts(tree)
     prune_furniture(tree)
+    join_split_body(tree)
     document = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -231,6 +234,33 @@ def prune_furniture(tree: HtmlElement) -> None:
     for element in tree.xpath(HIDDEN_XPATH):
         if element.tag not in KEEP_TAGS and element.getparent() is not None:
             element.drop_tree()
+
+
+def join_split_body(tree: HtmlElement) -> None:
+    """Move, in place, the later parts of an article body split by ads into its first part.
+
+    Pages cut one article into several containers of the same tag and class with ads and
+    empty widgets between them; trafilatura reads the first container only. The container is
+    the one trafilatura's own body expressions select, so other repeated blocks (comments,
+    teasers) stay where they are.
+    """
+    body = next((found[0] for expr in BODY_XPATH if (found := expr(tree))), None)
+    if body is None or not body.get("class") or paragraph_chars(body) < SPLIT_PART_MIN_CHARS:
+        return
+    ancestors = set(body.iterancestors())
+    for other in list(tree.iter(body.tag)):
+        if other is body or other.get("class") != body.get("class") or other in ancestors:
+            continue
+        if paragraph_chars(other) < SPLIT_PART_MIN_CHARS:
+            continue
+        if any(parent is body for parent in other.iterancestors()):
+            continue
+        body.extend(list(other))
+
+
+def paragraph_chars(element: HtmlElement) -> int:
+    """Characters of text in an element's own paragraphs (<p> children), the prose it holds."""
+    return sum(len(p.text_content().strip()) for p in element.iterchildren("p"))
 
 
 def normalize_line(text: str) -> str:

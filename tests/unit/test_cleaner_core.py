@@ -251,3 +251,35 @@ def test_link_list_inside_the_article_is_dropped() -> None:
     result = extract(page)
     assert "Another headline" not in result.text
     assert STORY[2] in result.text
+
+
+def test_text_right_after_a_heading_is_kept() -> None:
+    image = '<a href="/shop"><output><img src="/pad.jpg"></output></a>'
+    sections = "".join(
+        f"<h2>Offer {n}</h2>\n{image}{html.escape(text)}<br>\n<ul><li>Ask at the desk</li></ul>\n"
+        for n, text in enumerate(STORY)
+    )
+    page = (
+        '<html lang="en"><head><title>Harbour offers</title></head><body><main><section>'
+        f"The harbour authority lists this week's offers.<p></p>{sections}"
+        "</section></main></body></html>"
+    )
+    result = extract(page)
+    for paragraph in STORY:
+        assert paragraph in result.text
+
+
+def test_article_body_split_by_an_ad_is_read_whole() -> None:
+    later = "The harbour authority will report on the cost of the repairs to the city council."
+    first, second = STORY[:2], [*STORY[2:], later]
+    part = '<div class="article-body">{}</div>'
+    paragraphs = [[f"<p>{html.escape(p)}</p>" for p in half] for half in (first, second)]
+    page = (
+        '<html lang="en"><head><title>Harbour reopens</title></head><body><main><article>'
+        f"<h1>Harbour reopens</h1>{part.format(''.join(paragraphs[0]))}"
+        '<div class="ad"><span>Advertisement</span></div>'
+        f"{part.format(''.join(paragraphs[1]))}</article></main></body></html>"
+    )
+    result = extract(page)
+    for paragraph in [*first, *second]:
+        assert paragraph in result.text
