@@ -36,6 +36,8 @@ KEEP_TAGS = frozenset({"html", "body", "article", "main"})
 HIDDEN_XPATH = "//*[@hidden or @aria-busy='true']"
 LANGID_SAMPLE_CHARS = 1500  # language detection reads the start of the text only
 LINK_DENSE_RATIO = 0.5  # share of a line's characters inside links
+TEASER_LINK_SHARE = 0.25  # a teaser item: a linked headline, then a line of summary
+MIN_TEASERS = 2  # a list of teasers has at least this many items
 MAX_LINK_LINE_WORDS = 40  # longer lines are prose even when they hold links
 LABEL_MAX_WORDS = 6  # a list title such as "Don't miss" or "Read more"
 MIN_REPEATED_CHARS = 20  # a repeated line longer than this is page furniture the second time
@@ -381,9 +383,10 @@ def drop_link_lines(blocks: Sequence[Block]) -> list[Block]:
 
 
 def is_link_list(block: Block) -> bool:
-    """A list whose items are mostly links."""
+    """A list whose items are mostly links, or whose every item is a linked headline and teaser."""
     dense = sum(line.link_share >= LINK_DENSE_RATIO for line in block.lines)
-    return dense > len(block.lines) / 2
+    teasers = all(line.link_share >= TEASER_LINK_SHARE for line in block.lines)
+    return dense > len(block.lines) / 2 or (len(block.lines) >= MIN_TEASERS and teasers)
 
 
 def drop_orphan_label(blocks: list[Block]) -> None:
@@ -445,13 +448,16 @@ def trailing_labels_start(blocks: Sequence[Block]) -> int | None:
     are short lines without sentence punctuation; article paragraphs end with punctuation.
     """
     start = len(blocks)
-    while (
-        start > 0
-        and blocks[start - 1].kind not in DATA_KINDS
-        and all(is_label_line(line.text) for line in blocks[start - 1].lines)
-    ):
+    while start > 0 and is_trailing_label(blocks[start - 1]):
         start -= 1
     return start if start < len(blocks) else None
+
+
+def is_trailing_label(block: Block) -> bool:
+    """A heading (nothing after it is prose, so it heads a widget) or a block of label lines."""
+    if block.kind == "head":
+        return True
+    return block.kind not in DATA_KINDS and all(is_label_line(line.text) for line in block.lines)
 
 
 def short_note_start(blocks: Sequence[Block]) -> int | None:

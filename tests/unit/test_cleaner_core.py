@@ -283,3 +283,15 @@ def test_article_body_split_by_an_ad_is_read_whole() -> None:
     result = extract(page)
     for paragraph in [*first, *second]:
         assert paragraph in result.text
+
+
+def test_teaser_list_and_widget_headings_after_the_article_are_dropped() -> None:
+    teasers = "".join(
+        f'<li><a href="/n/{n}">Ferry strike number {n} ends</a> Unions and operators agree '
+        "on new rotas</li>"
+        for n in range(2)
+    )
+    widget = "<h3>Harbour Newsletter</h3><h4>Get the week's shipping news in your inbox.</h4>"
+    page = article(STORY).replace("</article>", f"{widget}<h2>More news</h2><ul>{teasers}</ul>")
+    result = extract(page)
+    assert result.text.endswith(STORY[-1])
