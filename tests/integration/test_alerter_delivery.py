@@ -1,4 +1,5 @@
-"""Webhooks against real HTTP receivers on 127.0.0.1, and SSE with a real HTTP client."""
+"""Webhooks against real HTTP receivers on 127.0.0.1, and SSE with a real HTTP client:
+retries, dead letters and their replay, workers dying mid-delivery, malformed alerts."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import traceback
 import warnings
 from collections.abc import AsyncIterator
@@ -33,6 +36,8 @@ from services.alerter.delivery import (
     WebhookWorker,
     ensure_webhook_group,
     webhook_dead_letter_stream,
+    webhook_group,
+    webhook_retry_stream,
 )
 from services.alerter.metrics import AlerterMetrics
 from services.common.bus import DATA_FIELD, publish
@@ -52,10 +57,13 @@ class Receiver:
 
     def __init__(self, status: int = 200) -> None:
         self.received: list[tuple[bytes, str]] = []
+        self.requests = 0
+        """Requests that arrived, answered or still held."""
         self.status = status
         self.hold: asyncio.Event | None = None
 
     async def handle(self, request: Request) -> Response:
+        self.requests += 1
         if self.hold is not None:
             await self.hold.wait()
         self.received.append((await request.body(), request.headers.get(SIGNATURE_HEADER, "")))
@@ -114,7 +122,13 @@ def _alert(number: int, topic: str = "t") -> TopicAlert:
 
 
 def _worker(
-    redis: aioredis.Redis, name: str, url: str, policy: RetryPolicy = FAST_RETRIES
+    redis: aioredis.Redis,
+    name: str,
+    url: str,
+    policy: RetryPolicy = FAST_RETRIES,
+    *,
+    consumer: str = "test",
+    reclaim_idle_seconds: float = 60.0,
 ) -> WebhookWorker:
     return WebhookWorker(
         redis=redis,
@@ -122,7 +136,8 @@ def _worker(
         policy=policy,
         metrics=AlerterMetrics(CollectorRegistry()),
         clock=utc_now,
-        consumer_name="test",
+        consumer_name=consumer,
+        reclaim_idle_seconds=reclaim_idle_seconds,
     )
 
 
@@ -167,6 +182,29 @@ async def _until_stream(redis: aioredis.Redis, stream: str, timeout: float = 30.
     async with asyncio.timeout(timeout):
         while not await redis.xlen(stream):
             await asyncio.sleep(0.02)
+
+
+async def _pending(redis: aioredis.Redis, name: str, consumer: str | None = None) -> int:
+    """Entries of `alerts` and the retry stream the subscriber's group (or one consumer of
+    it) read and did not acknowledge."""
+    total = 0
+    for stream in (ALERTS, webhook_retry_stream(name)):
+        rows = await redis.xpending_range(
+            stream, webhook_group(name), min="-", max="+", count=100, consumername=consumer
+        )
+        total += len(rows)
+    return total
+
+
+def _newsmon_dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "dlq", *args],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 async def test_webhook_body_is_signed_with_the_subscriber_secret(redis: aioredis.Redis) -> None:
@@ -214,6 +252,108 @@ async def test_a_permanently_failing_receiver_ends_in_the_dead_letter_stream(
     letter = DeadLetter.model_validate_json(fields[DATA_FIELD])
     assert letter.reason == "webhook_failed" and "500" in letter.error
     assert TopicAlert.model_validate_json(letter.payload).alert_id == "al-7"
+
+
+async def test_what_a_killed_worker_was_delivering_is_delivered_by_another(
+    redis: aioredis.Redis,
+) -> None:
+    receiver = Receiver()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    await ensure_webhook_group(redis, "hook")
+    async with running(_worker(redis, "hook", url, consumer="host-101")):  # receiver down
+        await publish(redis, ALERTS, _alert(1))
+        async with asyncio.timeout(30):
+            while not await _pending(redis, "hook", "host-101"):
+                await asyncio.sleep(0.02)
+    # killed while retrying (unacknowledged); restarted under a new pid, so a new name
+    async with (
+        serving(_receiver_app(hook=receiver), port),
+        running(_worker(redis, "hook", url, consumer="host-202", reclaim_idle_seconds=0.3)),
+    ):
+        await _until(lambda: receiver.received)
+        async with asyncio.timeout(30):
+            while await _pending(redis, "hook"):
+                await asyncio.sleep(0.02)
+    assert receiver.alert_ids() == ["al-1"]
+    assert await redis.xlen(webhook_dead_letter_stream("hook")) == 0
+
+
+async def test_an_alert_held_for_long_is_not_taken_over_by_a_second_worker(
+    redis: aioredis.Redis,
+) -> None:
+    receiver = Receiver()
+    receiver.hold = asyncio.Event()
+    idle = 0.2
+    await ensure_webhook_group(redis, "held")
+    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+        workers = [
+            _worker(redis, "held", f"{base}/hook", consumer=name, reclaim_idle_seconds=idle)
+            for name in ("alerter-1", "alerter-2")
+        ]
+        async with running(*workers):
+            await publish(redis, ALERTS, _alert(1))
+            await _until(lambda: receiver.requests == 1)
+            await asyncio.sleep(idle * 8)  # the receiver answers slowly; the POST goes on
+            assert receiver.requests == 1
+            receiver.hold.set()
+            await _until(lambda: receiver.received)
+            await asyncio.sleep(idle * 3)
+    assert receiver.alert_ids() == ["al-1"] and receiver.requests == 1
+    assert await _pending(redis, "held") == 0
+
+
+async def test_a_malformed_alert_is_parked_as_invalid_and_the_next_delivered(
+    redis: aioredis.Redis,
+) -> None:
+    receiver = Receiver()
+    dlq = webhook_dead_letter_stream("strict")
+    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+        await ensure_webhook_group(redis, "strict")
+        async with running(_worker(redis, "strict", f"{base}/hook")):
+            await redis.xadd(ALERTS, {DATA_FIELD: b'{"alert_id": 42}'})
+            await publish(redis, ALERTS, _alert(2))
+            await _until(lambda: receiver.received)
+            await _until_stream(redis, dlq)
+    assert receiver.alert_ids() == ["al-2"]
+    ((_, fields),) = await redis.xrange(dlq)
+    letter = DeadLetter.model_validate_json(fields[DATA_FIELD])
+    assert (letter.reason, letter.payload) == ("invalid_message", '{"alert_id": 42}')
+    assert "alert_id" in letter.error
+    assert await _pending(redis, "strict") == 0
+
+
+async def test_replaying_a_webhook_dead_letter_redelivers_it_to_that_subscriber_only(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    broken, other = Receiver(status=500), Receiver()
+    once = RetryPolicy(max_attempts=1, base_seconds=0.01, max_seconds=0.01, timeout_seconds=5)
+    dlq = webhook_dead_letter_stream("broken")
+    async with serving(_receiver_app(broken=broken, other=other), _free_port()) as base:
+        for name in ("broken", "other"):
+            await ensure_webhook_group(redis, name)
+        workers = (
+            _worker(redis, "broken", f"{base}/broken", once),
+            _worker(redis, "other", f"{base}/other", once),
+        )
+        async with running(*workers):
+            await publish(redis, ALERTS, _alert(3))
+            await _until_stream(redis, dlq)
+            await _until(lambda: other.received)
+            broken.status = 200  # the receiver is fixed
+            replayed = await asyncio.to_thread(
+                _newsmon_dlq, redis_url, "replay", webhook_retry_stream("broken"), "--all"
+            )
+            assert replayed.returncode == 0, replayed.stderr
+            assert "replayed 1" in replayed.stdout
+            await _until(lambda: len(broken.received) == 2)
+            async with asyncio.timeout(30):
+                while await _pending(redis, "broken"):
+                    await asyncio.sleep(0.02)
+    assert broken.alert_ids() == ["al-3", "al-3"]  # refused once, then accepted
+    assert other.alert_ids() == ["al-3"]
+    assert await redis.xlen(dlq) == 0
+    assert await redis.xlen(webhook_retry_stream("broken")) == 0
 
 
 async def test_a_slow_receiver_does_not_delay_a_fast_one(redis: aioredis.Redis) -> None:

@@ -147,6 +147,35 @@ async def test_an_entry_that_keeps_killing_its_consumers_is_parked(redis: aiored
     assert (await redis.xpending(STREAM, "g"))["pending"] == 0
 
 
+async def test_a_pending_entry_deleted_from_its_stream_is_acknowledged_on_reclaim(
+    redis: aioredis.Redis,
+) -> None:
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    gone = await redis.xadd(STREAM, {DATA_FIELD: encode(MESSAGE)})
+    await redis.xadd(STREAM, {DATA_FIELD: encode(MESSAGE)})
+    await redis.xreadgroup("g", "dead-consumer", {STREAM: ">"})
+    await redis.xdel(STREAM, gone)
+    handled: list[TopicConfig] = []
+
+    async def record(message: TopicConfig) -> None:
+        handled.append(message)
+
+    sub = Subscription("g", make_consumer(redis, record))
+    task = asyncio.create_task(
+        reclaim_stalled(redis, sub, "live", min_idle_ms=50, interval_seconds=0.05, max_deliveries=5)
+    )
+    try:
+        for _ in range(100):
+            if not (await redis.xpending(STREAM, "g"))["pending"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert handled == [MESSAGE]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+    assert await dead_letters(redis) == []
+
+
 async def test_redis_going_away_is_waited_out_not_counted_as_a_failure(
     redis: aioredis.Redis,
 ) -> None:
