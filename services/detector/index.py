@@ -711,21 +711,38 @@ async def place_article(
 
 class BandTable:
     """In-process near-duplicate lookup over 64-bit simhashes: four 16-bit band tables, so any
-    two hashes within 3 bits share a band exactly (the layout of the Redis posting lists)."""
+    two hashes within 3 bits share a band exactly (the layout of the Redis band postings).
+
+    Each band table maps a band value to the distinct simhashes carrying it; keys hang off the
+    simhash, so a lookup touches four small lists and one bit count per candidate.
+    """
 
     def __init__(self) -> None:
-        self._bands: list[dict[int, list[tuple[int, str]]]] = [{} for _ in range(4)]
+        self._bands: tuple[dict[int, list[int]], ...] = ({}, {}, {}, {})
+        self._keys: dict[int, tuple[str, ...]] = {}
 
     def add(self, key: str, simhash: int) -> None:
         """Index `simhash` under `key`."""
+        keys = self._keys.get(simhash)
+        if keys is not None:
+            self._keys[simhash] = (*keys, key)
+            return
+        self._keys[simhash] = (key,)
         for table, band in zip(self._bands, simhash_bands(simhash), strict=True):
-            table.setdefault(band, []).append((simhash, key))
+            table.setdefault(band, []).append(simhash)
 
     def near(self, simhash: int, max_distance: int = 3) -> set[str]:
         """Keys whose simhash is within `max_distance` bits (exact for up to 3 bits)."""
-        found: set[str] = set()
-        for table, band in zip(self._bands, simhash_bands(simhash), strict=True):
-            for value, key in table.get(band, ()):
-                if (value ^ simhash).bit_count() <= max_distance:
-                    found.add(key)
-        return found
+        first, second, third, fourth = self._bands
+        keys = self._keys
+        return {
+            key
+            for value in (
+                *first.get(simhash & 0xFFFF, ()),
+                *second.get((simhash >> 16) & 0xFFFF, ()),
+                *third.get((simhash >> 32) & 0xFFFF, ()),
+                *fourth.get(simhash >> 48, ()),
+            )
+            if (value ^ simhash).bit_count() <= max_distance
+            for key in keys[value]
+        }
