@@ -97,6 +97,8 @@ class ServiceProcess:
             # every page is on 127.0.0.1: lift the per-host politeness meant for real sites
             "NEWSMON_FETCHER_HOST_MIN_INTERVAL_SECONDS": "0",
             "NEWSMON_FETCHER_HOST_CONCURRENCY": "16",
+            # a restarted fetcher re-reads a feed it was killed in the middle of within seconds
+            "NEWSMON_FETCHER_MIN_POLL_SECONDS": "2",
         }
         self.config = config
         self.logs = logs
