@@ -51,6 +51,7 @@ class AlerterMetrics:
         )
         self.webhook_dead_letters = Counter(
             "newsmon_alerter_webhook_dead_letters_total",
-            "Alerts parked in a subscriber's dead-letter stream after the last retry.",
+            "Alerts parked in a subscriber's dead-letter stream (retries exhausted, "
+            "invalid message, or too many deliveries).",
             registry=registry,
         )

@@ -96,7 +96,14 @@ async def running_services(
             log_level=logging.DEBUG,
             middlewares=[RedisPrometheusMiddleware(registry=registry, app_name="newsmon")],
         )
-        app = build_app(services, broker=broker, redis=redis, registry=registry, settings=settings)
+        app = build_app(
+            services,
+            broker=broker,
+            redis=redis,
+            registry=registry,
+            settings=settings,
+            max_in_flight=settings.max_in_flight,
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

@@ -51,6 +51,12 @@ class CommonSettings(BaseSettings):
     max_deliveries: int = Field(
         default=5, ge=1, description="Deliveries of one entry before it is dead-lettered."
     )
+    max_in_flight: int = Field(
+        default=10,
+        ge=1,
+        description="Entries one consumer reads and holds unacknowledged at a time, per stream "
+        "(backpressure: a slow stage never pulls its whole backlog into memory).",
+    )
     stream_retention_seconds: float = Field(
         default=86_400.0,
         ge=0,
