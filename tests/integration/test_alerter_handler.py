@@ -1,0 +1,152 @@
+"""The alert policy as subscribers live it: a story spreading through the live handler on a
+real Redis gives one new alert, then debounced update alerts, and never a repeat."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from contracts import (
+    CleanArticle,
+    NewsmonConfig,
+    StoryEvent,
+    StoryMember,
+    StorySnapshot,
+    TopicAlert,
+    TopicConfig,
+)
+from contracts.streams import ALERTS
+from services.alerter.catalog import Catalog
+from services.alerter.core import Lexicon, UpdatePolicy
+from services.alerter.handlers import AlertHandler
+from services.alerter.metrics import AlerterMetrics
+from services.common.bus import DATA_FIELD
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+DEBOUNCE = timedelta(hours=1)
+
+
+class Clock:
+    """A clock the test moves forward."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Story:
+    """One story gaining articles, as the detector announces it."""
+
+    def __init__(self, story_id: str) -> None:
+        self.story_id = story_id
+        self.members: list[StoryMember] = []
+
+    def add(self, number: int, lang: str, source: str, text: str, when: datetime) -> StoryEvent:
+        article = CleanArticle(
+            article_id=f"{self.story_id}-a{number}",
+            url=f"http://{source}/{number}",
+            source=source,
+            title=f"Article {number}",
+            text=text,
+            lang=lang,
+            fetched_at=when,
+            cleaned_at=when,
+        )
+        self.members.append(
+            StoryMember(
+                article_id=article.article_id,
+                lang=lang,
+                source=source,
+                url=article.url,
+                title=article.title,
+                reason="translation" if self.members else "new",
+                similarity=0.5,
+                joined_at=when,
+            )
+        )
+        snapshot = StorySnapshot(
+            story_id=self.story_id,
+            members=tuple(self.members),
+            languages=tuple(dict.fromkeys(m.lang or "" for m in self.members)),
+            sources=tuple(dict.fromkeys(m.source for m in self.members)),
+            first_seen=START,
+            last_seen=when,
+        )
+        return StoryEvent(
+            event_id=f"{self.story_id}:{number}",
+            kind="updated" if len(self.members) > 1 else "created",
+            story=snapshot,
+            article=article,
+            reason=self.members[-1].reason,
+            similarity=0.5,
+            occurred_at=when,
+        )
+
+
+def _handler(redis: aioredis.Redis, topics: tuple[TopicConfig, ...], clock: Clock) -> AlertHandler:
+    catalog = Catalog(
+        redis,
+        NewsmonConfig(topics=topics),
+        key_prefix="test",
+        lexicon=Lexicon(),
+        lemmatize=lambda word, lang: word,
+    )
+    return AlertHandler(
+        redis=redis,
+        catalog=catalog,
+        metrics=AlerterMetrics(CollectorRegistry()),
+        clock=clock,
+        key_prefix="test",
+        sent_ttl_seconds=3600 * 24,
+        policy=UpdatePolicy(min_new_sources=2, debounce_seconds=DEBOUNCE.total_seconds()),
+    )
+
+
+async def _alerts(redis: aioredis.Redis) -> list[TopicAlert]:
+    entries = await redis.xrange(ALERTS)
+    return [TopicAlert.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+
+
+async def test_a_spreading_story_alerts_once_then_updates_at_most_once_per_interval(
+    redis: aioredis.Redis,
+) -> None:
+    clock = Clock()
+    handle = _handler(redis, (TopicConfig(name="OpenAI", keywords=("OpenAI",)),), clock)
+    story = Story("s1")
+    text = "OpenAI signs a new agreement."
+    first = story.add(1, "en", "wire", text, clock.now)
+    await handle(first)
+    await handle(first)  # redelivered: nothing more
+    clock.now += timedelta(minutes=5)
+    await handle(story.add(2, "en", "paper", text, clock.now))  # one new outlet: not enough
+    clock.now += timedelta(minutes=5)
+    await handle(story.add(3, "fr", "journal", text, clock.now))  # a new language, debounced
+    clock.now = START + DEBOUNCE + timedelta(minutes=1)
+    await handle(story.add(4, "fr", "gazette", text, clock.now))  # interval passed: update
+    clock.now += timedelta(minutes=1)
+    await handle(story.add(5, "de", "zeitung", text, clock.now))  # debounced again
+    alerts = await _alerts(redis)
+    assert [(a.kind, a.update_number) for a in alerts] == [("new", 0), ("update", 1)]
+    update = alerts[1]
+    assert set(update.added_languages) == {"fr"}
+    assert {"paper", "journal", "gazette"} <= set(update.added_sources)
+
+
+async def test_a_topic_needing_two_outlets_waits_for_the_second(redis: aioredis.Redis) -> None:
+    clock = Clock()
+    topic = TopicConfig(name="OpenAI", keywords=("OpenAI",), min_sources=2)
+    handle = _handler(redis, (topic,), clock)
+    story = Story("s2")
+    await handle(story.add(1, "en", "wire", "OpenAI news.", clock.now))
+    assert await _alerts(redis) == []
+    # the second outlet does not name the topic: the story matched already, and is now large
+    await handle(story.add(2, "en", "paper", "Unrelated words here.", clock.now))
+    ((alert,),) = [await _alerts(redis)]
+    assert alert.kind == "new" and set(alert.sources) == {"wire", "paper"}
