@@ -76,6 +76,10 @@ UNWANTED_CHARS = re.compile(
 CONTENT_LANGUAGE_XPATH = (
     "//meta[translate(@http-equiv, 'CONTENTLANGUA', 'contentlangua')='content-language']/@content"
 )
+PLAIN_QUOTES = str.maketrans(
+    dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\uff07", "'")
+    | dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\uff02", '"')
+)  # typographic single and double quotes, primes and full-width quotes
 LANG_CODE = re.compile(r"^\s*([A-Za-z]{2})(?:[-_][A-Za-z0-9]+)*\s*$")
 # trafilatura's options, measured best on real pages: no fallback extractors (fast), recall
 # first (newsmon's own rules then remove furniture), tables kept, no metadata (read below).
@@ -357,8 +361,13 @@ def paragraph_chars(element: HtmlElement) -> int:
 
 
 def normalize_line(text: str) -> str:
-    """NFC, no invisible characters, single spaces."""
-    return " ".join(UNWANTED_CHARS.sub("", unicodedata.normalize("NFC", text)).split())
+    """NFC, no invisible characters, plain quotes and apostrophes, single spaces.
+
+    Pages mix "l'énergie" and "l\u2019énergie" for one word; downstream matching and grouping see
+    one form. Guillemets are punctuation of their languages, not variants, and are kept.
+    """
+    text = UNWANTED_CHARS.sub("", unicodedata.normalize("NFC", text)).translate(PLAIN_QUOTES)
+    return " ".join(text.split())
 
 
 def element_lines(element: HtmlElement) -> list[str]:

@@ -18,8 +18,8 @@ PAGES = {path.name[:3]: path for path in sample_pages()}
 EXPECTED_LANG = {"000": "fr", "001": "fr", "002": "it", "003": "fr", "004": "pt"}
 KEY_SENTENCES = {
     "000": (
-        "OpenAI est en train de passer d’un laboratoire de recherche",  # noqa: RUF001 (seed text)
-        "Ce passage du « conseil » à « l’exécution » explique pourquoi OpenAI",  # noqa: RUF001
+        "OpenAI est en train de passer d'un laboratoire de recherche",  # the seed has "d\u2019un"
+        "Ce passage du « conseil » à « l'exécution » explique pourquoi OpenAI",
     ),
     "001": (
         "Lors d'un récent dialogue approfondi, Satya Nadella",
@@ -231,6 +231,15 @@ def test_page_decoded_with_the_wrong_charset_still_extracts() -> None:
     result = extract(mojibake)
     assert result.empty_reason is None
     assert result.lang == "fr"
+
+
+def test_quotes_and_apostrophes_have_one_form() -> None:
+    typographic = (
+        "L\u2019autorit\u00e9 parle d\u2019un \u201cport ouvert\u201d et d\u2019une "
+        "\u00ab reprise \u00bb."
+    )
+    result = extract(article([typographic, *STORY], lang="fr"))
+    assert "L'autorité parle d'un \"port ouvert\" et d'une « reprise »." in result.text
 
 
 def test_text_is_nfc_with_single_spaces() -> None:
