@@ -39,7 +39,6 @@ def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Serv
         metrics=metrics,
         clock=deps.clock,
         params=params,
-        open_stories=open_stories,
     )
     consumer = deps.consumer(
         service=NAME, stream=ARTICLES_CLEAN, model=CleanArticle, handle=handler

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis.asyncio as aioredis
 
@@ -19,7 +18,8 @@ from services.detector.metrics import DetectorMetrics
 
 def open_stories_key(prefix: str) -> str:
     """The sorted set of story ids scored by when each story closes (epoch seconds), under
-    the story index's hash tag: counting open stories costs O(log n), not a key scan."""
+    the story index's hash tag: the index's commit script writes it with each placement, so
+    counting open stories costs O(log n), not a key scan."""
     return "{" + prefix + "}:open"
 
 
@@ -56,10 +56,8 @@ class DetectHandler:
         metrics: DetectorMetrics,
         clock: Clock,
         params: GroupingParams = DEFAULT_PARAMS,
-        open_stories: str = open_stories_key("newsmon:detector"),
     ) -> None:
         self._redis = redis
-        self._open_stories = open_stories
         self._index = index
         self._metrics = metrics
         self._clock = clock
@@ -85,18 +83,7 @@ class DetectHandler:
             similarity=placement.similarity,
             occurred_at=now,
         )
-        closes_at = story.closes_at or story.last_seen + timedelta(hours=self._params.window_hours)
-        await self._mark_open(story.story_id, closes_at)
         await publish(self._redis, STORIES_EVENTS, event)
         self._metrics.placements.labels(placement.reason).inc()
         self._metrics.story_size.observe(len(story.members))
         self._metrics.story_languages.observe(len(story.languages))
-
-    async def _mark_open(self, story_id: str, closes_at: datetime) -> None:
-        """Record when the story closes, before the event is published (a failure here retries
-        the article without a second event). Every story closes within one window of its last
-        write, so the set expires one window after the last write of any story."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(self._open_stories, {story_id: closes_at.timestamp()})
-        pipe.expire(self._open_stories, math.ceil(self._params.window_hours * 3600))
-        await pipe.execute()

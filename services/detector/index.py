@@ -16,6 +16,9 @@ and returns only the top few summaries, so its cost does not grow with the numbe
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -51,7 +54,11 @@ if TYPE_CHECKING:
 POSTING_FETCH = 64
 """Most recent stories read from one posting list per lookup."""
 POSTING_CAP = 64
-"""Stories kept per posting list; the least recently active fall off."""
+"""Stories kept per posting list in memory; the least recently active fall off."""
+POSTING_KEY_CAP = 16_384
+"""Entries kept per packed Redis posting key (many lists share one); the oldest fall off."""
+POSTING_HEAD_CHECKS = 64
+"""Entries at the head of a packed posting key checked for expired stories per write."""
 MAX_PLACE_ATTEMPTS = 8
 UNKNOWN_LANGUAGE = "?"
 
@@ -100,6 +107,26 @@ def band_keys(simhash: int) -> list[str]:
 def token_key(token: str) -> str:
     """Posting list of stories carrying an anchor."""
     return "t:" + token
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def token_slot(token: str) -> tuple[str, bytes]:
+    """Where a token lives in Redis: its bucket (3 hex digits of its sha1: the statistics hash
+    and the token posting key) and its 4-byte tag in that bucket's postings (the next 8)."""
+    digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return digest[:3], bytes.fromhex(digest[3:11])
+
+
+def posting_slot(logical_key: str) -> tuple[str, bytes]:
+    """The packed Redis posting key holding a logical posting list, and the list's tag there:
+    band lists share a key per band and high byte (tag: the low byte), token lists a key per
+    bucket (tag: 4 bytes of the token's sha1)."""
+    if logical_key.startswith("t:"):
+        bucket, tag = token_slot(logical_key[2:])
+        return "t:" + bucket, tag
+    band, value = logical_key[1:].split(":")
+    number = int(value, 16)
+    return f"b{band}:{number >> 8:02x}", bytes([number & 0xFF])
 
 
 def _placement(decision: Decision) -> Placement:
@@ -295,23 +322,52 @@ local function split(text, sep)
     start = at + 1
   end
 end
+-- 4-byte big-endian story numbers and sequence numbers
+local function num(s, at)
+  local a, b, c, d = string.byte(s, at, at + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+local function pack(n)
+  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+    math.floor(n / 256) % 256, n % 256)
+end
+-- a token's bucket (statistics hash, token postings): the sha1 cut of `token_slot` in Python
+local function bucket(token)
+  return string.sub(redis.sha1hex(token), 1, 3)
+end
+-- a token's bucket and its 4-byte tag in that bucket's postings
+local function slot(token)
+  local digest = redis.sha1hex(token)
+  local tag = string.gsub(string.sub(digest, 4, 11), '..', function(h)
+    return string.char(tonumber(h, 16))
+  end)
+  return string.sub(digest, 1, 3), tag
+end
+-- 'count languages' as stored in a statistics bucket
+local function stat(value)
+  if not value then return 0, nil end
+  local at = string.find(value, ' ', 1, true)
+  return tonumber(string.sub(value, 1, at - 1)), string.sub(value, at + 1)
+end
 """
 
 _LOOKUP_SCRIPT = (
     _LUA_HELPERS
     + """
--- KEYS: 1 seq, 2 df, 3 languages, 4 stories, 5 article, 6-9 bands, 10.. token postings
+-- KEYS: 1 seq, 2 stories, 3 article
 -- ARGV: 1 max distance, 2-3 simhash high/low 32 bits, 4 query tokens, 5 max candidates,
---       6 idf prior, 7 posting fetch, 8 oldest open last-seen (epoch s), 9 record key prefix,
---       10.. the article's anchors (aligned with KEYS 10..)
+--       6 idf prior, 7 posting fetch, 8 oldest open last-seen (epoch s), 9 key prefix,
+--       10.. the article's anchors
+-- Posting keys, statistics buckets and story records are derived here from the prefix; all
+-- share the prefix's hash tag, so they live in the slot of KEYS.
 local version = tonumber(redis.call('GET', KEYS[1]) or '0')
-local existing = redis.call('GET', KEYS[5])
+local existing = redis.call('GET', KEYS[3])
 if existing then return {version, existing} end
-local documents = tonumber(redis.call('GET', KEYS[4]) or '0')
+local documents = tonumber(redis.call('GET', KEYS[2]) or '0')
 local maxd, hi, lo = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local nquery, ncand = tonumber(ARGV[4]), tonumber(ARGV[5])
 local prior, fetch, cutoff = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local rprefix = ARGV[9]
+local prefix = ARGV[9]
 local tokens = {}
 for i = 10, #ARGV do tokens[#tokens + 1] = ARGV[i] end
 local pop8 = {POP8}
@@ -319,11 +375,30 @@ local function pop32(x)
   return pop8[bit.band(x, 255) + 1] + pop8[bit.band(bit.rshift(x, 8), 255) + 1]
     + pop8[bit.band(bit.rshift(x, 16), 255) + 1] + pop8[bit.rshift(x, 24) + 1]
 end
+-- the `fetch` most recent story numbers under `tag` in a packed posting string
+local function postings(key, tag)
+  local s = redis.call('GET', key)
+  local found, out = {}, {}
+  if not s then return out end
+  local step, start = #tag + 4, 5
+  while true do
+    local at = string.find(s, tag, start, true)
+    if not at then break end
+    if (at - 5) % step == 0 then
+      found[#found + 1] = num(s, at + #tag)
+      start = at + step
+    else
+      start = at + 1
+    end
+  end
+  for i = #found, math.max(1, #found - fetch + 1), -1 do out[#out + 1] = found[i] end
+  return out
+end
 local parsed, raw = {}, {}
 local function story(n)
   local f = parsed[n]
   if f == nil then
-    local record = redis.call('GET', rprefix .. n)
+    local record = redis.call('GET', prefix .. 'r:' .. n)
     f = false
     if record then
       f = split(record, '\\t')
@@ -333,10 +408,20 @@ local function story(n)
   end
   return f
 end
+local stats = {}
+local function stats_of(token)
+  local value = stats[token]
+  if value == nil then
+    value = redis.call('HGET', prefix .. 'd:' .. bucket(token), token) or false
+    stats[token] = value
+  end
+  return value
+end
 local chosen, order = {}, {}
-for b = 6, 9 do
-  for _, id in ipairs(redis.call('ZREVRANGE', KEYS[b], 0, fetch - 1)) do
-    local n = tonumber(id)
+local bands = {lo % 65536, math.floor(lo / 65536), hi % 65536, math.floor(hi / 65536)}
+for b = 1, 4 do
+  local key = prefix .. 'b' .. (b - 1) .. ':' .. string.format('%02x', math.floor(bands[b] / 256))
+  for _, n in ipairs(postings(key, string.char(bands[b] % 256))) do
     if not chosen[n] then
       local f = story(n)
       if f then
@@ -349,21 +434,21 @@ for b = 6, 9 do
     end
   end
 end
-local dfs = {}
-if #tokens > 0 then dfs = redis.call('HMGET', KEYS[2], unpack(tokens)) end
-local known = {}
-for i = 1, #tokens do if dfs[i] then known[#known + 1] = i end end
+local dfs, known = {}, {}
+for i, token in ipairs(tokens) do
+  dfs[i] = stat(stats_of(token))
+  if dfs[i] > 0 then known[#known + 1] = i end
+end
 table.sort(known, function(a, b)
-  local da, db = tonumber(dfs[a]), tonumber(dfs[b])
-  if da ~= db then return da < db end
+  if dfs[a] ~= dfs[b] then return dfs[a] < dfs[b] end
   return tokens[a] < tokens[b]
 end)
 local scores, ranked = {}, {}
 for q = 1, math.min(nquery, #known) do
   local i = known[q]
-  local weight = math.log((documents + prior + 1) / (tonumber(dfs[i]) + 0.5))
-  for _, id in ipairs(redis.call('ZREVRANGE', KEYS[9 + i], 0, fetch - 1)) do
-    local n = tonumber(id)
+  local weight = math.log((documents + prior + 1) / (dfs[i] + 0.5))
+  local where, tag = slot(tokens[i])
+  for _, n in ipairs(postings(prefix .. 't:' .. where, tag)) do
     if not scores[n] then scores[n] = 0; ranked[#ranked + 1] = n end
     scores[n] = scores[n] + weight
   end
@@ -393,73 +478,178 @@ for _, n in ipairs(order) do
     end
   end
 end
-local frequencies, languages = {}, {}
-if #all > 0 then
-  frequencies = redis.call('HMGET', KEYS[2], unpack(all))
-  languages = redis.call('HMGET', KEYS[3], unpack(all))
-end
-return {version, false, documents, all, frequencies, languages, records}
+local values = {}
+for i, t in ipairs(all) do values[i] = stats_of(t) end
+return {version, false, documents, all, values, records}
 """
 ).replace("{POP8}", "{" + ",".join(str(byte.bit_count()) for byte in range(256)) + "}")
 
+_WRITE_HELPERS = """
+-- Put `entry` (tag .. story number) at the tail of a packed posting string, after the header
+-- (the sequence number of its last write); `moved`: drop the story's earlier entry first.
+-- Over `cap` entries, or with expired stories at the head, the head is cut.
+local function post(key, entry, header, moved, cap, ttl, prefix)
+  local step = #entry
+  local size = redis.call('STRLEN', key)
+  local cut = false
+  if size == 0 then
+    redis.call('SET', key, header .. entry)
+  elseif moved then
+    local body, start = string.sub(redis.call('GET', key), 5), 1
+    while true do
+      local at = string.find(body, entry, start, true)
+      if not at then break end
+      if (at - 1) % step == 0 then
+        body = string.sub(body, 1, at - 1) .. string.sub(body, at + step)
+        break
+      end
+      start = at + 1
+    end
+    redis.call('SET', key, header .. body .. entry)
+  else
+    redis.call('SETRANGE', key, 0, header)
+    redis.call('APPEND', key, entry)
+  end
+  local count = (redis.call('STRLEN', key) - 4) / step
+  local drop = math.max(0, count - cap)
+  if count > 1 then
+    local head = redis.call('GETRANGE', key, 4 + drop * step, 4 + drop * step + step - 1)
+    if redis.call('EXISTS', prefix .. 'r:' .. num(head, step - 3)) == 0 then cut = true end
+  end
+  if drop > 0 or cut then
+    local s = redis.call('GET', key)
+    local checks = 0
+    while cut and checks < HEAD_CHECKS and drop < count - 1 do
+      local n = num(s, 5 + drop * step + step - 4)
+      if redis.call('EXISTS', prefix .. 'r:' .. n) == 1 then break end
+      drop = drop + 1
+      checks = checks + 1
+    end
+    redis.call('SET', key, header .. string.sub(s, 5 + drop * step))
+  end
+  redis.call('EXPIRE', key, ttl)
+end
+-- Raise a token's story count by `add` and note `languages` (comma-separated) for it.
+local function count_token(prefix, token, add, languages, ttl)
+  local stats = prefix .. 'd:' .. bucket(token)
+  local count, seen = stat(redis.call('HGET', stats, token))
+  local changed = add > 0
+  for _, language in ipairs(split(languages, ',')) do
+    if not seen then
+      seen = language; changed = true
+    elseif not string.find(',' .. seen .. ',', ',' .. language .. ',', 1, true) then
+      seen = seen .. ',' .. language; changed = true
+    end
+  end
+  if changed then
+    redis.call('HSET', stats, token, (count + add) .. ' ' .. seen)
+    redis.call('EXPIRE', stats, ttl)
+  end
+end
+"""
+
 _COMMIT_SCRIPT = (
     _LUA_HELPERS
+    + _WRITE_HELPERS.replace("HEAD_CHECKS", str(POSTING_HEAD_CHECKS))
     + """
--- KEYS: 1 seq, 2 df, 3 languages, 4 stories, 5 article, 6 members, then the posting lists
---       written, then the posting lists only guarded
+-- KEYS: 1 seq, 2 stories, 3 article, 4 members, 5 open stories, then the posting keys
+--       written, then the posting keys only guarded
 -- ARGV: 1 observed version, 2 story number ('' = new story), 3 expected story version,
 --       4 story record (after its version), 5 article record (after the story number),
---       6 member JSON, 7 ttl (s), 8 posting cap, 9 language, 10 record key prefix,
---       11 number of written posting lists, 12 number of new tokens, then the new tokens,
---       then the story's anchors
-local existing = redis.call('GET', KEYS[5])
+--       6 member JSON, 7 ttl (s), 8 posting cap, 9 language, 10 key prefix,
+--       11 number of written posting keys, 12 story id, 13 closes at (epoch s),
+--       14 open-stories ttl (s), 15 number of new tokens, then one tag per written key,
+--       then the new tokens, then the story's anchors
+local existing = redis.call('GET', KEYS[3])
 if existing then return {'existing', existing} end
 local observed, ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local written = tonumber(ARGV[11])
+local prefix, written, fresh = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[15])
 local number = ARGV[2]
 if number == '' then
-  for i = 7, #KEYS do
-    local top = redis.call('ZREVRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    if top[2] and tonumber(top[2]) > observed then return {'conflict', ''} end
+  for i = 6, #KEYS do
+    local header = redis.call('GETRANGE', KEYS[i], 0, 3)
+    if #header == 4 and num(header, 1) > observed then return {'conflict', ''} end
   end
 else
-  local record = redis.call('GET', ARGV[10] .. number)
+  local record = redis.call('GET', prefix .. 'r:' .. number)
   if not record or split(record, '\\t')[1] ~= ARGV[3] then return {'conflict', ''} end
 end
 local seq = redis.call('INCR', KEYS[1])
-if number == '' then
+local moved = number ~= ''
+if not moved then
   number = tostring(seq)
-  redis.call('INCR', KEYS[4])
+  redis.call('INCR', KEYS[2])
 end
-redis.call('SET', ARGV[10] .. number, seq .. '\\t' .. ARGV[4], 'EX', ttl)
-redis.call('SET', KEYS[5], number .. '\\t' .. ARGV[5], 'EX', ttl)
-redis.call('RPUSH', KEYS[6], ARGV[6])
-redis.call('EXPIRE', KEYS[6], ttl)
-for i = 7, 6 + written do
-  redis.call('ZADD', KEYS[i], seq, number)
-  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(cap + 1))
-  redis.call('EXPIRE', KEYS[i], ttl)
+redis.call('SET', prefix .. 'r:' .. number, seq .. '\\t' .. ARGV[4], 'EX', ttl)
+redis.call('SET', KEYS[3], number .. '\\t' .. ARGV[5], 'EX', ttl)
+redis.call('RPUSH', KEYS[4], ARGV[6])
+redis.call('EXPIRE', KEYS[4], ttl)
+redis.call('ZADD', KEYS[5], tonumber(ARGV[13]), ARGV[12])
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[14]))
+local header, packed = pack(seq), pack(tonumber(number))
+for i = 1, written do
+  post(KEYS[5 + i], ARGV[15 + i] .. packed, header, moved, cap, ttl, prefix)
 end
-local fresh = tonumber(ARGV[12])
-for i = 13, 12 + fresh do redis.call('HINCRBY', KEYS[2], ARGV[i], 1) end
-local language = ARGV[9]
-local anchors = {}
-for i = 13 + fresh, #ARGV do anchors[#anchors + 1] = ARGV[i] end
-if #anchors > 0 then
-  local seen_in = redis.call('HMGET', KEYS[3], unpack(anchors))
-  local updates = {}
-  for i, token in ipairs(anchors) do
-    local seen = seen_in[i]
+local new = {}
+for i = 16 + written, 15 + written + fresh do new[ARGV[i]] = true end
+for i = 16 + written + fresh, #ARGV do
+  count_token(prefix, ARGV[i], new[ARGV[i]] and 1 or 0, ARGV[9], ttl)
+end
+for i = 1, 2 do redis.call('EXPIRE', KEYS[i], ttl) end
+return {'ok', number}
+"""
+)
+
+_BULK_SCRIPT = (
+    _LUA_HELPERS
+    + """
+-- Bulk load of new stories whose numbers the caller reserved (INCRBY seq): the same records,
+-- packed posting entries and token counts as the commit script writes one story at a time.
+-- ARGV: 1 key prefix, 2 header (packed last sequence number), 3 posting cap, 4 ttl (s),
+--       5 open-stories ttl (s), 6 number of stories, 7 number of posting keys, then per story
+--       (number, story record, article id, article record, story id, member JSON, closes at),
+--       then per posting key (key suffix, packed entries, entry size), then per token
+--       (token, its bucket, story count, languages)
+local prefix, header, cap, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local open_ttl, stories, keys = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local first_key = 8 + 7 * stories
+local closing = {}
+for i = 8, first_key - 1, 7 do
+  redis.call('SET', prefix .. 'r:' .. ARGV[i], ARGV[i] .. '\t' .. ARGV[i + 1], 'EX', ttl)
+  redis.call('SET', prefix .. 'a:' .. ARGV[i + 2], ARGV[i] .. '\t' .. ARGV[i + 3], 'EX', ttl)
+  local members = prefix .. 'm:' .. ARGV[i + 4]
+  redis.call('RPUSH', members, ARGV[i + 5])
+  redis.call('EXPIRE', members, ttl)
+  closing[#closing + 1] = ARGV[i + 6]
+  closing[#closing + 1] = ARGV[i + 4]
+end
+for i = 1, #closing, 1000 do
+  redis.call('ZADD', prefix .. 'open', unpack(closing, i, math.min(#closing, i + 999)))
+end
+redis.call('EXPIRE', prefix .. 'open', open_ttl)
+for i = first_key, first_key - 1 + 3 * keys, 3 do
+  local key, step = prefix .. ARGV[i], tonumber(ARGV[i + 2])
+  local s = redis.call('GET', key)
+  local body = (s and string.sub(s, 5) or '') .. ARGV[i + 1]
+  local drop = math.max(0, #body / step - cap)
+  redis.call('SET', key, header .. string.sub(body, 1 + drop * step), 'EX', ttl)
+end
+for i = first_key + 3 * keys, #ARGV, 4 do
+  local stats = prefix .. 'd:' .. ARGV[i + 1]
+  local count, seen = stat(redis.call('HGET', stats, ARGV[i]))
+  for _, language in ipairs(split(ARGV[i + 3], ',')) do
     if not seen then
-      updates[#updates + 1] = token; updates[#updates + 1] = language
+      seen = language
     elseif not string.find(',' .. seen .. ',', ',' .. language .. ',', 1, true) then
-      updates[#updates + 1] = token; updates[#updates + 1] = seen .. ',' .. language
+      seen = seen .. ',' .. language
     end
   end
-  if #updates > 0 then redis.call('HSET', KEYS[3], unpack(updates)) end
+  redis.call('HSET', stats, ARGV[i], (count + tonumber(ARGV[i + 2])) .. ' ' .. seen)
+  redis.call('EXPIRE', stats, ttl)
 end
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
-return {'ok', number}
+redis.call('INCRBY', KEYS[2], stories)
+for i = 1, 2 do redis.call('EXPIRE', KEYS[i], ttl) end
+return stories
 """
 )
 
@@ -543,9 +733,14 @@ def _text(value: bytes | str) -> str:
 class RedisStoryIndex:
     """The story index in Redis, shared by detector replicas.
 
-    Every key shares the hash tag `{prefix}` so each script runs on one Cluster slot, and
-    every key expires `story_ttl_seconds` after its last write. Anchor story frequencies and
-    languages are two hashes bounded by the vocabulary of (four-letter) names and numbers.
+    Every key shares the hash tag `{prefix}` so each script runs on one Cluster slot. Posting
+    lists are packed strings in a bounded number of keys (1,024 band keys, 4,096 token
+    buckets): a 4-byte header (sequence number of the key's last write, for the optimistic
+    check) then entries of a tag (a band's low byte, or 4 bytes of the token's sha1) and a
+    4-byte story number, oldest first. Token statistics ("count languages") live in 4,096
+    small hashes. Story records, placements and member lists expire `story_ttl_seconds` after
+    their last write; posting entries of expired stories are cut from the head of a key when
+    it is next written, and every key is capped.
     """
 
     def __init__(
@@ -562,6 +757,7 @@ class RedisStoryIndex:
         self._window_hours = window_hours
         self._lookup = redis.register_script(_LOOKUP_SCRIPT)
         self._commit = redis.register_script(_COMMIT_SCRIPT)
+        self._bulk = redis.register_script(_BULK_SCRIPT)
 
     def _key(self, suffix: str) -> str:
         return self._tag + suffix
@@ -570,23 +766,11 @@ class RedisStoryIndex:
         return self._key("m:" + story_id)
 
     def _counters(self, article_id: str) -> list[str]:
-        return [
-            self._key("seq"),
-            self._key("df"),
-            self._key("lang"),
-            self._key("stories"),
-            self._key("a:" + article_id),
-        ]
+        return [self._key("seq"), self._key("stories"), self._key("a:" + article_id)]
 
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
         """One script call: candidate stories ranked server-side, with the frequencies."""
-        tokens = [token for token, _ in fp.anchors]
         cutoff = now - timedelta(hours=params.window_hours)
-        keys = [
-            *self._counters(fp.article_id),
-            *(self._key(k) for k in band_keys(fp.simhash)),
-            *(self._key(token_key(t)) for t in tokens),
-        ]
         args: list[str | int | float] = [
             params.near_duplicate_max_distance,
             fp.simhash >> 32,
@@ -596,17 +780,23 @@ class RedisStoryIndex:
             IDF_PRIOR_DOCUMENTS,
             POSTING_FETCH,
             _epoch(cutoff),
-            self._key("r:"),
-            *tokens,
+            self._tag,
+            *(token for token, _ in fp.anchors),
         ]
-        reply = await self._lookup(keys=keys, args=args)
+        reply = await self._lookup(keys=self._counters(fp.article_id), args=args)
         version = int(reply[0])
         if reply[1] is not None:
             return Lookup(existing=_decode_placement(_text(reply[1])), version=version)
-        _, _, documents, all_tokens, counts, seen_in, records = reply
-        names = [_text(t) for t in all_tokens]
-        frequencies = {t: int(c) for t, c in zip(names, counts, strict=True) if c is not None}
-        languages = {t: _text(s) for t, s in zip(names, seen_in, strict=True) if s is not None}
+        _, _, documents, all_tokens, values, records = reply
+        frequencies: dict[str, int] = {}
+        languages: dict[str, str] = {}
+        for raw_token, value in zip(all_tokens, values, strict=True):
+            if value is not None:
+                count, _, seen_in = _text(value).partition(" ")
+                token = _text(raw_token)
+                languages[token] = seen_in
+                if int(count) > 0:
+                    frequencies[token] = int(count)
         stats = TokenStats(int(documents), frequencies, languages)
         candidates = tuple(decode_story(_text(raw)) for raw in records[1::2])
         numbers = {
@@ -624,17 +814,22 @@ class RedisStoryIndex:
 
     def _commit_call(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime
-    ) -> tuple[list[str], list[str | int]]:
+    ) -> tuple[list[str], list[str | int | bytes]]:
         write = _plan(fp, decision, lookup, joined_at)
-        guarded_only = [k for k in write.guarded_keys if k not in write.posting_keys]
+        written = [posting_slot(k) for k in write.posting_keys]
+        guarded = dict.fromkeys(
+            posting_slot(k)[0] for k in write.guarded_keys if k not in write.posting_keys
+        )
         keys = [
             *self._counters(fp.article_id),
             self._members_key(decision.story_id),
-            *(self._key(k) for k in write.posting_keys),
-            *(self._key(k) for k in guarded_only),
+            self._key("open"),
+            *(self._key(key) for key, _ in written),
+            *(self._key(key) for key in guarded),
         ]
         number = "" if decision.created else str(lookup.numbers[decision.story_id])
-        args: list[str | int] = [
+        window_seconds = math.ceil(self._window_hours * 3600)
+        args: list[str | int | bytes] = [
             lookup.version,
             number,
             "" if decision.created else str(write.story.version),
@@ -642,11 +837,15 @@ class RedisStoryIndex:
             _encode_placement(decision),
             _member(fp, decision, joined_at).model_dump_json(),
             self._ttl,
-            POSTING_CAP,
+            POSTING_KEY_CAP,
             fp.lang or UNKNOWN_LANGUAGE,
-            self._key("r:"),
-            len(write.posting_keys),
+            self._tag,
+            len(written),
+            decision.story_id,
+            _epoch(write.story.last_seen) + window_seconds,
+            window_seconds,
             len(write.new_tokens),
+            *(tag for _, tag in written),
             *write.new_tokens,
             *(token for token, _ in write.story.anchors),
         ]
@@ -655,7 +854,8 @@ class RedisStoryIndex:
     async def commit(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime
     ) -> Placement | None:
-        """One script call: idempotency check, conflict check, then every write."""
+        """One script call: idempotency check, conflict check, then every write (including
+        the story's close time in the open-stories set)."""
         keys, args = self._commit_call(fp, decision, lookup, joined_at)
         outcome, payload = await self._commit(keys=keys, args=args)
         status = _text(outcome)
@@ -666,16 +866,54 @@ class RedisStoryIndex:
         return _placement(decision)
 
     async def create_stories(self, fps: Sequence[Fingerprint], at: datetime) -> None:
-        """Bulk load: one new story per fingerprint, through the commit script (so with the
-        same keys as in service), pipelined; for backfills and benchmarks on an index that
-        no replica writes at the same time."""
-        lookup = Lookup(None, (), TokenStats(), version=1 << 52)
-        pipe = self._redis.pipeline(transaction=False)
-        for fp in fps:
+        """Bulk load: one new story per fingerprint, with the same keys and values as the
+        commit script would write, in two round trips per batch (reserve story numbers, then
+        one script call). For backfills and benchmarks; placements of the same articles by a
+        replica at the same time would race."""
+        if not fps:
+            return
+        base = int(await self._redis.incrby(self._key("seq"), len(fps))) - len(fps)
+        empty = Lookup(None, (), TokenStats(), version=0)
+        window_seconds = math.ceil(self._window_hours * 3600)
+        stories: list[str | int | bytes] = []
+        entries: dict[str, list[bytes]] = {}
+        counts: dict[str, int] = {}
+        languages: dict[str, dict[str, None]] = {}
+        for offset, fp in enumerate(fps):
+            number = base + offset + 1
             decision = Decision(new_story_id(fp.article_id), True, "new", 0.0)
-            keys, args = self._commit_call(fp, decision, lookup, at)
-            await self._commit(keys=keys, args=args, client=pipe)
-        await pipe.execute()
+            write = _plan(fp, decision, empty, at)
+            packed = number.to_bytes(4, "big")
+            for key, tag in map(posting_slot, write.posting_keys):
+                entries.setdefault(key, []).append(tag + packed)
+            language = fp.lang or UNKNOWN_LANGUAGE
+            for token, _ in write.story.anchors:
+                counts[token] = counts.get(token, 0) + 1
+                languages.setdefault(token, {})[language] = None
+            stories += [
+                number,
+                encode_story(write.story),
+                fp.article_id,
+                _encode_placement(decision),
+                decision.story_id,
+                _member(fp, decision, at).model_dump_json(),
+                _epoch(write.story.last_seen) + window_seconds,
+            ]
+        args: list[str | int | bytes] = [
+            self._tag,
+            (base + len(fps)).to_bytes(4, "big"),
+            POSTING_KEY_CAP,
+            self._ttl,
+            window_seconds,
+            len(fps),
+            len(entries),
+            *stories,
+        ]
+        for key, chunk in entries.items():
+            args += [key, b"".join(chunk), len(chunk[0])]
+        for token, count in counts.items():
+            args += [token, token_slot(token)[0], count, ",".join(languages[token])]
+        await self._bulk(keys=self._counters(""), args=args)
 
     async def snapshot(self, story_id: str) -> StorySnapshot | None:
         """The story's members in join order, or None once expired."""

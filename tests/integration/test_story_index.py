@@ -6,13 +6,20 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio
 
 from services.common.redis import connect
-from services.detector.core import DEFAULT_PARAMS, ArticleIn, assign_story, fingerprint
+from services.detector.core import (
+    DEFAULT_PARAMS,
+    ArticleIn,
+    assign_story,
+    fingerprint,
+    new_story_id,
+)
+from services.detector.handlers import count_open_stories, open_stories_key
 from services.detector.index import MemoryStoryIndex, RedisStoryIndex, place_article
 from tests.conftest import SHARED, require_shared
 
@@ -142,3 +149,33 @@ async def test_redis_and_memory_indexes_decide_alike(
         ), article.article_id
     stories = {(await place_article(in_redis, a, NOW)).story_id for a in articles}
     assert len(stories) < len(articles) / 2
+
+
+async def test_commit_records_when_each_story_closes(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    index = RedisStoryIndex(clients[0], prefix=prefix, window_hours=48)
+    first = await place_article(index, _article("a"), NOW)
+    later = NOW + timedelta(hours=5)
+    joined = await place_article(index, _article("b"), later)
+    assert joined.story_id == first.story_id
+    key = open_stories_key(prefix)
+    assert await clients[0].zscore(key, first.story_id) == (later + timedelta(hours=48)).timestamp()
+    assert await count_open_stories(clients[0], key, NOW + timedelta(hours=50)) == 1
+    assert await count_open_stories(clients[0], key, NOW + timedelta(hours=54)) == 0
+
+
+async def test_bulk_loaded_stories_are_found_like_committed_ones(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    index = RedisStoryIndex(clients[0], prefix=prefix)
+    loaded = [fingerprint(_article(f"bulk-{n}", f"{n} {TEXT} {n}")) for n in range(3)]
+    await index.create_stories(loaded, NOW)
+    copy = await place_article(index, _article("copy", f"1 {TEXT} 1"), NOW)
+    assert (copy.story_id, copy.reason) == (new_story_id("bulk-1"), "exact")
+    snapshot = await index.snapshot(copy.story_id)
+    assert snapshot is not None
+    assert [m.article_id for m in snapshot.members] == ["bulk-1", "copy"]
+    again = await place_article(index, _article("bulk-2", f"2 {TEXT} 2"), NOW)
+    assert (again.story_id, again.created) == (new_story_id("bulk-2"), False)
+    assert await count_open_stories(clients[0], open_stories_key(prefix), NOW) == 3
