@@ -366,8 +366,9 @@ def normalize_line(text: str) -> str:
     Pages mix "l'énergie" and "l\u2019énergie" for one word; downstream matching and grouping see
     one form. Guillemets are punctuation of their languages, not variants, and are kept.
     """
-    text = UNWANTED_CHARS.sub("", unicodedata.normalize("NFC", text)).translate(PLAIN_QUOTES)
-    return " ".join(text.split())
+    if not text.isascii():  # most lines of most pages are: skip the costlier steps
+        text = unicodedata.normalize("NFC", text).translate(PLAIN_QUOTES)
+    return " ".join(UNWANTED_CHARS.sub("", text).split())
 
 
 def element_lines(element: HtmlElement) -> list[str]:
