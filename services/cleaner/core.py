@@ -50,6 +50,9 @@ MIN_REPEATED_CHARS = 20  # a repeated line longer than this is page furniture th
 SHOWN_ADDRESS = re.compile(r"https?://|www\.|@|\.(?:com|org|net)\b")  # a link showing its target
 URL_LINE = re.compile(r"^(?:https?://|www\.)\S+$")
 SHORT_BLOCK_WORDS = 30  # a headline-like line is at most this long
+DATELINE_MAX_WORDS = 20  # "Monday, 22 January 2018, 0:13 - By A. Writer - Category: Health"
+DATE_LIKE = re.compile(r"\b(?:1[89]|2[01])\d\d\b|\b\d{1,2}[:/]\d{2}\b")  # a year, 10:45, 5/10
+SENTENCE_STOPS = (".", "!", "?", "…", "。", "\uff01", "\uff1f")  # full stops, not quotes
 SHORT_NOTE_WORDS = 20  # a line of a loader/teaser note is at most this long
 SHORT_NOTE_TOTAL_WORDS = 45
 SHORT_NOTE_MAX_BLOCKS = 4
@@ -501,7 +504,7 @@ def is_short_label(text: str) -> bool:
 
 
 def drop_headline(blocks: list[Block], title: str) -> list[Block]:
-    """Drop leading top-level headings and lines repeating the page title or a URL."""
+    """Drop leading top-level headings, datelines, and lines repeating the page title or a URL."""
     folded_title = title.casefold()
     start = 0
     while start < len(blocks):
@@ -512,8 +515,22 @@ def drop_headline(blocks: list[Block], title: str) -> list[Block]:
         if (headline and block.words <= SHORT_BLOCK_WORDS) or URL_LINE.match(text):
             start += 1
             continue
+        if is_dateline(block):
+            start += 1
+            continue
         break
     return blocks[start:]
+
+
+def is_dateline(block: Block) -> bool:
+    """A short line with a year or a time and no sentence end, before the text: a dateline."""
+    return (
+        len(block.lines) == 1
+        and block.kind == "p"
+        and block.words <= DATELINE_MAX_WORDS
+        and DATE_LIKE.search(block.text) is not None
+        and not block.text.endswith(SENTENCE_STOPS)
+    )
 
 
 def trim_tail(blocks: list[Block]) -> list[Block]:

@@ -304,3 +304,11 @@ def test_teaser_list_and_widget_headings_after_the_article_are_dropped() -> None
     page = article(STORY).replace("</article>", f"{widget}<h2>More news</h2><ul>{teasers}</ul>")
     result = extract(page)
     assert result.text.endswith(STORY[-1])
+
+
+def test_dateline_before_the_text_is_dropped_but_a_dated_sentence_is_kept() -> None:
+    dateline = "segunda-feira, 22 de janeiro de 2018 às 0:13 - Publicado por: Clara Borba"
+    result = extract(article([dateline, *STORY]))
+    assert result.text.startswith(STORY[0])
+    dated = "On 12 March 2018 the harbour authority announced the repairs."
+    assert extract(article([dated, *STORY])).text.startswith(dated)
