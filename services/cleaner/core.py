@@ -515,11 +515,16 @@ def drop_headline(blocks: list[Block], title: str) -> list[Block]:
         if (headline and block.words <= SHORT_BLOCK_WORDS) or URL_LINE.match(text):
             start += 1
             continue
-        if is_dateline(block):
+        if is_dateline(block) or (start and block.kind == "head" and is_standfirst(blocks, start)):
             start += 1
             continue
         break
     return blocks[start:]
+
+
+def is_standfirst(blocks: Sequence[Block], index: int) -> bool:
+    """A heading right after the dropped headline and before any paragraph: the deck."""
+    return blocks[index].words <= SHORT_BLOCK_WORDS and blocks[index - 1].kind == "head"
 
 
 def is_dateline(block: Block) -> bool:

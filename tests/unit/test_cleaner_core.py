@@ -312,3 +312,13 @@ def test_dateline_before_the_text_is_dropped_but_a_dated_sentence_is_kept() -> N
     assert result.text.startswith(STORY[0])
     dated = "On 12 March 2018 the harbour authority announced the repairs."
     assert extract(article([dated, *STORY])).text.startswith(dated)
+
+
+def test_deck_under_the_headline_is_dropped_but_a_later_heading_is_kept() -> None:
+    deck = "<h2>Three weeks of repairs and a new breakwater for the northern basin</h2>"
+    section = "<h2>What the repairs cost</h2>"
+    page = article(STORY).replace("</h1>", f"</h1>{deck}", 1)
+    page = page.replace(f"<p>{html.escape(STORY[2])}", f"{section}<p>{html.escape(STORY[2])}")
+    result = extract(page)
+    assert result.text.startswith(STORY[0])
+    assert "What the repairs cost" in result.text
