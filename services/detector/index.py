@@ -1,8 +1,10 @@
 """The story index: bounded story summaries and their posting lists, in memory or in Redis.
 
 Posting lists hold story numbers, not article ids: one entry per story under each of its
-four 16-bit simhash bands and its most shared anchors, scored by the commit sequence number
-of the story's last write, capped, and expiring with the story. A story is one summary
+four 16-bit simhash bands and its rarest anchors, most recently written last, capped. In
+Redis many lists share one packed string key (4 bytes a story number, plus a 1- or 4-byte tag
+naming the list), so the index costs tens of bytes per story, not a key per list; entries of
+expired stories are cut when their key is next written. A story is one summary
 (`StoryState`: a few simhashes and content hashes, its top anchors) whatever its size.
 
 Both stores follow one optimistic protocol so `place_article` is the single decision path:
@@ -207,7 +209,8 @@ def _lookup_keys(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> 
 class MemoryStoryIndex:
     """The story index in process memory: for tests and batch grouping (`newsmon group`).
 
-    Same posting lists, caps and ranking as the Redis index, so both decide alike.
+    Same posting lists and ranking as the Redis index, so both decide alike: both read the
+    64 most recent stories of a list (here each list keeps only those).
     """
 
     def __init__(self, *, window_hours: float = DEFAULT_PARAMS.window_hours) -> None:
@@ -629,10 +632,17 @@ end
 redis.call('EXPIRE', prefix .. 'open', open_ttl)
 for i = first_key, first_key - 1 + 3 * keys, 3 do
   local key, step = prefix .. ARGV[i], tonumber(ARGV[i + 2])
-  local s = redis.call('GET', key)
-  local body = (s and string.sub(s, 5) or '') .. ARGV[i + 1]
-  local drop = math.max(0, #body / step - cap)
-  redis.call('SET', key, header .. string.sub(body, 1 + drop * step), 'EX', ttl)
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('SETRANGE', key, 0, header)
+    local drop = (redis.call('APPEND', key, ARGV[i + 1]) - 4) / step - cap
+    if drop > 0 then
+      redis.call('SET', key, header .. string.sub(redis.call('GET', key), 5 + drop * step))
+    end
+  else
+    local drop = math.max(0, #ARGV[i + 1] / step - cap)
+    redis.call('SET', key, header .. string.sub(ARGV[i + 1], 1 + drop * step))
+  end
+  redis.call('EXPIRE', key, ttl)
 end
 for i = first_key + 3 * keys, #ARGV, 4 do
   local stats = prefix .. 'd:' .. ARGV[i + 1]
