@@ -116,6 +116,15 @@ class Extraction:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkTexts:
+    """The casefolded texts of a page's links, and their first and last words (a quick filter)."""
+
+    texts: frozenset[str]
+    firsts: frozenset[str]
+    lasts: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """One line of extracted text and the share of its characters inside a link (0..1)."""
 
@@ -293,7 +302,7 @@ def markup_author(tree: HtmlElement) -> str | None:
     return normalize_authors(None, author) if author else None
 
 
-def anchor_texts(tree: HtmlElement) -> frozenset[str]:
+def anchor_texts(tree: HtmlElement) -> LinkTexts:
     """Normalised texts of the page's links, to measure link density after extraction.
 
     trafilatura's own link output changes what it extracts, so links are read from the input.
@@ -303,7 +312,12 @@ def anchor_texts(tree: HtmlElement) -> frozenset[str]:
         for anchor in tree.iter("a")
         if not anchor.get("href", "").startswith("#")  # a table of contents repeats headings
     )
-    return frozenset(text.casefold() for text in texts if text and not SHOWN_ADDRESS.search(text))
+    folded = frozenset(text.casefold() for text in texts if text and not SHOWN_ADDRESS.search(text))
+    return LinkTexts(
+        folded,
+        frozenset(text.split()[0] for text in folded),
+        frozenset(text.split()[-1] for text in folded),
+    )
 
 
 def strip_code(tree: HtmlElement) -> None:
@@ -340,12 +354,15 @@ def join_split_body(tree: HtmlElement) -> None:
     the one trafilatura's own body expressions select, so other repeated blocks (comments,
     teasers) stay where they are.
     """
-    containers = dict.fromkeys(p.getparent() for p in tree.iter("p"))
-    parts: dict[tuple[str, str], list[HtmlElement]] = {}
-    for container in containers:
-        key = (container.tag, container.get("class", ""))
-        if key[1] and paragraph_chars(container) >= SPLIT_PART_MIN_CHARS:
-            parts.setdefault(key, []).append(container)
+    same_class: dict[tuple[str, str], list[HtmlElement]] = {}
+    for container in dict.fromkeys(p.getparent() for p in tree.iter("p")):
+        if container is not None and container.get("class"):
+            same_class.setdefault((container.tag, container.get("class", "")), []).append(container)
+    parts = {
+        key: [part for part in group if paragraph_chars(part) >= SPLIT_PART_MIN_CHARS]
+        for key, group in same_class.items()
+        if len(group) > 1
+    }
     if all(len(group) < 2 for group in parts.values()):
         return  # the common case, decided without trafilatura's costlier body expressions
     body = next((found[0] for expr in BODY_XPATH if (found := expr(tree))), None)
@@ -387,25 +404,24 @@ def element_lines(element: HtmlElement) -> list[str]:
     return [line for line in map(normalize_line, " ".join(pieces).split("\n")) if line]
 
 
-def link_share(line: str, links: frozenset[str]) -> float:
+def link_share(line: str, links: LinkTexts) -> float:
     """Share of a line's characters in one link: the whole line, or a run of words at an end."""
     folded = line.casefold()
-    if folded in links:
+    if folded in links.texts:
         return 1.0
     words = folded.split()
-    if len(words) > MAX_LINK_LINE_WORDS:
+    if len(words) > MAX_LINK_LINE_WORDS or not words:
         return 0.0
-    best = 0
-    for size in range(1, len(words)):
-        head = " ".join(words[:size])
-        tail = " ".join(words[-size:])
-        for part in (head, tail):
-            if part in links:
-                best = max(best, len(part))
+    parts: list[str] = []
+    if words[0] in links.firsts:
+        parts.extend(" ".join(words[:size]) for size in range(1, len(words)))
+    if words[-1] in links.lasts:
+        parts.extend(" ".join(words[-size:]) for size in range(1, len(words)))
+    best = max((len(part) for part in parts if part in links.texts), default=0)
     return best / max(1, len(folded))
 
 
-def blocks_of(body: HtmlElement | None, links: frozenset[str]) -> list[Block]:
+def blocks_of(body: HtmlElement | None, links: LinkTexts) -> list[Block]:
     """trafilatura's output tree as blocks; list items, table rows and line breaks make lines."""
     if body is None:
         return []
@@ -427,7 +443,7 @@ def blocks_of(body: HtmlElement | None, links: frozenset[str]) -> list[Block]:
     return blocks
 
 
-def loose_text(text: str | None, links: frozenset[str], blocks: list[Block]) -> None:
+def loose_text(text: str | None, links: LinkTexts, blocks: list[Block]) -> None:
     """Append text that sits directly in the output body (after a heading, say) as a paragraph.
 
     trafilatura leaves a section's first paragraph as the tail of its heading on some pages.
