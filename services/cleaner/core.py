@@ -39,7 +39,8 @@ from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS, BODY_XPATH
 
 KEEP_TAGS = frozenset({"html", "body", "article", "main"})
 HIDDEN_XPATH = "//*[@hidden or @aria-busy='true']"
-LANGID_SAMPLE_CHARS = 600  # language detection reads the start of the text only (~100 words)
+LANGID_CHECK_CHARS = 300  # enough text to confirm a declared language (~50 words)
+LANGID_SAMPLE_CHARS = 600  # to find the language otherwise, the start of the text (~100 words)
 AUTHOR_MAX_CHARS = 120  # a longer "byline" is prose (trafilatura's own limit)
 LINK_DENSE_RATIO = 0.5  # share of a line's characters inside links
 TEASER_LINK_SHARE = 0.25  # a teaser item: a linked headline, then a line of summary
@@ -675,11 +676,17 @@ def choose_language(declared: str | None, text: str) -> str | None:
         return declared
     if words == 0:
         return None
-    sample = text[:LANGID_SAMPLE_CHARS]
-    ranked = [code for code, _ in py3langid.rank(sample) if len(code) == 2]
+    if declared and declared in ranked_languages(text[:LANGID_CHECK_CHARS])[:LANGID_TOP]:
+        return declared  # most pages: a short sample confirms the declaration
+    ranked = ranked_languages(text[:LANGID_SAMPLE_CHARS])
     if declared and declared in ranked[:LANGID_TOP]:
         return declared
     return ranked[0] if ranked else declared
+
+
+def ranked_languages(sample: str) -> list[str]:
+    """py3langid's ranking of the sample, 2-letter codes only; its cost grows with the sample."""
+    return [code for code, _ in py3langid.rank(sample) if len(code) == 2]
 
 
 def parse_date(value: str | None) -> datetime | None:
