@@ -322,3 +322,12 @@ def test_deck_under_the_headline_is_dropped_but_a_later_heading_is_kept() -> Non
     result = extract(page)
     assert result.text.startswith(STORY[0])
     assert "What the repairs cost" in result.text
+
+
+def test_article_kept_in_an_aside_when_no_paragraph_is_outside_page_chrome() -> None:
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in STORY)
+    page = (
+        '<html lang="en"><head><title>Harbour</title></head><body>'
+        f'<nav><a href="/">Home</a></nav><aside>{body}</aside></body></html>'
+    )
+    assert STORY[1] in extract(page).text
