@@ -86,11 +86,7 @@ PLAIN_QUOTES = str.maketrans(
 LANG_CODE = re.compile(r"^\s*([A-Za-z]{2})(?:[-_][A-Za-z0-9]+)*\s*$")
 # elements trafilatura always deletes (a subset of MANUALLY_CLEANED), the largest on news pages
 CHROME_TAGS = ("nav", "footer", "aside", "noscript", "select", "button", "iframe", "meta", "link")
-PARAGRAPH_OUTSIDE_CLEANED = XPath(
-    "boolean(//p[not(ancestor::*[{}])])".format(
-        " or ".join(f"self::{tag}" for tag in MANUALLY_CLEANED if tag != "form")
-    )
-)
+TRAFILATURA_CLEANED = frozenset(MANUALLY_CLEANED) - {"form"}  # forms are judged apart
 # trafilatura's options, measured best on real pages: no fallback extractors (fast), recall
 # first (newsmon's own rules then remove furniture), tables kept, no metadata (read below).
 # Format "xml" leaves the output tree unserialised: newsmon reads the tree, not trafilatura's
@@ -388,8 +384,10 @@ def strip_chrome(tree: HtmlElement) -> None:
     them, is kept by stripping nothing then. Metadata is read before this: bylines and dates
     sit in footers, the canonical URL in a link tag.
     """
-    if PARAGRAPH_OUTSIDE_CLEANED(tree):
-        etree.strip_elements(tree, *CHROME_TAGS, with_tail=False)
+    for paragraph in tree.iter("p"):
+        if not any(parent.tag in TRAFILATURA_CLEANED for parent in paragraph.iterancestors()):
+            etree.strip_elements(tree, *CHROME_TAGS, with_tail=False)
+            return
 
 
 def prune_furniture(tree: HtmlElement) -> None:
