@@ -1,10 +1,12 @@
 """Pure extraction core of the cleaner: a page's HTML in, its article text and metadata out.
 
-trafilatura finds the main content and the metadata in one pass over a tree parsed once. What
-it still lets through at the edges of an article (disclaimers, "you may also like" headline
-lists, trending/price widgets, "loading..." placeholders) is removed by newsmon's own rules,
-which look at structure only (class/id hints, link density, runs of short unpunctuated lines at
-the end, labelled notes that name none of the article's names), never at site-specific words.
+The page is parsed once; that tree is read for metadata (trafilatura's and htmldate's readers),
+then stripped of what trafilatura would delete anyway and handed to one trafilatura pass. What
+trafilatura still lets through at the edges of an article (disclaimers, "you may also like"
+headline and teaser lists, widget headings, datelines, decks, "loading..." placeholders) is
+removed by newsmon's own rules, which look at structure only (link density, runs of short
+unpunctuated lines at the end, labelled notes that name none of the article's names), never at
+site-specific words.
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ def html_parser() -> lxml.html.HTMLParser:
     """trafilatura's HTML parser settings, every element an HtmlElement.
 
     lxml.html picks an element class per tag with a Python callback on every element access;
-    trafilatura never needs the form classes, and the callback costs ~4% of extraction time.
+    trafilatura never needs the form classes, and the callback costs a few % of extraction time.
     """
     parser = lxml.html.HTMLParser(
         collect_ids=False,
@@ -379,9 +381,9 @@ def strip_chrome(tree: HtmlElement) -> None:
     """Remove, in place, navigation, footers, asides, widgets and meta tags before trafilatura.
 
     trafilatura deletes these elements too (`MANUALLY_CLEANED`), but only after copying the
-    page twice and running its expressions over them (about a third of a news page's elements;
-    ~2% of extraction time). Its one exception, keeping them when every paragraph is inside
-    them, is kept by stripping nothing then. Metadata is read before this: bylines and dates
+    page twice and running its expressions over them (about a third of a news page's
+    elements). Its one exception, keeping them when every paragraph is inside them, is kept
+    by stripping nothing then. Metadata is read before this: bylines and dates
     sit in footers, the canonical URL in a link tag.
     """
     for paragraph in tree.iter("p"):
