@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -387,6 +388,9 @@ def run_pipeline(
         client.close()
         redis_server.stop()
     outcome.memory = memory
+    if len(outcome.latencies) < outcome.alerts:
+        missing = outcome.alerts - len(outcome.latencies)
+        print(f"  {missing} alert(s) not matched to their story event", file=sys.stderr)
     if outcome.stories:
         delta = memory_after - memory_before
         outcome.redis_mb_per_1000_stories = delta / MB * 1000 / outcome.stories
@@ -546,6 +550,8 @@ def main() -> None:
         "--layouts", nargs="*", default=["up", "replicas"], choices=["up", "replicas"]
     )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the services and redis-servers started here are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stories = max(1, args.articles // COPIES)
     corpus = synthetic_corpus(stories, COPIES, topic_every=1)
     timeout = max(600.0, len(corpus) * 0.5)
