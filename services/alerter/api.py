@@ -26,10 +26,11 @@ from contracts import TopicAlert, TopicConfig
 from contracts.streams import ALERTS, topic_alerts_stream
 from contracts.subscriptions import WebhookSubscription
 from services.alerter.catalog import Catalog, CatalogError
-from services.alerter.delivery import StreamResponse, ensure_webhook_group, raise_if_cancelled
+from services.alerter.delivery import StreamResponse, ensure_webhook_group
 from services.alerter.metrics import AlerterMetrics
 from services.common.bus import DATA_FIELD
 from services.common.clock import Clock
+from services.common.tasks import raise_if_cancelled
 
 PREFIX = "/alerts"
 _ENTRY_ID = re.compile(r"^\d+-\d+$")

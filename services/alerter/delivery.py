@@ -51,6 +51,7 @@ from services.common.bus import DATA_FIELD, dead_letter, park
 from services.common.clock import Clock
 from services.common.consumer import validation_summary
 from services.common.streams import ClaimedEntry, claim_idle
+from services.common.tasks import raise_if_cancelled
 
 log = structlog.get_logger("newsmon.alerter.delivery")
 
@@ -64,14 +65,6 @@ RECLAIM_IDLE_SECONDS = 60.0
 are claimed; the alerter passes NEWSMON_RECLAIM_IDLE_SECONDS."""
 MAX_DELIVERIES = 5
 """Default of NEWSMON_MAX_DELIVERIES: deliveries of one entry before it is parked."""
-
-
-def raise_if_cancelled() -> None:
-    """Honour a cancellation a library swallowed: redis-py can absorb a CancelledError that
-    lands during a blocking XREAD and go on reading, which would keep a stopped loop alive."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def webhook_group(name: str) -> str:
@@ -444,6 +437,7 @@ class DeliverySupervisor:
     async def run(self) -> None:
         try:
             while True:
+                raise_if_cancelled()
                 await self._catalog.refresh()
                 await self.ensure_groups()
                 self._reconcile(self._catalog.subscriptions)

@@ -25,6 +25,7 @@ from services.common.bus import dead_letter, decode, park
 from services.common.clock import Clock
 from services.common.errors import PermanentError
 from services.common.metrics import ConsumerMetrics
+from services.common.tasks import raise_if_cancelled
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -56,6 +57,7 @@ class Consumer(Generic[M]):
         attempt = 0
         outage = Backoff(first=self.retry_base_seconds)
         while True:
+            raise_if_cancelled()
             try:
                 await self.handle(message)
             except PermanentError as exc:
@@ -90,6 +92,7 @@ class Consumer(Generic[M]):
         (waiting for Redis if it is away: the entry must not be lost)."""
         outage = Backoff(first=self.retry_base_seconds)
         while True:
+            raise_if_cancelled()
             try:
                 await self._park(entry_id, body, reason, error)
             except REDIS_UNAVAILABLE as exc:

@@ -30,6 +30,7 @@ from services.common.consumer import REDIS_UNAVAILABLE, Backoff, Consumer
 from services.common.metrics import ConsumerMetrics, StreamMetrics
 from services.common.settings import CommonSettings
 from services.common.streams import claim_idle, group_backlog, trim_finished
+from services.common.tasks import raise_if_cancelled
 
 log = structlog.get_logger("newsmon.runtime")
 
@@ -165,6 +166,7 @@ async def reclaim_stalled(
     is parked."""
     stream = sub.consumer.stream
     while True:
+        raise_if_cancelled()
         while claimed := await claim_idle(
             redis, stream, sub.group, consumer_name, min_idle_ms=min_idle_ms, count=max_in_flight
         ):
@@ -213,6 +215,7 @@ async def supervised(
     delay = first_delay
     name = getattr(factory, "__name__", "task")
     while True:
+        raise_if_cancelled()
         started = time.monotonic()
         try:
             await factory()
@@ -285,6 +288,7 @@ def build_app(
     async def before_start() -> None:
         outage = Backoff(first=0.2)
         while True:
+            raise_if_cancelled()
             try:
                 await ensure_groups(redis, services)
                 return
@@ -316,6 +320,7 @@ def build_app(
 def _trimmer(redis: aioredis.Redis, stream: str, settings: CommonSettings) -> BackgroundTask:
     async def trim_stream() -> None:
         while True:
+            raise_if_cancelled()
             try:
                 dropped = await trim_finished(
                     redis,
@@ -338,6 +343,7 @@ def _stream_watcher(
 ) -> BackgroundTask:
     async def watch_streams() -> None:
         while True:
+            raise_if_cancelled()
             for sub in subs:
                 try:
                     position = await group_backlog(redis, sub.consumer.stream, sub.group)

@@ -11,6 +11,7 @@ from contracts import CleanArticle
 from contracts.streams import ARTICLES_CLEAN, GROUP_DETECTOR
 from services.common.clock import Clock
 from services.common.runtime import BackgroundTask, Deps, Service, Subscription
+from services.common.tasks import raise_if_cancelled
 from services.detector.core import DEFAULT_PARAMS
 from services.detector.handlers import DetectHandler, count_open_stories, open_stories_key
 from services.detector.index import RedisStoryIndex
@@ -55,6 +56,7 @@ def _active_stories_watcher(
 ) -> BackgroundTask:
     async def watch_active_stories() -> None:
         while True:
+            raise_if_cancelled()
             metrics.active_stories.set(await count_open_stories(redis, key, clock()))
             await asyncio.sleep(ACTIVE_STORIES_REFRESH_SECONDS)
 

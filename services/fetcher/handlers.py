@@ -28,6 +28,7 @@ from contracts.streams import ARTICLES_RAW
 from services.common.bus import dead_letter, park
 from services.common.clock import Clock
 from services.common.metrics import ConsumerMetrics
+from services.common.tasks import raise_if_cancelled
 from services.fetcher.core import (
     FeedError,
     FeedItem,
@@ -210,6 +211,7 @@ class Poller:
         running: dict[str, asyncio.Task[int]] = {}
         try:
             while True:
+                raise_if_cancelled()
                 for name in [n for n, task in running.items() if task.done()]:
                     del running[name]
                 if time.monotonic() >= self._refresh_at:
@@ -319,6 +321,7 @@ class Poller:
 
     async def _renew(self, name: str, lease_ms: int) -> None:
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(lease_ms / 3000)
             await self.store.renew_lock(name, self._token, lease_ms)
 
@@ -662,6 +665,7 @@ class Poller:
                 await queue.slots.acquire()
                 try:
                     while True:
+                        raise_if_cancelled()
                         wait_ms = await self.store.acquire_host(
                             host,
                             token,
