@@ -175,12 +175,14 @@ class PacedCorpusSite(CorpusSite):
     """CorpusSite whose feeds grow over time: from `release()`, article i (in corpus order) is
     listed from `i / rate` seconds on, in feed `i % feeds`, which shows its newest 100."""
 
-    def __init__(self, articles: Sequence[SyntheticArticle], *, rate: float, feeds: int) -> None:
+    def __init__(
+        self, articles: Sequence[SyntheticArticle], *, rate: float, feeds: int, chrome_kb: int
+    ) -> None:
         self.rate = rate
         self.feeds = feeds
         self.released_at: float | None = None
         """Wall-clock time (epoch seconds) of the first release."""
-        super().__init__(articles, items_per_feed=ITEMS_PER_FEED)
+        super().__init__(articles, items_per_feed=ITEMS_PER_FEED, chrome_kb=chrome_kb)
         self._index = {self.url_of(a): i for i, a in enumerate(self.articles)}
 
     @property
@@ -547,6 +549,13 @@ def main() -> None:
         "--paced-seconds", type=float, default=60.0, help="length of the paced runs, seconds"
     )
     parser.add_argument(
+        "--chrome-kb",
+        type=int,
+        default=100,
+        help="page furniture around each article, KB: 100 makes a page cost the cleaner about"
+        " what a real news page of ../shared/eval/extraction costs (15-20 ms of CPU)",
+    )
+    parser.add_argument(
         "--layouts", nargs="*", default=["up", "replicas"], choices=["up", "replicas"]
     )
     args = parser.parse_args()
@@ -562,7 +571,7 @@ def main() -> None:
     print()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         work = Path(tmp)
-        with CorpusSite(corpus, items_per_feed=ITEMS_PER_FEED) as site:
+        with CorpusSite(corpus, items_per_feed=ITEMS_PER_FEED, chrome_kb=args.chrome_kb) as site:
             started = time.monotonic()
             solo = cleaner_solo(work / "solo", site, len(corpus), timeout)
             print(f"  cleaner solo measured in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -588,7 +597,9 @@ def main() -> None:
             rate = solo[1 if layout == "up" else 2] / 2
             count = min(len(corpus), max(COPIES, round(rate * args.paced_seconds)))
             subset = corpus_prefix(corpus, count)
-            with PacedCorpusSite(subset, rate=rate, feeds=PACED_FEEDS) as paced_site:
+            with PacedCorpusSite(
+                subset, rate=rate, feeds=PACED_FEEDS, chrome_kb=args.chrome_kb
+            ) as paced_site:
                 started = time.monotonic()
                 outcome = run_pipeline(
                     layout,

@@ -137,14 +137,20 @@ def synthetic_corpus(
     return articles
 
 
-def render_page(article: SyntheticArticle) -> str:
-    """A news page around the article: header, navigation, article, related links, footer."""
+def render_page(article: SyntheticArticle, *, chrome_kb: int = 0) -> str:
+    """A news page around the article: header, navigation, article, related links, footer.
+
+    `chrome_kb` adds that many kilobytes of what real news pages carry around an article
+    (inline scripts and styles, a mega-menu, teaser lists, reader comments, a link-farm
+    footer), so that extraction costs what it costs on real pages (100-200 KB)."""
     nav = "".join(f'<li><a href="/section/{w}">{w.title()}</a></li>' for w in WORDS[40:52])
     body = "".join(f"<p>{escape(p)}</p>" for p in article.paragraphs)
+    chrome = _page_chrome(article.slug, chrome_kb * 1024) if chrome_kb > 0 else ("", "")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(article.title)} | Synthetic Times</title>"
-        '<meta property="og:site_name" content="Synthetic Times"></head><body>'
+        '<meta property="og:site_name" content="Synthetic Times">'
+        f"{chrome[0]}</head><body>"
         f'<header><a href="/">Synthetic Times</a><nav><ul>{nav}</ul></nav></header>'
         f'<main><article><h1>{escape(article.title)}</h1><p class="byline">'
         f"{escape(article.byline)}</p>{body}</article>"
@@ -152,9 +158,75 @@ def render_page(article: SyntheticArticle) -> str:
         + "".join(
             f'<li><a href="/r/{i}">{WORDS[i].title()} {WORDS[i + 1]}</a></li>' for i in range(5)
         )
-        + "</ul></aside></main><footer>&copy; Synthetic Times</footer>"
+        + f"</ul></aside></main>{chrome[1]}<footer>&copy; Synthetic Times</footer>"
         "<script>window.analytics=[];</script></body></html>"
     )
+
+
+def _page_chrome(slug: str, size: int) -> tuple[str, str]:
+    """(head, body) furniture of about `size` bytes, different on every page: scripts and
+    styles (seven tenths, as on real pages), then markup (menus, teasers, comments, links)."""
+    rng = random.Random(slug)
+
+    def words(count: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(count))
+
+    head_parts: list[str] = []
+    head_size = 0
+    while head_size < size * 7 // 10:
+        block = (
+            f"<style>.c{rng.randrange(10**6)}{{margin:{rng.randrange(40)}px;"
+            f"color:#{rng.randrange(16**6):06x}}}</style>"
+            f"<script>window.cfg_{rng.randrange(10**6)}={{ids:[{rng.randrange(10**9)},"
+            f'{rng.randrange(10**9)}],label:"{words(12)}"}};</script>'
+        )
+        head_parts.append(block)
+        head_size += len(block)
+    body_parts: list[str] = []
+    body_size = 0
+    kinds = ("menu", "teaser", "comment", "links")
+    while body_size < size - head_size:
+        kind = kinds[len(body_parts) % len(kinds)]
+        if kind == "menu":
+            block = (
+                "<nav class='mega'><ul>"
+                + "".join(
+                    f"<li><a href='/{rng.choice(WORDS)}/{n}'>{words(2).title()}</a></li>"
+                    for n in range(20)
+                )
+                + "</ul></nav>"
+            )
+        elif kind == "teaser":
+            block = (
+                "<section class='teasers'>"
+                + "".join(
+                    f"<div class='teaser'><a href='/t/{rng.randrange(10**6)}'>"
+                    f"<h3>{words(7).title()}</h3></a><p>{words(18).capitalize()}.</p></div>"
+                    for _ in range(6)
+                )
+                + "</section>"
+            )
+        elif kind == "comment":
+            block = (
+                "<div class='comments'>"
+                + "".join(
+                    f"<div class='comment'><span class='author'>{_name(rng)}</span>"
+                    f"<p>{words(25).capitalize()}.</p><a href='#reply'>Reply</a></div>"
+                    for _ in range(5)
+                )
+                + "</div>"
+            )
+        else:
+            block = (
+                "<div class='footer-links'>"
+                + " | ".join(
+                    f"<a href='/l/{rng.randrange(10**6)}'>{words(3).title()}</a>" for _ in range(25)
+                )
+                + "</div>"
+            )
+        body_parts.append(block)
+        body_size += len(block)
+    return "".join(head_parts), "".join(body_parts)
 
 
 def render_feed(base_url: str, articles: Sequence[SyntheticArticle], title: str) -> str:
@@ -173,13 +245,21 @@ def render_feed(base_url: str, articles: Sequence[SyntheticArticle], title: str)
 class CorpusSite:
     """Serves a corpus on 127.0.0.1: `/feed-<k>.xml` (`items_per_feed` each) and pages."""
 
-    def __init__(self, articles: Sequence[SyntheticArticle], *, items_per_feed: int = 100) -> None:
+    def __init__(
+        self,
+        articles: Sequence[SyntheticArticle],
+        *,
+        items_per_feed: int = 100,
+        chrome_kb: int = 0,
+    ) -> None:
         self.articles = list(articles)
         self.items_per_feed = items_per_feed
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._pages = {f"/a/{a.slug}.html": render_page(a).encode() for a in self.articles}
+        self._pages = {
+            f"/a/{a.slug}.html": render_page(a, chrome_kb=chrome_kb).encode() for a in self.articles
+        }
         chunks = [
             self.articles[i : i + items_per_feed]
             for i in range(0, len(self.articles), items_per_feed)
