@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import redis as sync_redis  # noqa: E402
-from test_faults import RedisServer, ServiceProcess  # noqa: E402
+from test_faults import RedisServer, ServiceProcess, wait_for  # noqa: E402
 
 from contracts import CleanArticle, StoryEvent, TopicAlert  # noqa: E402
 from contracts.streams import (  # noqa: E402
@@ -277,15 +277,6 @@ def drained(url: str, groups: dict[str, str] = CONSUMED_STREAMS) -> bool:
 
 def used_memory(client: sync_redis.Redis) -> int:
     return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
-
-
-def wait_for(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def percentile(values: Sequence[float], share: float) -> float:

@@ -111,3 +111,15 @@ def wait_for_metric(
                 return float(line.split()[-1])
         time.sleep(0.3)
     raise AssertionError(f"{sample} did not reach {minimum} within {timeout_seconds} s")
+
+
+def newsmon_dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`newsmon dlq ARGS...` as a user runs it, against the Redis at `redis_url`."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "dlq", *args],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

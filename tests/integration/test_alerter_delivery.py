@@ -8,8 +8,6 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import traceback
 import warnings
 from collections.abc import AsyncIterator
@@ -20,6 +18,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
+from conftest import newsmon_dlq
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -198,17 +197,6 @@ async def _pending(redis: aioredis.Redis, name: str, consumer: str | None = None
     return total
 
 
-def _newsmon_dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "dlq", *args],
-        env={**os.environ, "REDIS_URL": redis_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_webhook_body_is_signed_with_the_subscriber_secret(redis: aioredis.Redis) -> None:
     receiver = Receiver()
     async with serving(_receiver_app(hook=receiver), _free_port()) as base:
@@ -373,7 +361,7 @@ async def test_replaying_a_webhook_dead_letter_redelivers_it_to_that_subscriber_
             await _until(lambda: other.received)
             broken.status = 200  # the receiver is fixed
             replayed = await asyncio.to_thread(
-                _newsmon_dlq, redis_url, "replay", webhook_retry_stream("broken"), "--all"
+                newsmon_dlq, redis_url, "replay", webhook_retry_stream("broken"), "--all"
             )
             assert replayed.returncode == 0, replayed.stderr
             assert "replayed 1" in replayed.stdout

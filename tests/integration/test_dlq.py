@@ -4,13 +4,11 @@ cause is fixed, and purged; fetch failures are kept, not replayed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
+from conftest import newsmon_dlq
 from prometheus_client import CollectorRegistry
 
 from contracts import TopicConfig
@@ -24,17 +22,6 @@ pytestmark = pytest.mark.integration
 
 STREAM = "test.topics"
 NOW = datetime(2025, 10, 9, tzinfo=UTC)
-
-
-def newsmon_dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "dlq", *args],
-        env={**os.environ, "REDIS_URL": redis_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_replay_after_a_fix_processes_what_was_parked(
