@@ -315,6 +315,17 @@ def next_poll_at(
     return now + timedelta(seconds=bounded)
 
 
+def body_digest(body: bytes) -> str:
+    """A short digest of a listing's bytes (sha256, 32 hex digits), to tell an unchanged feed
+    without parsing it when the server sends no ETag or Last-Modified."""
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+def is_unchanged(previous_digest: str | None, body: bytes) -> bool:
+    """True when `body` is byte for byte the listing last read in full."""
+    return previous_digest is not None and previous_digest == body_digest(body)
+
+
 def new_items(items: Sequence[FeedItem], seen: Set[str]) -> list[FeedItem]:
     """The items whose article id is not in `seen`, in feed order."""
     return [item for item in items if article_id(item.url) not in seen]

@@ -34,10 +34,12 @@ from services.fetcher.core import (
     FeedItem,
     article_id,
     backoff_seconds,
+    body_digest,
     canonical_url,
     child_sitemap_batch,
     freshness_seconds,
     host_of,
+    is_unchanged,
     next_poll_at,
     origin_of,
     parse_feed,
@@ -358,6 +360,11 @@ class Poller:
             return 0
         if kind == "page":
             return await self._poll_page(source, state, response)
+        if not state.sitemap_cursor and is_unchanged(state.body_digest, response.body):
+            self._metrics.polls.labels("unchanged").inc()
+            log.info("source unchanged", source=source.name)
+            await self._succeeded(source, state, response, None, "unchanged", keep=True)
+            return 0
         try:
             listing = await self._listing(kind, response, state.sitemap_cursor)
         except FeedError as exc:
@@ -476,6 +483,7 @@ class Poller:
                 last_status=last_status,
                 last_error=None,
                 sitemap_cursor=sitemap_cursor,
+                body_digest=state.body_digest if keep else body_digest(response.body),
             ),
         )
         self.polls_completed += 1

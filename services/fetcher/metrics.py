@@ -9,7 +9,8 @@ class FetcherMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.polls = Counter(
             "newsmon_fetcher_polls_total",
-            "Source polls, by outcome (changed, not_modified, failed, broken_feed).",
+            "Source polls, by outcome (changed, not_modified, unchanged: the same bytes as"
+            " the last read, failed, broken_feed).",
             ["outcome"],
             registry=registry,
         )

@@ -90,6 +90,9 @@ class SourceState:
     sitemap_cursor: int = 0
     """A sitemap index read in part: the first child sitemap the next poll reads (0: none
     pending). While a pass is under way the index is fetched unconditionally."""
+    body_digest: str | None = None
+    """Digest of the last listing read in full (`core.body_digest`): a server that sends no
+    validators still costs no parsing while its feed is unchanged."""
 
     def conditional_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -116,6 +119,7 @@ class SourceState:
             "last_status": self.last_status or "",
             "last_error": self.last_error or "",
             "sitemap_cursor": self.sitemap_cursor,
+            "body_digest": self.body_digest or "",
         }
 
     @classmethod
@@ -133,6 +137,7 @@ class SourceState:
             last_status=fields.get("last_status") or None,
             last_error=fields.get("last_error") or None,
             sitemap_cursor=int(fields.get("sitemap_cursor") or 0),
+            body_digest=fields.get("body_digest") or None,
         )
 
 

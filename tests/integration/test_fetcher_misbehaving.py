@@ -231,6 +231,20 @@ async def test_an_unchanged_feed_answers_304_and_no_page_is_fetched_again(
     assert metric(registry, "newsmon_fetcher_polls_total", outcome="not_modified") == 1
 
 
+async def test_a_feed_without_validators_is_not_parsed_again_until_its_bytes_change(
+    poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    server.routes["/feed.xml"] = server.feed("a.html", "b.html")
+    assert await poller.poll(source(server)) == 2
+    count, logs = await poll_logged(poller, source(server))
+    assert count == 0
+    assert any(e["event"] == "source unchanged" for e in logs)
+    assert metric(registry, "newsmon_fetcher_polls_total", outcome="unchanged") == 1
+    server.routes["/feed.xml"] = server.feed("a.html", "b.html", "c.html")
+    assert await poller.poll(source(server)) == 1
+    assert metric(registry, "newsmon_fetcher_polls_total", outcome="changed") == 2
+
+
 async def test_429_is_retried_no_sooner_than_retry_after(
     poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
 ) -> None:
