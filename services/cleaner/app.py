@@ -25,6 +25,8 @@ def create_service(deps: Deps, settings: CleanerSettings | None = None) -> Servi
         pool=pool,
     )
     consumer = deps.consumer(service=NAME, stream=ARTICLES_RAW, model=RawArticle, handle=handler)
-    return Service(
-        name=NAME, subscriptions=[Subscription(GROUP_CLEANER, consumer)], closers=[pool.close]
+    # one page more than there are workers: the next page waits, decoded, for a free worker
+    subscription = Subscription(
+        GROUP_CLEANER, consumer, concurrency=settings.extraction_workers + 1
     )
+    return Service(name=NAME, subscriptions=[subscription], closers=[pool.close])

@@ -55,10 +55,19 @@ class ExtractionPool:
         self._workers = workers
         self._timeout_seconds = timeout_seconds
         self._executor: ProcessPoolExecutor | None = None
+        self._free_workers = asyncio.Semaphore(workers)
+        """A page is handed over only when a worker is free, so its time budget counts its
+        own extraction, not the wait behind other pages. Callers already waiting here (the
+        cleaner handles `workers + 1` entries at once) hand the next page over as soon as a
+        worker finishes, while the finished page is still being published."""
 
     async def extract(self, html: str, *, url: str | None, lang_hint: str | None) -> Extraction:
         """The page's extraction; PermanentError over the budget, TransientError if a worker
         died (the page is retried, then dead-lettered)."""
+        async with self._free_workers:
+            return await self._extract(html, url=url, lang_hint=lang_hint)
+
+    async def _extract(self, html: str, *, url: str | None, lang_hint: str | None) -> Extraction:
         executor = self._pool()
         call = functools.partial(extract, html, url=url, lang_hint=lang_hint)
         try:

@@ -79,6 +79,8 @@ class Subscription:
 
     group: str
     consumer: Consumer[Any]
+    concurrency: int = 1
+    """Entries handled at once, each acknowledged when its handler is done (1: one by one)."""
 
 
 @dataclass(slots=True)
@@ -137,17 +139,23 @@ def subscribe(
         await msg.ack()
 
     on_message.__name__ = f"{consumer.service}_{consumer.stream.replace('.', '_')}"
-    broker.subscriber(
-        stream=StreamSub(
-            consumer.stream,
-            group=sub.group,
-            consumer=consumer_name,
-            polling_interval=polling_ms,
-            max_records=max_in_flight,
-        ),
-        ack_policy=AckPolicy.MANUAL,
-        title=f"{consumer.service}:{consumer.stream}",
-    )(on_message)
+    stream = StreamSub(
+        consumer.stream,
+        group=sub.group,
+        consumer=consumer_name,
+        polling_interval=polling_ms,
+        max_records=max(max_in_flight, sub.concurrency),
+    )
+    title = f"{consumer.service}:{consumer.stream}"
+    if sub.concurrency > 1:
+        broker.subscriber(
+            stream=stream,
+            ack_policy=AckPolicy.MANUAL,
+            title=title,
+            max_workers=sub.concurrency,
+        )(on_message)
+    else:
+        broker.subscriber(stream=stream, ack_policy=AckPolicy.MANUAL, title=title)(on_message)
 
 
 async def reclaim_stalled(

@@ -220,3 +220,41 @@ async def test_a_consumer_holds_at_most_max_in_flight_entries_of_a_backlog(
         await broker.stop()
     assert len(pending_while_handling) == backlog
     assert max(pending_while_handling) == bound  # read `bound` at a time, never the backlog
+
+
+async def test_a_concurrent_subscription_handles_entries_side_by_side_and_acks_each(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    """The cleaner's subscription: while one page is extracted, the next is already handed
+    over, so the extraction worker does not wait for the event loop."""
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    for _ in range(6):
+        await redis.xadd(STREAM, {DATA_FIELD: encode(MESSAGE)})
+    running, most_at_once, handled = 0, 0, 0
+    both_running = asyncio.Event()
+
+    async def overlapping(message: TopicConfig) -> None:
+        nonlocal running, most_at_once, handled
+        running += 1
+        most_at_once = max(most_at_once, running)
+        if running == 2:
+            both_running.set()
+        try:
+            await asyncio.wait_for(both_running.wait(), 5)  # one by one, this would time out
+        finally:
+            running -= 1
+        handled += 1
+
+    broker = RedisBroker(redis_url, logger=logging.getLogger("faststream"))
+    subscribe(
+        broker, Subscription("g", make_consumer(redis, overlapping), concurrency=2), "c", 50, 5
+    )
+    await broker.start()
+    try:
+        async with asyncio.timeout(30):
+            while handled < 6 or (await redis.xpending(STREAM, "g"))["pending"]:
+                await asyncio.sleep(0.05)
+    finally:
+        await broker.stop()
+    assert most_at_once == 2
+    assert await dead_letters(redis) == []
