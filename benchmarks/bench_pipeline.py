@@ -73,6 +73,7 @@ PACED_FEEDS = 10
 TARGET_SHARE = 0.80
 TARGET_P99_SECONDS = 2.0
 MB = 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 FAST_POLLS = {
     # paced feeds are polled about every second (the default floor is 60 s)
@@ -137,6 +138,21 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far, seconds; 0 when unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def redis_cpu_seconds(client: sync_redis.Redis) -> float:
+    """CPU time the redis-server has used so far (INFO cpu, its own threads), seconds."""
+    cpu = cast(dict[str, Any], client.info("cpu"))
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def children_of(pid: int) -> list[int]:
     """Every descendant process id of `pid` (from /proc/<pid>/task/*/children)."""
     found: list[int] = []
@@ -151,11 +167,13 @@ def children_of(pid: int) -> list[int]:
 
 @dataclass
 class Memory:
-    """Peak RSS of one service process and of its worker processes, MB."""
+    """Peak RSS (MB) and CPU time (s) of one service process and of its worker processes."""
 
     name: str
     own_mb: float
     workers_mb: float
+    own_cpu: float = 0.0
+    workers_cpu: float = 0.0
 
 
 def measure_memory(processes: Sequence[ServiceProcess]) -> list[Memory]:
@@ -163,8 +181,16 @@ def measure_memory(processes: Sequence[ServiceProcess]) -> list[Memory]:
     for process in processes:
         assert process.process is not None
         pid = process.process.pid
-        workers = sum(peak_rss_mb(child) for child in children_of(pid))
-        memory.append(Memory(process.name, peak_rss_mb(pid), workers))
+        children = children_of(pid)
+        memory.append(
+            Memory(
+                process.name,
+                peak_rss_mb(pid),
+                sum(peak_rss_mb(child) for child in children),
+                cpu_seconds(pid),
+                sum(cpu_seconds(child) for child in children),
+            )
+        )
     return memory
 
 
@@ -300,6 +326,10 @@ class Outcome:
     release_latencies: list[float] = field(default_factory=list)
     memory: list[Memory] = field(default_factory=list)
     redis_mb_per_1000_stories: float = math.nan
+    redis_cpu: float = 0.0
+    """CPU seconds the redis-server used over the run."""
+    site_cpu: float = 0.0
+    """CPU seconds this process (the feed and page server, mostly) used over the run."""
 
     @property
     def rate(self) -> float:
@@ -367,6 +397,7 @@ def run_pipeline(
     )
     try:
         memory_before = used_memory(client)
+        redis_cpu_before, site_cpu_before = redis_cpu_seconds(client), time.process_time()
         for process in processes:
             process.start()
         if before_wait is not None:
@@ -374,13 +405,15 @@ def run_pipeline(
         wait_until_placed(client, redis_server.url, expected, timeout_seconds)
         memory = measure_memory(processes)
         memory_after = used_memory(client)
+        redis_cpu = redis_cpu_seconds(client) - redis_cpu_before
+        site_cpu = time.process_time() - site_cpu_before
         outcome = read_outcome(client, layout, release_time)
     finally:
         for process in processes:
             process.stop()
         client.close()
         redis_server.stop()
-    outcome.memory = memory
+    outcome.memory, outcome.redis_cpu, outcome.site_cpu = memory, redis_cpu, site_cpu
     if len(outcome.latencies) < outcome.alerts:
         missing = outcome.alerts - len(outcome.latencies)
         print(f"  {missing} alert(s) not matched to their story event", file=sys.stderr)
@@ -410,9 +443,16 @@ def wait_until_placed(
     raise TimeoutError(f"timed out: {client.xlen(STORIES_EVENTS)} of {expected} articles placed")
 
 
-def cleaner_solo(
-    work: Path, site: CorpusSite, expected: int, timeout_seconds: float
-) -> dict[int, float]:
+@dataclass
+class Solo:
+    """The cleaner alone, by number of processes: drain rate (articles/s) and CPU time per
+    article of the cleaners and their extraction workers (ms)."""
+
+    rates: dict[int, float] = field(default_factory=dict)
+    cpu_ms: dict[int, float] = field(default_factory=dict)
+
+
+def cleaner_solo(work: Path, site: CorpusSite, expected: int, timeout_seconds: float) -> Solo:
     """The cleaner's drain rate (articles/s) of a pre-filled `articles.raw`, with 1 and with 2
     processes: the fetcher alone fetches every page first, then the cleaners start."""
     work.mkdir(parents=True)
@@ -420,7 +460,7 @@ def cleaner_solo(
     redis_server = RedisServer(_folder(work / "redis"))
     redis_server.start()
     client = sync_redis.Redis.from_url(redis_server.url)
-    rates: dict[int, float] = {}
+    solo = Solo()
     try:
         fetcher = ServiceProcess("fetcher", redis_server.url, config, _folder(work / "logs"))
         fetcher.start()
@@ -450,6 +490,7 @@ def cleaner_solo(
                     timeout_seconds,
                     "the cleaner's drain",
                 )
+                cpu = sum(usage.own_cpu + usage.workers_cpu for usage in measure_memory(cleaners))
             finally:
                 for cleaner in cleaners:
                     cleaner.stop()
@@ -457,11 +498,12 @@ def cleaner_solo(
                 CleanArticle.model_validate_json(data).cleaned_at.timestamp()
                 for data in entries(client, ARTICLES_CLEAN)
             ]
-            rates[replicas] = (len(cleaned) - 1) / (max(cleaned) - min(cleaned))
+            solo.rates[replicas] = (len(cleaned) - 1) / (max(cleaned) - min(cleaned))
+            solo.cpu_ms[replicas] = cpu * 1000 / len(cleaned)
     finally:
         client.close()
         redis_server.stop()
-    return rates
+    return solo
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -512,6 +554,37 @@ def report_memory(outcomes: Sequence[Outcome]) -> None:
             workers = " / ".join(f"{m.workers_mb:.0f}" for m in memories if m.workers_mb)
             label = "newsmon up (all four)" if name == "up" else f"newsmon serve {name}"
             print(f"| {LABELS[o.layout]} | {label} | {own} | {workers or '-'} |")
+    print()
+
+
+def report_cpu(outcomes: Sequence[Outcome], solo_cpu_ms: dict[int, float]) -> None:
+    """CPU milliseconds per article, by process: where the machine's cores go. The ceiling is
+    the rate at which all the CPU work of an article fills every core of this machine."""
+    cores = os.cpu_count() or 1
+    print(
+        "| configuration | services ms/article (extraction workers apart) | redis-server | "
+        f"feed and page server (this bench) | total | CPU-bound ceiling on {cores} cores, "
+        "articles/s |"
+    )
+    print("|---|---|---|---|---|---|")
+    for o in outcomes:
+        per = 1000 / max(1, o.articles)
+        services: dict[str, float] = {}
+        for memory in o.memory:
+            services[memory.name] = services.get(memory.name, 0.0) + memory.own_cpu * per
+            if memory.workers_cpu:
+                services["extraction"] = services.get("extraction", 0.0) + memory.workers_cpu * per
+        total = sum(services.values()) + (o.redis_cpu + o.site_cpu) * per
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in services.items())
+        print(
+            f"| {LABELS[o.layout]} | {parts} | {o.redis_cpu * per:.1f} | {o.site_cpu * per:.1f} "
+            f"| {total:.1f} | {cores * 1000 / total:.0f} |"
+        )
+    for replicas, ms in solo_cpu_ms.items():
+        print(
+            f"| cleaner solo, {replicas} process{'es' if replicas > 1 else ''} | cleaner and "
+            f"extraction {ms:.1f} | - | - | {ms:.1f} | {cores * 1000 / ms:.0f} |"
+        )
     print()
 
 
@@ -581,11 +654,12 @@ def main() -> None:
                     )
                 )
                 print(f"  {layout} run in {time.monotonic() - started:.0f} s", file=sys.stderr)
-        report_throughput(outcomes, solo)
+        report_throughput(outcomes, solo.rates)
         report_memory(outcomes)
+        report_cpu(outcomes, solo.cpu_ms)
         paced = []
         for layout in args.layouts:
-            rate = solo[1 if layout == "up" else 2] / 2
+            rate = solo.rates[1 if layout == "up" else 2] / 2
             count = min(len(corpus), max(COPIES, round(rate * args.paced_seconds)))
             subset = corpus_prefix(corpus, count)
             with PacedCorpusSite(
