@@ -152,7 +152,8 @@ async def index_bytes(client: redis.asyncio.Redis, prefix: str) -> int:
     """Memory the index keys hold (band and token postings, token statistics), as the drop of
     used_memory when they are deleted: key overhead included."""
     names = [f"b{band}:{high:02x}" for band in range(4) for high in range(256)]
-    names += [f"{kind}:{bucket:03x}" for kind in ("t", "d") for bucket in range(4096)]
+    names += [f"t:{bucket:03x}" for bucket in range(4096)]
+    names += [f"d:{bucket:03x}" for bucket in range(1024)]
     before = await _used_memory(client)
     pipe = client.pipeline(transaction=False)
     for name in names:

@@ -59,6 +59,9 @@ POSTING_CAP = 64
 """Stories kept per posting list in memory; the least recently active fall off."""
 POSTING_KEY_CAP = 16_384
 """Entries kept per packed Redis posting key (many lists share one); the oldest fall off."""
+POSTING_SMALL_KEY = 4096
+"""Packed posting keys shorter than this (bytes) are rewritten whole rather than appended to:
+APPEND reserves as much again as the string holds, which doubles a small index's memory."""
 POSTING_HEAD_CHECKS = 64
 """Entries at the head of a packed posting key checked for expired stories per write."""
 MAX_PLACE_ATTEMPTS = 8
@@ -113,10 +116,17 @@ def token_key(token: str) -> str:
 
 @functools.lru_cache(maxsize=1 << 16)
 def token_slot(token: str) -> tuple[str, bytes]:
-    """Where a token lives in Redis: its bucket (3 hex digits of its sha1: the statistics hash
-    and the token posting key) and its 4-byte tag in that bucket's postings (the next 8)."""
+    """Where a token's postings live in Redis: its bucket (3 hex digits of its sha1, 4,096
+    posting keys) and its 4-byte tag in that bucket's postings (the next 8 hex digits)."""
     digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).hexdigest()
     return digest[:3], bytes.fromhex(digest[3:11])
+
+
+def stats_bucket(token: str) -> str:
+    """The statistics hash holding a token's story count: one of 1,024 (the top 10 bits of
+    its sha1, as 3 hex digits). Fewer than the posting keys: a hash of up to 128 fields stays
+    compact (listpack), and each hash costs about 100 bytes of key overhead."""
+    return f"{int(token_slot(token)[0], 16) >> 2:03x}"
 
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
@@ -334,9 +344,9 @@ local function pack(n)
   return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
     math.floor(n / 256) % 256, n % 256)
 end
--- a token's bucket (statistics hash, token postings): the sha1 cut of `token_slot` in Python
+-- a token's statistics hash: `stats_bucket` in Python
 local function bucket(token)
-  return string.sub(redis.sha1hex(token), 1, 3)
+  return string.format('%03x', math.floor(tonumber(string.sub(redis.sha1hex(token), 1, 3), 16) / 4))
 end
 -- a token's bucket and its 4-byte tag in that bucket's postings
 local function slot(token)
@@ -509,6 +519,8 @@ local function post(key, entry, header, moved, cap, ttl, prefix)
       start = at + 1
     end
     redis.call('SET', key, header .. body .. entry)
+  elseif size < SMALL_KEY then
+    redis.call('SET', key, header .. string.sub(redis.call('GET', key), 5) .. entry)
   else
     redis.call('SETRANGE', key, 0, header)
     redis.call('APPEND', key, entry)
@@ -553,7 +565,9 @@ end
 
 _COMMIT_SCRIPT = (
     _LUA_HELPERS
-    + _WRITE_HELPERS.replace("HEAD_CHECKS", str(POSTING_HEAD_CHECKS))
+    + _WRITE_HELPERS.replace("HEAD_CHECKS", str(POSTING_HEAD_CHECKS)).replace(
+        "SMALL_KEY", str(POSTING_SMALL_KEY)
+    )
     + """
 -- KEYS: 1 seq, 2 stories, 3 article, 4 members, 5 open stories, then the posting keys
 --       written, then the posting keys only guarded
@@ -632,12 +646,17 @@ end
 redis.call('EXPIRE', prefix .. 'open', open_ttl)
 for i = first_key, first_key - 1 + 3 * keys, 3 do
   local key, step = prefix .. ARGV[i], tonumber(ARGV[i + 2])
-  if redis.call('EXISTS', key) == 1 then
+  local size = redis.call('STRLEN', key)
+  if size >= SMALL_KEY then
     redis.call('SETRANGE', key, 0, header)
     local drop = (redis.call('APPEND', key, ARGV[i + 1]) - 4) / step - cap
     if drop > 0 then
       redis.call('SET', key, header .. string.sub(redis.call('GET', key), 5 + drop * step))
     end
+  elseif size > 0 then
+    local entries = string.sub(redis.call('GET', key), 5) .. ARGV[i + 1]
+    local drop = math.max(0, #entries / step - cap)
+    redis.call('SET', key, header .. string.sub(entries, 1 + drop * step))
   else
     local drop = math.max(0, #ARGV[i + 1] / step - cap)
     redis.call('SET', key, header .. string.sub(ARGV[i + 1], 1 + drop * step))
@@ -660,7 +679,7 @@ end
 redis.call('INCRBY', KEYS[2], stories)
 for i = 1, 2 do redis.call('EXPIRE', KEYS[i], ttl) end
 return stories
-"""
+""".replace("SMALL_KEY", str(POSTING_SMALL_KEY))
 )
 
 
@@ -922,7 +941,7 @@ class RedisStoryIndex:
         for key, chunk in entries.items():
             args += [key, b"".join(chunk), len(chunk[0])]
         for token, count in counts.items():
-            args += [token, token_slot(token)[0], count, ",".join(languages[token])]
+            args += [token, stats_bucket(token), count, ",".join(languages[token])]
         await self._bulk(keys=self._counters(""), args=args)
 
     async def snapshot(self, story_id: str) -> StorySnapshot | None:
@@ -961,12 +980,14 @@ class BandTable:
     """In-process near-duplicate lookup over 64-bit simhashes: four 16-bit band tables, so any
     two hashes within 3 bits share a band exactly (the layout of the Redis band postings).
 
-    Each band table maps a band value to the distinct simhashes carrying it; keys hang off the
-    simhash, so a lookup touches four small lists and one bit count per candidate.
+    The four tables are one dict, a band's number in bits 16-17 of its key, mapping a band
+    value to the distinct simhashes carrying it; keys hang off the simhash, so a lookup is
+    four dict reads, one tuple of candidates and one bit count per candidate. (Tuples: a band
+    holds a handful of simhashes, and compact values keep a large table in cache.)
     """
 
     def __init__(self) -> None:
-        self._bands: tuple[dict[int, list[int]], ...] = ({}, {}, {}, {})
+        self._bands: dict[int, tuple[int, ...]] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
 
     def add(self, key: str, simhash: int) -> None:
@@ -976,21 +997,26 @@ class BandTable:
             self._keys[simhash] = (*keys, key)
             return
         self._keys[simhash] = (key,)
-        for table, band in zip(self._bands, simhash_bands(simhash), strict=True):
-            table.setdefault(band, []).append(simhash)
+        bands = self._bands
+        for band, value in enumerate(simhash_bands(simhash)):
+            slot = band << 16 | value
+            bands[slot] = (*bands.get(slot, ()), simhash)
 
     def near(self, simhash: int, max_distance: int = 3) -> set[str]:
         """Keys whose simhash is within `max_distance` bits (exact for up to 3 bits)."""
-        first, second, third, fourth = self._bands
+        get, none = self._bands.get, _NO_SIMHASHES
+        candidates = (
+            get(simhash & 0xFFFF, none)
+            + get(0x10000 | (simhash >> 16) & 0xFFFF, none)
+            + get(0x20000 | (simhash >> 32) & 0xFFFF, none)
+            + get(0x30000 | simhash >> 48, none)
+        )
         keys = self._keys
-        return {
-            key
-            for value in (
-                *first.get(simhash & 0xFFFF, ()),
-                *second.get((simhash >> 16) & 0xFFFF, ()),
-                *third.get((simhash >> 32) & 0xFFFF, ()),
-                *fourth.get(simhash >> 48, ()),
-            )
-            if (value ^ simhash).bit_count() <= max_distance
-            for key in keys[value]
-        }
+        found: set[str] = set()
+        for value in candidates:
+            if (value ^ simhash).bit_count() <= max_distance:
+                found.update(keys[value])
+        return found
+
+
+_NO_SIMHASHES: tuple[int, ...] = ()

@@ -179,3 +179,24 @@ async def test_bulk_loaded_stories_are_found_like_committed_ones(
     again = await place_article(index, _article("bulk-2", f"2 {TEXT} 2"), NOW)
     assert (again.story_id, again.created) == (new_story_id("bulk-2"), False)
     assert await count_open_stories(clients[0], open_stories_key(prefix), NOW) == 3
+
+
+async def test_token_counts_from_bulk_loads_and_commits_are_read_by_lookup(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    """Both write paths count a name in the statistics hash the lookup reads, so a name in
+    every story weighs less than one seen once, however the stories got in."""
+    index = RedisStoryIndex(clients[0], prefix=prefix)
+    await index.create_stories(
+        [fingerprint(_article(f"bulk-{n}", f"{n} {TEXT} {n}")) for n in range(2)], NOW
+    )
+    different = "In Dresden eröffnet TSMC ein Werk mit 2000 Stellen, sagte Vorstandschef Wei. "
+    other = _article("other", different, lang="de")
+    await place_article(index, other, NOW)
+    probe = fingerprint(_article("probe"))
+    lookup = await index.lookup(probe, DEFAULT_PARAMS, NOW)
+    assert lookup.stats.documents == 3
+    # anchors are cut to 4 letters: "bret" is Breton, in both bulk-loaded stories only
+    assert lookup.stats.frequencies.get("bret") == 2
+    assert lookup.stats.frequencies.get("tsmc") == 3  # and in the committed one
+    assert lookup.stats.languages.get("tsmc") == "fr,de"
