@@ -176,7 +176,12 @@ class Memory:
     workers_cpu: float = 0.0
 
 
-def measure_memory(processes: Sequence[ServiceProcess]) -> list[Memory]:
+def measure_memory(
+    processes: Sequence[ServiceProcess], cpu_before: dict[int, float] | None = None
+) -> list[Memory]:
+    """Peak RSS and CPU time of each process and its children; CPU time counted from
+    `cpu_before` (pid -> CPU seconds, see `cpu_snapshot`) when given."""
+    before = cpu_before or {}
     memory = []
     for process in processes:
         assert process.process is not None
@@ -187,11 +192,21 @@ def measure_memory(processes: Sequence[ServiceProcess]) -> list[Memory]:
                 process.name,
                 peak_rss_mb(pid),
                 sum(peak_rss_mb(child) for child in children),
-                cpu_seconds(pid),
-                sum(cpu_seconds(child) for child in children),
+                cpu_seconds(pid) - before.get(pid, 0.0),
+                sum(cpu_seconds(child) - before.get(child, 0.0) for child in children),
             )
         )
     return memory
+
+
+def cpu_snapshot(processes: Sequence[ServiceProcess]) -> dict[int, float]:
+    """CPU seconds so far of each process and of its children, by pid."""
+    snapshot: dict[int, float] = {}
+    for process in processes:
+        assert process.process is not None
+        for pid in (process.process.pid, *children_of(process.process.pid)):
+            snapshot[pid] = cpu_seconds(pid)
+    return snapshot
 
 
 # --- corpus and feeds -------------------------------------------------------------------------
@@ -330,6 +345,8 @@ class Outcome:
     """CPU seconds the redis-server used over the run."""
     site_cpu: float = 0.0
     """CPU seconds this process (the feed and page server, mostly) used over the run."""
+    cpu_articles: int = 0
+    """Articles placed while CPU time was counted (from the first story event on)."""
 
     @property
     def rate(self) -> float:
@@ -397,17 +414,22 @@ def run_pipeline(
     )
     try:
         memory_before = used_memory(client)
-        redis_cpu_before, site_cpu_before = redis_cpu_seconds(client), time.process_time()
         for process in processes:
             process.start()
         if before_wait is not None:
             before_wait(client)
+        # CPU is counted from the first story event on: by then every service has started
+        # (imports cost each process a second or two), and it is work per article from there.
+        wait_for(lambda: client.xlen(STORIES_EVENTS) > 0, timeout_seconds, "a first story")
+        cpu_before, placed_before = cpu_snapshot(processes), client.xlen(STORIES_EVENTS)
+        redis_cpu_before, site_cpu_before = redis_cpu_seconds(client), time.process_time()
         wait_until_placed(client, redis_server.url, expected, timeout_seconds)
-        memory = measure_memory(processes)
+        memory = measure_memory(processes, cpu_before)
         memory_after = used_memory(client)
         redis_cpu = redis_cpu_seconds(client) - redis_cpu_before
         site_cpu = time.process_time() - site_cpu_before
         outcome = read_outcome(client, layout, release_time)
+        outcome.cpu_articles = outcome.articles - placed_before
     finally:
         for process in processes:
             process.stop()
@@ -482,6 +504,8 @@ def cleaner_solo(work: Path, site: CorpusSite, expected: int, timeout_seconds: f
                 cleaner.env["NEWSMON_RECLAIM_IDLE_SECONDS"] = "60"
                 cleaner.start()
             try:
+                wait_for(lambda: client.xlen(ARTICLES_CLEAN) > 0, timeout_seconds, "a cleaner")
+                cpu_before, cleaned_before = cpu_snapshot(cleaners), client.xlen(ARTICLES_CLEAN)
                 wait_for(
                     lambda: (
                         client.xlen(ARTICLES_CLEAN) >= fetched
@@ -490,7 +514,10 @@ def cleaner_solo(work: Path, site: CorpusSite, expected: int, timeout_seconds: f
                     timeout_seconds,
                     "the cleaner's drain",
                 )
-                cpu = sum(usage.own_cpu + usage.workers_cpu for usage in measure_memory(cleaners))
+                cpu = sum(
+                    usage.own_cpu + usage.workers_cpu
+                    for usage in measure_memory(cleaners, cpu_before)
+                )
             finally:
                 for cleaner in cleaners:
                     cleaner.stop()
@@ -499,7 +526,7 @@ def cleaner_solo(work: Path, site: CorpusSite, expected: int, timeout_seconds: f
                 for data in entries(client, ARTICLES_CLEAN)
             ]
             solo.rates[replicas] = (len(cleaned) - 1) / (max(cleaned) - min(cleaned))
-            solo.cpu_ms[replicas] = cpu * 1000 / len(cleaned)
+            solo.cpu_ms[replicas] = cpu * 1000 / max(1, len(cleaned) - cleaned_before)
     finally:
         client.close()
         redis_server.stop()
@@ -558,8 +585,9 @@ def report_memory(outcomes: Sequence[Outcome]) -> None:
 
 
 def report_cpu(outcomes: Sequence[Outcome], solo_cpu_ms: dict[int, float]) -> None:
-    """CPU milliseconds per article, by process: where the machine's cores go. The ceiling is
-    the rate at which all the CPU work of an article fills every core of this machine."""
+    """CPU milliseconds per article, by process, from the first story event on (start-up
+    apart): where the machine's cores go. The ceiling is the rate at which the CPU work of an
+    article fills every core of this machine."""
     cores = os.cpu_count() or 1
     print(
         "| configuration | services ms/article (extraction workers apart) | redis-server | "
@@ -568,7 +596,7 @@ def report_cpu(outcomes: Sequence[Outcome], solo_cpu_ms: dict[int, float]) -> No
     )
     print("|---|---|---|---|---|---|")
     for o in outcomes:
-        per = 1000 / max(1, o.articles)
+        per = 1000 / max(1, o.cpu_articles)
         services: dict[str, float] = {}
         for memory in o.memory:
             services[memory.name] = services.get(memory.name, 0.0) + memory.own_cpu * per
