@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.messages import JoinReason
+from services.detector.dates import Calendar
 
 SIMHASH_BITS = 64
 SIMHASH_BANDS = 4
@@ -284,6 +285,9 @@ def fold(token: str) -> str:
     return stripped.translate(_TRANSLITERATION)
 
 
+_CALENDAR = Calendar(fold)
+
+
 def normalise_number(raw: str) -> str:
     """One spelling per number across conventions: "1 400", "1.400", "1,400" -> "1400";
     "3,1" and "3.1" -> "3.1"."""
@@ -308,7 +312,8 @@ def anchors_of(text: str) -> Counter[str]:
     """Language-independent tokens of a text with counts.
 
     Capitalised words count when not merely starting a sentence, unless the same word also
-    appears mid-sentence; numbers always count.
+    appears mid-sentence; numbers always count, and dates in words as "@MM-DD"; month and
+    weekday names do not (English capitalises them, most languages do not).
     Words are reduced to their first four folded letters, which also joins most inflections
     of names ("Obamovi", "Obamas", "Obama").
     """
@@ -325,7 +330,10 @@ def anchors_of(text: str) -> Counter[str]:
             continue
         key = folded.get(token)
         if key is None:
-            key = folded[token] = fold(token)[:ANCHOR_PREFIX]
+            word = fold(token)
+            key = folded[token] = "" if _CALENDAR.is_calendar_word(word) else word[:ANCHOR_PREFIX]
+        if not key:  # a month or weekday: English capitalises it, French does not
+            continue
         if _is_sentence_start(text, match.start()):
             sentence_initial[key] += 1
         else:
@@ -333,7 +341,7 @@ def anchors_of(text: str) -> Counter[str]:
     for key, count in sentence_initial.items():
         if key in mid_sentence:
             mid_sentence[key] += count
-    return mid_sentence + numbers
+    return mid_sentence + numbers + _CALENDAR.dates_of(text)
 
 
 def normalised_words(text: str) -> list[str]:

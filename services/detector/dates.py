@@ -1,0 +1,126 @@
+"""Dates written in words, read the same in every language: "5 March", "March 5",
+"5 mars", "5. März", "5 de marzo", "5 марта", "március 5." all give the anchor "@03-05".
+
+Month and weekday names are also what English and German capitalise and other languages do
+not, so they are kept out of the name anchors: otherwise "March" would be evidence that an
+English article and its French translation ("mars") differ.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+_MONTH_NAMES: tuple[tuple[str, ...], ...] = (
+    # en, fr, de, nl, es, it, pt, cs (nominative, genitive), pl (both), hu, ru (both)
+    (
+        "january", "janvier", "januar", "jänner", "januari", "enero", "gennaio", "janeiro",
+        "leden", "ledna", "styczeń", "stycznia", "január", "январь", "января",
+    ),
+    (
+        "february", "février", "februar", "februari", "febrero", "febbraio", "fevereiro",
+        "únor", "února", "luty", "lutego", "február", "февраль", "февраля",
+    ),
+    (
+        "march", "mars", "märz", "maart", "marzo", "março", "březen", "března", "marzec",
+        "marca", "március", "март", "марта",
+    ),
+    (
+        "april", "avril", "abril", "aprile", "duben", "dubna", "kwiecień", "kwietnia",
+        "április", "апрель", "апреля",
+    ),
+    (
+        "may", "mai", "mei", "mayo", "maggio", "maio", "květen", "května", "maj", "maja",
+        "május", "май", "мая",
+    ),
+    (
+        "june", "juin", "juni", "junio", "giugno", "junho", "červen", "června", "czerwiec",
+        "czerwca", "június", "июнь", "июня",
+    ),
+    (
+        "july", "juillet", "juli", "julio", "luglio", "julho", "červenec", "července",
+        "lipiec", "lipca", "július", "июль", "июля",
+    ),
+    (
+        "august", "août", "augustus", "agosto", "srpen", "srpna", "sierpień", "sierpnia",
+        "augusztus", "август", "августа",
+    ),
+    (
+        "september", "septembre", "septiembre", "setiembre", "settembre", "setembro", "září",
+        "wrzesień", "września", "szeptember", "сентябрь", "сентября",
+    ),
+    (
+        "october", "octobre", "oktober", "octubre", "ottobre", "outubro", "říjen", "října",
+        "październik", "października", "október", "октябрь", "октября",
+    ),
+    (
+        "november", "novembre", "noviembre", "novembro", "listopad", "listopadu", "listopada",
+        "ноябрь", "ноября",
+    ),
+    (
+        "december", "décembre", "dezember", "diciembre", "dicembre", "dezembro", "prosinec",
+        "prosince", "grudzień", "grudnia", "декабрь", "декабря",
+    ),
+)  # fmt: skip
+"""Month names, January first, in the languages newsmon sees most (accents as written)."""
+
+_WEEKDAY_NAMES = (
+    "monday tuesday wednesday thursday friday saturday sunday "
+    "montag dienstag mittwoch donnerstag freitag samstag sonnabend sonntag "
+    "maandag dinsdag woensdag donderdag vrijdag zaterdag zondag"
+)
+"""Weekdays in the languages that capitalise them (the others write them in lower case)."""
+
+_VERBS_UNLESS_CAPITALISED = frozenset({"may", "march"})
+"""English month names that are also verbs: "it may 3 times" is no date."""
+
+_DAY = re.compile(r"(?<![\d.,:])\b\d{1,2}\b(?![.,:]?\d)")
+"""A number of one or two digits, not part of a longer number, a decimal or a time."""
+_WORD_AFTER = re.compile(r"\.?[\s\u00a0]+(?:de[\s\u00a0]+)?([^\W\d_]{3,})")
+_WORD_BEFORE = re.compile(r"([^\W\d_]{3,})\.?[\s\u00a0]+$")
+_LOOK_BEHIND = 24
+"""Characters read before a day number for its month name, enough for the longest."""
+
+
+class Calendar:
+    """Month and weekday names folded as the detector folds words (`fold`), so accents,
+    case and script do not matter."""
+
+    def __init__(self, fold: Callable[[str], str]) -> None:
+        self._fold = fold
+        self.months: dict[str, int] = {
+            fold(name): number
+            for number, names in enumerate(_MONTH_NAMES, start=1)
+            for name in names
+        }
+        self.names: frozenset[str] = frozenset(self.months) | {
+            fold(name) for name in _WEEKDAY_NAMES.split()
+        }
+
+    def is_calendar_word(self, folded_word: str) -> bool:
+        """True for a month or weekday name (already folded)."""
+        return folded_word in self.names
+
+    def dates_of(self, text: str) -> Counter[str]:
+        """Day-and-month dates in `text` as "@MM-DD" anchors, with counts."""
+        found: Counter[str] = Counter()
+        for day, word in _pairs(text):
+            if word in _VERBS_UNLESS_CAPITALISED:
+                continue
+            month = self.months.get(self._fold(word))
+            if month is not None and 1 <= int(day) <= 31:
+                found[f"@{month:02d}-{int(day):02d}"] += 1
+        return found
+
+
+def _pairs(text: str) -> Iterable[tuple[str, str]]:
+    """(day, word) for every number of one or two digits next to a word, either order. The
+    numbers are found first (a few per article), then the words on each side."""
+    for day in _DAY.finditer(text):
+        after = _WORD_AFTER.match(text, day.end())
+        if after is not None:
+            yield day.group(), after.group(1)
+        before = _WORD_BEFORE.search(text, max(0, day.start() - _LOOK_BEHIND), day.start())
+        if before is not None:
+            yield day.group(), before.group(1)
