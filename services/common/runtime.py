@@ -334,7 +334,7 @@ def _trimmer(redis: aioredis.Redis, stream: str, settings: CommonSettings) -> Ba
                     redis,
                     stream,
                     now_ms=int(time.time() * 1000),
-                    retention_ms=int(settings.stream_retention_seconds * 1000),
+                    retention_ms=int(settings.retention_seconds(stream) * 1000),
                 )
             except RedisError as exc:
                 log.warning("cannot trim stream", stream=stream, error=str(exc))

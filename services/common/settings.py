@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.streams import ARTICLES_RAW
+
 
 def default_consumer_name() -> str:
     """A consumer name unique per process: host and pid."""
@@ -62,4 +64,16 @@ class CommonSettings(BaseSettings):
         ge=0,
         description="Processed entries stay on their stream this long (seconds), then go.",
     )
+    raw_retention_seconds: float = Field(
+        default=3_600.0,
+        ge=0,
+        description="Processed raw pages (`articles.raw`, whole HTML pages of about 100 KB) "
+        "stay this long (seconds): 24 hours of them would hold about 100 KB per article in Redis.",
+    )
     trim_interval_seconds: float = Field(default=60.0, gt=0, description="Trim every (seconds).")
+
+    def retention_seconds(self, stream: str) -> float:
+        """How long processed entries of `stream` are kept (seconds)."""
+        if stream == ARTICLES_RAW:
+            return self.raw_retention_seconds
+        return self.stream_retention_seconds

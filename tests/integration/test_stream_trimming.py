@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
+from contracts.streams import ARTICLES_CLEAN, ARTICLES_RAW
+from services.common.settings import CommonSettings
 from services.common.streams import parse_id, trim_finished, trim_floor
 
 pytestmark = pytest.mark.integration
@@ -46,3 +48,11 @@ async def test_recent_entries_stay_for_the_retention_period(redis: aioredis.Redi
 async def test_a_stream_nobody_consumes_is_left_alone(redis: aioredis.Redis) -> None:
     await redis.xadd(STREAM, {b"n": b"x"}, id="1-0")
     assert await trim_finished(redis, STREAM, now_ms=10**12, retention_ms=0) == 0
+
+
+def test_raw_pages_are_kept_an_hour_and_other_entries_a_day_by_default() -> None:
+    """Raw entries carry whole pages: a day of them would dwarf the story index in Redis."""
+    settings = CommonSettings()
+    assert settings.retention_seconds(ARTICLES_RAW) == 3_600
+    assert settings.retention_seconds(ARTICLES_CLEAN) == 86_400
+    assert CommonSettings(raw_retention_seconds=60).retention_seconds(ARTICLES_RAW) == 60
