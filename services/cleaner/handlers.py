@@ -55,24 +55,22 @@ class ExtractionPool:
         self._workers = workers
         self._timeout_seconds = timeout_seconds
         self._executor: ProcessPoolExecutor | None = None
-        self._free_workers = asyncio.Semaphore(workers)
-        """A page is handed over only when a worker is free, so its time budget counts its
-        own extraction, not the wait behind other pages. Callers already waiting here (the
-        cleaner handles `workers + 1` entries at once) hand the next page over as soon as a
-        worker finishes, while the finished page is still being published."""
+        self._running = asyncio.Semaphore(workers)
+        """Pages are handed to the workers at once and queue there (the cleaner handles
+        `workers + 1` entries at once, so a worker finishing one page starts the next without
+        waiting for the event loop). A page's time budget starts when it holds one of these
+        `workers` slots, taken in the order the pages were handed over: that is when a worker
+        takes it up, so the budget counts its own extraction, not the wait behind others."""
 
     async def extract(self, html: str, *, url: str | None, lang_hint: str | None) -> Extraction:
         """The page's extraction; PermanentError over the budget, TransientError if a worker
-        died (the page is retried, then dead-lettered)."""
-        async with self._free_workers:
-            return await self._extract(html, url=url, lang_hint=lang_hint)
-
-    async def _extract(self, html: str, *, url: str | None, lang_hint: str | None) -> Extraction:
+        died or was stopped for another page (the page is retried, then dead-lettered)."""
         executor = self._pool()
         call = functools.partial(extract, html, url=url, lang_hint=lang_hint)
+        future = asyncio.get_running_loop().run_in_executor(executor, call)
         try:
-            future = asyncio.get_running_loop().run_in_executor(executor, call)
-            return await asyncio.wait_for(future, self._timeout_seconds)
+            async with self._running:
+                return await asyncio.wait_for(future, self._timeout_seconds)
         except TimeoutError:
             self._kill(executor)
             raise PermanentError(
@@ -82,6 +80,12 @@ class ExtractionPool:
         except BrokenProcessPool as exc:
             self._kill(executor)
             raise TransientError(f"extraction worker died: {exc}") from exc
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and not (task is not None and task.cancelling()):
+                # the workers were killed for another page over its budget; not this page's fault
+                raise TransientError("extraction stopped with its worker; retrying") from None
+            raise
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:

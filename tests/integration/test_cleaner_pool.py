@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.cleaner.handlers import ExtractionPool
-from services.common.errors import PermanentError
+from services.common.errors import PermanentError, TransientError
 
 PAGE = (
     "<html lang='en'><body><article><h1>Harbour reopens</h1><p>The Port of Marseille reopened"
@@ -25,3 +27,18 @@ async def test_page_over_the_budget_is_dead_lettered_then_the_pool_recovers() ->
         assert "Port of Marseille" in result.text
     finally:
         await pool.close()
+
+
+async def test_pages_queued_behind_a_page_over_the_budget_are_retried_not_dead_lettered() -> None:
+    """The cleaner hands a worker its next page before the last is done; when the workers are
+    killed for one page over its budget, the pages queued behind it are only retried."""
+    pool = ExtractionPool(workers=1, timeout_seconds=0.001)
+    try:
+        first, *queued = await asyncio.gather(
+            *(pool.extract(PAGE, url=None, lang_hint=None) for _ in range(3)),
+            return_exceptions=True,
+        )
+    finally:
+        await pool.close()
+    assert isinstance(first, PermanentError) and first.reason == "extraction_timeout"
+    assert all(isinstance(outcome, TransientError) for outcome in queued), queued
