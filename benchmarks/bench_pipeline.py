@@ -320,6 +320,18 @@ def used_memory(client: sync_redis.Redis) -> int:
     return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
 
 
+def keys_memory(client: sync_redis.Redis) -> tuple[int, int]:
+    """MEMORY USAGE summed over the stream keys and over all other keys, bytes."""
+    streams = rest = 0
+    for key in client.scan_iter(count=1000):
+        size = int(client.memory_usage(key, samples=0) or 0)
+        if client.type(key) == b"stream":
+            streams += size
+        else:
+            rest += size
+    return streams, rest
+
+
 def percentile(values: Sequence[float], share: float) -> float:
     """Nearest-rank percentile of `values` (share in 0..1); nan when empty."""
     if not values:
@@ -343,6 +355,8 @@ class Outcome:
     redis_mb_per_1000_stories: float = math.nan
     streams_mb_per_1000_stories: float = math.nan
     """Of the Redis memory, what the streams hold (raw pages are kept an hour by default)."""
+    rest_mb_per_1000_stories: float = math.nan
+    """What every other key holds: the story index, story records, alert records."""
     redis_cpu: float = 0.0
     """CPU seconds the redis-server used over the run."""
     site_cpu: float = 0.0
@@ -428,10 +442,7 @@ def run_pipeline(
         wait_until_placed(client, redis_server.url, expected, timeout_seconds)
         memory = measure_memory(processes, cpu_before)
         memory_after = used_memory(client)
-        streams_bytes = sum(
-            int(client.memory_usage(key, samples=0) or 0)
-            for key in client.scan_iter(_type="stream")
-        )
+        streams_bytes, rest_bytes = keys_memory(client)
         redis_cpu = redis_cpu_seconds(client) - redis_cpu_before
         site_cpu = time.process_time() - site_cpu_before
         outcome = read_outcome(client, layout, release_time)
@@ -449,6 +460,7 @@ def run_pipeline(
         delta = memory_after - memory_before
         outcome.redis_mb_per_1000_stories = delta / MB * 1000 / outcome.stories
         outcome.streams_mb_per_1000_stories = streams_bytes / MB * 1000 / outcome.stories
+        outcome.rest_mb_per_1000_stories = rest_bytes / MB * 1000 / outcome.stories
     return outcome
 
 
@@ -564,7 +576,7 @@ def report_throughput(outcomes: Sequence[Outcome], solo: dict[int, float]) -> No
             f"{share:.0%} of {base:.1f} ({verdict(share >= TARGET_SHARE)}) | "
             f"{percentile(o.latencies, 0.5):.2f} | {percentile(o.latencies, 0.99):.2f} | "
             f"{o.redis_mb_per_1000_stories:.1f} (streams {o.streams_mb_per_1000_stories:.1f}, "
-            f"the rest {o.redis_mb_per_1000_stories - o.streams_mb_per_1000_stories:.1f}) |"
+            f"the rest {o.rest_mb_per_1000_stories:.2f}) |"
         )
     print()
     print("| cleaner solo (draining a pre-filled articles.raw) | articles/s |")
