@@ -75,8 +75,9 @@ _WEEKDAY_NAMES = (
 _VERBS_UNLESS_CAPITALISED = frozenset({"may", "march"})
 """English month names that are also verbs: "it may 3 times" is no date."""
 
-_DAY = re.compile(r"(?<![\d.,:])\b\d{1,2}\b(?![.,:]?\d)")
-"""A number of one or two digits, not part of a longer number, a decimal or a time."""
+_DIGITS = re.compile(r"\d+")
+_NUMBER_JOINERS = ".,:"
+"""Characters that make digits around them one number: a decimal, a time, 1.400."""
 _WORD_AFTER = re.compile(r"\.?[\s\u00a0]+(?:de[\s\u00a0]+)?([^\W\d_]{3,})")
 _WORD_BEFORE = re.compile(r"([^\W\d_]{3,})\.?[\s\u00a0]+$")
 _LOOK_BEHIND = 24
@@ -117,10 +118,28 @@ class Calendar:
 def _pairs(text: str) -> Iterable[tuple[str, str]]:
     """(day, word) for every number of one or two digits next to a word, either order. The
     numbers are found first (a few per article), then the words on each side."""
-    for day in _DAY.finditer(text):
-        after = _WORD_AFTER.match(text, day.end())
+    for digits in _DIGITS.finditer(text):
+        start, end = digits.span()
+        if end - start > 2 or _in_number(text, start, end) or _in_word(text, start, end):
+            continue
+        day = digits.group()
+        after = _WORD_AFTER.match(text, end)
         if after is not None:
-            yield day.group(), after.group(1)
-        before = _WORD_BEFORE.search(text, max(0, day.start() - _LOOK_BEHIND), day.start())
+            yield day, after.group(1)
+        before = _WORD_BEFORE.search(text, max(0, start - _LOOK_BEHIND), start)
         if before is not None:
-            yield day.group(), before.group(1)
+            yield day, before.group(1)
+
+
+def _in_number(text: str, start: int, end: int) -> bool:
+    """True when the digits at text[start:end] continue a number: "3.5", "12:30", "1,4"."""
+    before = text[start - 2 : start] if start >= 2 else ""
+    after = text[end : end + 2]
+    return (len(before) == 2 and before[1] in _NUMBER_JOINERS and before[0].isdigit()) or (
+        len(after) == 2 and after[0] in _NUMBER_JOINERS and after[1].isdigit()
+    )
+
+
+def _in_word(text: str, start: int, end: int) -> bool:
+    """True when the digits are glued to letters ("F16", "5G"): a name, not a day."""
+    return (start > 0 and text[start - 1].isalpha()) or (end < len(text) and text[end].isalpha())

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from contracts.messages import JoinReason, StoryMember, StorySnapshot
 from services.detector.core import (
+    BAND_BITS,
     DEFAULT_PARAMS,
     IDF_PRIOR_DOCUMENTS,
+    SIMHASH_BANDS,
     ArticleIn,
     Decision,
     Fingerprint,
@@ -980,14 +982,14 @@ class BandTable:
     """In-process near-duplicate lookup over 64-bit simhashes: four 16-bit band tables, so any
     two hashes within 3 bits share a band exactly (the layout of the Redis band postings).
 
-    The four tables are one dict, a band's number in bits 16-17 of its key, mapping a band
-    value to the distinct simhashes carrying it; keys hang off the simhash, so a lookup is
-    four dict reads, one tuple of candidates and one bit count per candidate. (Tuples: a band
-    holds a handful of simhashes, and compact values keep a large table in cache.)
+    The four tables are one list of 4 x 65,536 slots (band number in bits 16-17 of the slot,
+    band value below): a slot holds the distinct simhashes carrying that band value, and keys
+    hang off the simhash. A lookup is four list reads (no hashing; 2 MB of slots, reused),
+    one tuple of candidates and one bit count per candidate.
     """
 
     def __init__(self) -> None:
-        self._bands: dict[int, tuple[int, ...]] = {}
+        self._slots: list[tuple[int, ...]] = [()] * (SIMHASH_BANDS << BAND_BITS)
         self._keys: dict[int, tuple[str, ...]] = {}
 
     def add(self, key: str, simhash: int) -> None:
@@ -997,19 +999,19 @@ class BandTable:
             self._keys[simhash] = (*keys, key)
             return
         self._keys[simhash] = (key,)
-        bands = self._bands
+        slots = self._slots
         for band, value in enumerate(simhash_bands(simhash)):
-            slot = band << 16 | value
-            bands[slot] = (*bands.get(slot, ()), simhash)
+            slot = band << BAND_BITS | value
+            slots[slot] = (*slots[slot], simhash)
 
     def near(self, simhash: int, max_distance: int = 3) -> set[str]:
         """Keys whose simhash is within `max_distance` bits (exact for up to 3 bits)."""
-        get, none = self._bands.get, _NO_SIMHASHES
+        slots = self._slots
         candidates = (
-            get(simhash & 0xFFFF, none)
-            + get(0x10000 | (simhash >> 16) & 0xFFFF, none)
-            + get(0x20000 | (simhash >> 32) & 0xFFFF, none)
-            + get(0x30000 | simhash >> 48, none)
+            slots[simhash & 0xFFFF]
+            + slots[0x10000 | (simhash >> 16) & 0xFFFF]
+            + slots[0x20000 | (simhash >> 32) & 0xFFFF]
+            + slots[0x30000 | simhash >> 48]
         )
         keys = self._keys
         found: set[str] = set()
@@ -1017,6 +1019,3 @@ class BandTable:
             if (value ^ simhash).bit_count() <= max_distance:
                 found.update(keys[value])
         return found
-
-
-_NO_SIMHASHES: tuple[int, ...] = ()
