@@ -25,7 +25,7 @@ def create_service(deps: Deps, settings: CleanerSettings | None = None) -> Servi
         pool=pool,
     )
     consumer = deps.consumer(service=NAME, stream=ARTICLES_RAW, model=RawArticle, handle=handler)
-    # one page more than there are workers: the next page waits, decoded, for a free worker
+    # one page more than there are workers: each worker has its next page queued
     subscription = Subscription(
         GROUP_CLEANER, consumer, concurrency=settings.extraction_workers + 1
     )
