@@ -151,16 +151,14 @@ def subscribe(
         polling_interval=polling_ms,
         max_records=max(max_in_flight, sub.concurrency),
     )
-    options: dict[str, Any] = {
-        "ack_policy": AckPolicy.MANUAL,
-        "title": f"{consumer.service}:{consumer.stream}",
-        "message_format": VerbatimFormat,
-        "decoder": the_message_itself,
-    }
-    if sub.concurrency > 1:
-        broker.subscriber(stream=stream, max_workers=sub.concurrency, **options)(on_message)
-    else:
-        broker.subscriber(stream=stream, **options)(on_message)
+    broker.subscriber(
+        stream=stream,
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{consumer.service}:{consumer.stream}",
+        message_format=VerbatimFormat,
+        decoder=the_message_itself,
+        max_workers=sub.concurrency,  # FastStream: 1 is a plain subscriber
+    )(on_message)
 
 
 class VerbatimFormat(BinaryMessageFormatV1):
