@@ -3,8 +3,9 @@
 Posting lists hold story numbers, not article ids: one entry per story under each of its
 four 16-bit simhash bands and its rarest anchors, most recently written last, capped. In
 Redis many lists share one packed string key (4 bytes a story number, plus a 1- or 4-byte tag
-naming the list), so the index costs tens of bytes per story, not a key per list; entries of
-expired stories are cut when their key is next written. A story is one summary
+naming the list, plus 2 bytes of the simhash in a band list), so the index costs tens of bytes
+per story, not a key per list; entries of expired stories are cut when their key is next
+written, and lookups read a long list from its newest end. A story is one summary
 (`StoryState`: a few simhashes and content hashes, its top anchors) whatever its size.
 
 Both stores follow one optimistic protocol so `place_article` is the single decision path:
@@ -64,6 +65,8 @@ POSTING_KEY_CAP = 16_384
 POSTING_SMALL_KEY = 4096
 """Packed posting keys shorter than this (bytes) are rewritten whole rather than appended to:
 APPEND reserves as much again as the string holds, which doubles a small index's memory."""
+BAND_ENTRY_BYTES = 7
+"""A band posting entry: the band's low byte, the story number (4 bytes), the next band (2)."""
 POSTING_HEAD_CHECKS = 64
 """Entries at the head of a packed posting key checked for expired stories per write."""
 MAX_PLACE_ATTEMPTS = 8
@@ -141,6 +144,16 @@ def posting_slot(logical_key: str) -> tuple[str, bytes]:
     band, value = logical_key[1:].split(":")
     number = int(value, 16)
     return f"b{band}:{number >> 8:02x}", bytes([number & 0xFF])
+
+
+def posting_check(logical_key: str, simhash: int) -> bytes:
+    """What a packed posting entry carries after the story number: for a band list, the next
+    band of the story's simhash (2 bytes), so a lookup rules out most stories that share one
+    band by chance without reading their records; nothing for a token list."""
+    if logical_key.startswith("t:"):
+        return b""
+    band = (int(logical_key[1 : logical_key.index(":")]) + 1) % SIMHASH_BANDS
+    return simhash_bands(simhash)[band].to_bytes(2, "big")
 
 
 def _placement(decision: Decision) -> Placement:
@@ -367,8 +380,9 @@ end
 """
 
 _LOOKUP_SCRIPT = (
-    _LUA_HELPERS
-    + """
+    (
+        _LUA_HELPERS
+        + """
 -- KEYS: 1 seq, 2 stories, 3 article
 -- ARGV: 1 max distance, 2-3 simhash high/low 32 bits, 4 query tokens, 5 max candidates,
 --       6 idf prior, 7 posting fetch, 8 oldest open last-seen (epoch s), 9 key prefix,
@@ -390,24 +404,32 @@ local function pop32(x)
   return pop8[bit.band(x, 255) + 1] + pop8[bit.band(bit.rshift(x, 8), 255) + 1]
     + pop8[bit.band(bit.rshift(x, 16), 255) + 1] + pop8[bit.rshift(x, 24) + 1]
 end
--- the `fetch` most recent story numbers under `tag` in a packed posting string
-local function postings(key, tag)
+-- Where the `limit` newest entries under `tag` sit in a packed posting string (`step` bytes
+-- an entry, after its 4-byte header), newest first, and the string. Scanned backwards in
+-- growing chunks: a list with many entries costs its tail, not the whole key.
+local function newest(key, tag, step, limit)
   local s = redis.call('GET', key)
-  local found, out = {}, {}
-  if not s then return out end
-  local step, start = #tag + 4, 5
-  while true do
-    local at = string.find(s, tag, start, true)
-    if not at then break end
-    if (at - 5) % step == 0 then
-      found[#found + 1] = num(s, at + #tag)
-      start = at + step
-    else
-      start = at + 1
+  local out = {}
+  if not s then return out, '' end
+  local stop, size = #s, step * 512
+  while stop > 4 and #out < limit do
+    local first = math.max(5, stop - size + 1)
+    local region = string.sub(s, first, stop)
+    local found, start = {}, 1
+    while true do
+      local at = string.find(region, tag, start, true)
+      if not at then break end
+      if (at - 1) % step == 0 then
+        found[#found + 1] = first + at - 1
+        start = at + step
+      else
+        start = at + 1
+      end
     end
+    for i = #found, math.max(1, #found - (limit - #out) + 1), -1 do out[#out + 1] = found[i] end
+    stop, size = first - 1, size * 4
   end
-  for i = #found, math.max(1, #found - fetch + 1), -1 do out[#out + 1] = found[i] end
-  return out
+  return out, s
 end
 local parsed, raw = {}, {}
 local function story(n)
@@ -434,10 +456,16 @@ local function stats_of(token)
 end
 local chosen, order = {}, {}
 local bands = {lo % 65536, math.floor(lo / 65536), hi % 65536, math.floor(hi / 65536)}
+local function pop16(x) return pop8[bit.band(x, 255) + 1] + pop8[bit.rshift(x, 8) + 1] end
 for b = 1, 4 do
   local key = prefix .. 'b' .. (b - 1) .. ':' .. string.format('%02x', math.floor(bands[b] / 256))
-  for _, n in ipairs(postings(key, string.char(bands[b] % 256))) do
-    if not chosen[n] then
+  local check = bands[b % 4 + 1]
+  local at_list, s = newest(key, string.char(bands[b] % 256), BAND_ENTRY, fetch)
+  for _, at in ipairs(at_list) do
+    local n = num(s, at + 1)
+    -- the entry's copy of the next band: more than `maxd` bits off rules the story out
+    local c1, c2 = string.byte(s, at + 5, at + 6)
+    if not chosen[n] and pop16(bit.bxor(c1 * 256 + c2, check)) <= maxd then
       local f = story(n)
       if f then
         for _, h in ipairs(split(f[6], ',')) do
@@ -463,7 +491,9 @@ for q = 1, math.min(nquery, #known) do
   local i = known[q]
   local weight = math.log((documents + prior + 1) / (dfs[i] + 0.5))
   local where, tag = slot(tokens[i])
-  for _, n in ipairs(postings(prefix .. 't:' .. where, tag)) do
+  local at_list, s = newest(prefix .. 't:' .. where, tag, #tag + 4, fetch)
+  for _, at in ipairs(at_list) do
+    local n = num(s, at + #tag)
     if not scores[n] then scores[n] = 0; ranked[#ranked + 1] = n end
     scores[n] = scores[n] + weight
   end
@@ -497,13 +527,19 @@ local values = {}
 for i, t in ipairs(all) do values[i] = stats_of(t) end
 return {version, false, documents, all, values, records}
 """
-).replace("{POP8}", "{" + ",".join(str(byte.bit_count()) for byte in range(256)) + "}")
+    )
+    .replace("{POP8}", "{" + ",".join(str(byte.bit_count()) for byte in range(256)) + "}")
+    .replace("BAND_ENTRY", str(BAND_ENTRY_BYTES))
+)
 
 _WRITE_HELPERS = """
--- Put `entry` (tag .. story number) at the tail of a packed posting string, after the header
--- (the sequence number of its last write); `moved`: drop the story's earlier entry first.
--- Over `cap` entries, or with expired stories at the head, the head is cut.
-local function post(key, entry, header, moved, cap, ttl, prefix)
+-- Put the entry `tag .. packed .. check` (`packed`: the story number) at the tail of a packed
+-- posting string, after the header (the sequence number of its last write); `moved`: drop
+-- the same entry written earlier first (a band entry with another check stays: it stands
+-- for another of the story's simhashes). Over `cap` entries, or with expired stories at the
+-- head, the head is cut.
+local function post(key, tag, packed, check, header, moved, cap, ttl, prefix)
+  local entry = tag .. packed .. check
   local step = #entry
   local size = redis.call('STRLEN', key)
   local cut = false
@@ -531,13 +567,13 @@ local function post(key, entry, header, moved, cap, ttl, prefix)
   local drop = math.max(0, count - cap)
   if count > 1 then
     local head = redis.call('GETRANGE', key, 4 + drop * step, 4 + drop * step + step - 1)
-    if redis.call('EXISTS', prefix .. 'r:' .. num(head, step - 3)) == 0 then cut = true end
+    if redis.call('EXISTS', prefix .. 'r:' .. num(head, #tag + 1)) == 0 then cut = true end
   end
   if drop > 0 or cut then
     local s = redis.call('GET', key)
     local checks = 0
     while cut and checks < HEAD_CHECKS and drop < count - 1 do
-      local n = num(s, 5 + drop * step + step - 4)
+      local n = num(s, 5 + drop * step + #tag)
       if redis.call('EXISTS', prefix .. 'r:' .. n) == 1 then break end
       drop = drop + 1
       checks = checks + 1
@@ -578,7 +614,7 @@ _COMMIT_SCRIPT = (
 --       6 member JSON, 7 ttl (s), 8 posting cap, 9 language, 10 key prefix,
 --       11 number of written posting keys, 12 story id, 13 closes at (epoch s),
 --       14 open-stories ttl (s), 15 number of new tokens, then one tag per written key,
---       then the new tokens, then the story's anchors
+--       then one check per written key, then the new tokens, then the story's anchors
 local existing = redis.call('GET', KEYS[3])
 if existing then return {'existing', existing} end
 local observed, ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -607,11 +643,11 @@ redis.call('ZADD', KEYS[5], tonumber(ARGV[13]), ARGV[12])
 redis.call('EXPIRE', KEYS[5], tonumber(ARGV[14]))
 local header, packed = pack(seq), pack(tonumber(number))
 for i = 1, written do
-  post(KEYS[5 + i], ARGV[15 + i] .. packed, header, moved, cap, ttl, prefix)
+  post(KEYS[5 + i], ARGV[15 + i], packed, ARGV[15 + written + i], header, moved, cap, ttl, prefix)
 end
 local new = {}
-for i = 16 + written, 15 + written + fresh do new[ARGV[i]] = true end
-for i = 16 + written + fresh, #ARGV do
+for i = 16 + 2 * written, 15 + 2 * written + fresh do new[ARGV[i]] = true end
+for i = 16 + 2 * written + fresh, #ARGV do
   count_token(prefix, ARGV[i], new[ARGV[i]] and 1 or 0, ARGV[9], ttl)
 end
 for i = 1, 2 do redis.call('EXPIRE', KEYS[i], ttl) end
@@ -767,11 +803,12 @@ class RedisStoryIndex:
     Every key shares the hash tag `{prefix}` so each script runs on one Cluster slot. Posting
     lists are packed strings in a bounded number of keys (1,024 band keys, 4,096 token
     buckets): a 4-byte header (sequence number of the key's last write, for the optimistic
-    check) then entries of a tag (a band's low byte, or 4 bytes of the token's sha1) and a
-    4-byte story number, oldest first. Token statistics ("count languages") live in 4,096
-    small hashes. Story records, placements and member lists expire `story_ttl_seconds` after
-    their last write; posting entries of expired stories are cut from the head of a key when
-    it is next written, and every key is capped.
+    check) then entries of a tag (a band's low byte, or 4 bytes of the token's sha1), a
+    4-byte story number and, in a band key, the story simhash's next band (2 bytes), oldest
+    first. Token statistics ("count languages") live in 1,024 small hashes. Story records,
+    placements and member lists expire `story_ttl_seconds` after their last write; posting
+    entries of expired stories are cut from the head of a key when it is next written, and
+    every key is capped.
     """
 
     def __init__(
@@ -877,6 +914,7 @@ class RedisStoryIndex:
             window_seconds,
             len(write.new_tokens),
             *(tag for _, tag in written),
+            *(posting_check(key, fp.simhash) for key in write.posting_keys),
             *write.new_tokens,
             *(token for token, _ in write.story.anchors),
         ]
@@ -898,13 +936,16 @@ class RedisStoryIndex:
 
     async def create_stories(self, fps: Sequence[Fingerprint], at: datetime) -> None:
         """Bulk load: one new story per fingerprint, with the same keys and values as the
-        commit script would write, in two round trips per batch (reserve story numbers, then
-        one script call). For backfills and benchmarks; placements of the same articles by a
-        replica at the same time would race."""
+        commit script would write, in three round trips per batch (the story counts of the
+        batch's anchors, so each story keeps and posts its rarest ones as a commit would;
+        reserve story numbers; one script call). For backfills and benchmarks; placements of
+        the same articles by a replica at the same time would race."""
         if not fps:
             return
+        frequencies, documents = await self._story_counts(
+            {token for fp in fps for token, _ in fp.anchors}
+        )
         base = int(await self._redis.incrby(self._key("seq"), len(fps))) - len(fps)
-        empty = Lookup(None, (), TokenStats(), version=0)
         window_seconds = math.ceil(self._window_hours * 3600)
         stories: list[str | int | bytes] = []
         entries: dict[str, list[bytes]] = {}
@@ -913,10 +954,15 @@ class RedisStoryIndex:
         for offset, fp in enumerate(fps):
             number = base + offset + 1
             decision = Decision(new_story_id(fp.article_id), True, "new", 0.0)
-            write = _plan(fp, decision, empty, at)
+            so_far = Lookup(None, (), TokenStats(documents + offset, frequencies), version=0)
+            write = _plan(fp, decision, so_far, at)
+            for token in write.new_tokens:
+                frequencies[token] = frequencies.get(token, 0) + 1
             packed = number.to_bytes(4, "big")
-            for key, tag in map(posting_slot, write.posting_keys):
-                entries.setdefault(key, []).append(tag + packed)
+            for logical_key in write.posting_keys:
+                key, tag = posting_slot(logical_key)
+                check = posting_check(logical_key, fp.simhash)
+                entries.setdefault(key, []).append(tag + packed + check)
             language = fp.lang or UNKNOWN_LANGUAGE
             for token, _ in write.story.anchors:
                 counts[token] = counts.get(token, 0) + 1
@@ -945,6 +991,23 @@ class RedisStoryIndex:
         for token, count in counts.items():
             args += [token, stats_bucket(token), count, ",".join(languages[token])]
         await self._bulk(keys=self._counters(""), args=args)
+
+    async def _story_counts(self, tokens: set[str]) -> tuple[dict[str, int], int]:
+        """How many stories carry each token, and how many stories there are, as stored."""
+        by_bucket: dict[str, list[str]] = {}
+        for token in tokens:
+            by_bucket.setdefault(stats_bucket(token), []).append(token)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._key("stories"))
+        for bucket, names in by_bucket.items():
+            pipe.hmget(self._key("d:" + bucket), names)
+        documents, *replies = await pipe.execute()
+        frequencies: dict[str, int] = {}
+        for names, values in zip(by_bucket.values(), replies, strict=True):
+            for token, value in zip(names, values, strict=True):
+                if value is not None:
+                    frequencies[token] = int(_text(value).partition(" ")[0])
+        return frequencies, int(documents or 0)
 
     async def snapshot(self, story_id: str) -> StorySnapshot | None:
         """The story's members in join order, or None once expired."""

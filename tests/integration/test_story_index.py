@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,12 +17,19 @@ from services.common.redis import connect
 from services.detector.core import (
     DEFAULT_PARAMS,
     ArticleIn,
+    Decision,
+    Fingerprint,
     assign_story,
     fingerprint,
     new_story_id,
 )
 from services.detector.handlers import count_open_stories, open_stories_key
-from services.detector.index import MemoryStoryIndex, RedisStoryIndex, place_article
+from services.detector.index import (
+    MemoryStoryIndex,
+    RedisStoryIndex,
+    place_article,
+    token_slot,
+)
 from tests.conftest import SHARED, require_shared
 
 pytestmark = pytest.mark.integration
@@ -200,3 +209,89 @@ async def test_token_counts_from_bulk_loads_and_commits_are_read_by_lookup(
     assert lookup.stats.frequencies.get("bret") == 2
     assert lookup.stats.frequencies.get("tsmc") == 3  # and in the committed one
     assert lookup.stats.languages.get("tsmc") == "fr,de"
+
+
+def _fingerprint(
+    article_id: str, simhash: int, anchors: tuple[str, ...] = (), content_hash: str = ""
+) -> Fingerprint:
+    return Fingerprint(
+        article_id=article_id,
+        lang="en",
+        content_hash=content_hash or f"{hash(article_id) & 0xFFFFFFFFFFFFFFFF:016x}",
+        simhash=simhash,
+        anchors=tuple((token, 1) for token in anchors),
+    )
+
+
+async def test_a_long_posting_list_is_read_from_its_newest_entries(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    """A name's newest stories are found even when a busier name that shares its packed
+    posting key wrote a thousand entries after them."""
+    index = RedisStoryIndex(clients[0], prefix=prefix)
+    quiet = "zqxw"
+    busy = next(
+        name
+        for name in (f"b{n}" for n in itertools.count())
+        if token_slot(name)[0] == token_slot(quiet)[0]
+    )
+    rng = random.Random(3)
+    older = [_fingerprint(f"quiet-{n}", rng.getrandbits(64), (quiet,)) for n in range(70)]
+    later = [_fingerprint(f"busy-{n}", rng.getrandbits(64), (busy,)) for n in range(1000)]
+    await index.create_stories(older, NOW)
+    await index.create_stories(later, NOW)
+    lookup = await index.lookup(_fingerprint("probe", 0, (quiet,)), DEFAULT_PARAMS, NOW)
+    newest_first = [new_story_id(fp.article_id) for fp in reversed(older)]
+    expected = newest_first[: DEFAULT_PARAMS.max_candidates]
+    assert [story.story_id for story in lookup.candidates] == expected
+
+
+async def test_every_simhash_within_three_bits_finds_its_story(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    """Band entries carry part of the simhash to skip chance band matches; a true near
+    duplicate (up to 3 bits off, anywhere) must never be skipped, including one of a story's
+    earlier members after a later member rewrote the same band."""
+    index = RedisStoryIndex(clients[0], prefix=prefix)
+    rng = random.Random(11)
+    first = rng.getrandbits(64)
+    first_fp = _fingerprint("first", first, ("qqqq",), content_hash="same")
+    await place_article_fp(index, first_fp)
+    # same text (exact join), same low band, every other band far off
+    later = (first & 0xFFFF) | ((~first) & ~0xFFFF & (2**64 - 1))
+    joined = await place_article_fp(index, _fingerprint("later", later, ("qqqq",), "same"))
+    assert joined.story_id == new_story_id("first")
+    for n in range(300):
+        probe = first
+        for bit in rng.sample(range(64), rng.randint(0, 3)):
+            probe ^= 1 << bit
+        lookup = await index.lookup(_fingerprint(f"p{n}", probe), DEFAULT_PARAMS, NOW)
+        assert [story.story_id for story in lookup.candidates] == [new_story_id("first")]
+    only_low_band = first ^ (1 << 20) ^ (1 << 40) ^ (1 << 60)
+    lookup = await index.lookup(_fingerprint("low", only_low_band), DEFAULT_PARAMS, NOW)
+    assert [story.story_id for story in lookup.candidates] == [new_story_id("first")]
+
+
+async def place_article_fp(index: RedisStoryIndex, fp: Fingerprint) -> Decision:
+    """Place a hand-made fingerprint (lookup, decide, commit), as `place_article` does."""
+    lookup = await index.lookup(fp, DEFAULT_PARAMS, NOW)
+    decision = assign_story(fp, lookup.candidates, NOW, stats=lookup.stats)
+    assert await index.commit(fp, decision, lookup, NOW) is not None
+    return decision
+
+
+async def test_bulk_loaded_stories_are_found_by_their_rarest_names(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    """A backfill posts each story under its rarest anchors, as a commit would: a name only
+    one story carries finds it, even when eight common names sort before it."""
+    index = RedisStoryIndex(clients[0], prefix=prefix)
+    common = tuple(f"c{n}" for n in range(8))
+    rng = random.Random(5)
+    crowd = [_fingerprint(f"crowd-{n}", rng.getrandbits(64), common) for n in range(20)]
+    await index.create_stories(crowd[:10], NOW)
+    target = _fingerprint("target", rng.getrandbits(64), (*common, "zzrare"))
+    await index.create_stories([*crowd[10:], target], NOW)
+    lookup = await index.lookup(_fingerprint("probe", 0, ("zzrare",)), DEFAULT_PARAMS, NOW)
+    assert [story.story_id for story in lookup.candidates] == [new_story_id("target")]
+    assert lookup.stats.frequencies["c0"] == 21
