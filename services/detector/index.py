@@ -2,9 +2,9 @@
 
 Posting lists hold story numbers, not article ids: one entry per story under each of its
 four 16-bit simhash bands and its rarest anchors, most recently written last, capped. In
-Redis many lists share one packed string key (4 bytes a story number, plus a 1- or 4-byte tag
-naming the list, plus 2 bytes of the simhash in a band list), so the index costs tens of bytes
-per story, not a key per list; entries of expired stories are cut when their key is next
+Redis many lists share one packed string key (4 bytes a story number, plus a 2- or 4-byte tag
+naming the list, plus 4 more bytes of the simhash in a band list), so the index costs tens of
+bytes per story, not a key per list; entries of expired stories are cut when their key is next
 written, and lookups read a long list from its newest end. A story is one summary
 (`StoryState`: a few simhashes and content hashes, its top anchors) whatever its size.
 
@@ -65,8 +65,9 @@ POSTING_KEY_CAP = 16_384
 POSTING_SMALL_KEY = 4096
 """Packed posting keys shorter than this (bytes) are rewritten whole rather than appended to:
 APPEND reserves as much again as the string holds, which doubles a small index's memory."""
-BAND_ENTRY_BYTES = 7
-"""A band posting entry: the band's low byte, the story number (4 bytes), the next band (2)."""
+BAND_ENTRY_BYTES = 10
+"""A band posting entry: the band's value (2 bytes), the story number (4 bytes), the next two
+bands of the simhash (4 bytes)."""
 POSTING_HEAD_CHECKS = 64
 """Entries at the head of a packed posting key checked for expired stories per write."""
 MAX_PLACE_ATTEMPTS = 8
@@ -136,24 +137,27 @@ def stats_bucket(token: str) -> str:
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
     """The packed Redis posting key holding a logical posting list, and the list's tag there:
-    band lists share a key per band and high byte (tag: the low byte), token lists a key per
-    bucket (tag: 4 bytes of the token's sha1)."""
+    band lists share a key per band and high byte (tag: the band's 2 bytes, so a lookup's
+    byte search stops only at entries of its value), token lists a key per bucket (tag: 4
+    bytes of the token's sha1)."""
     if logical_key.startswith("t:"):
         bucket, tag = token_slot(logical_key[2:])
         return "t:" + bucket, tag
     band, value = logical_key[1:].split(":")
     number = int(value, 16)
-    return f"b{band}:{number >> 8:02x}", bytes([number & 0xFF])
+    return f"b{band}:{number >> 8:02x}", number.to_bytes(2, "big")
 
 
 def posting_check(logical_key: str, simhash: int) -> bytes:
     """What a packed posting entry carries after the story number: for a band list, the next
-    band of the story's simhash (2 bytes), so a lookup rules out most stories that share one
-    band by chance without reading their records; nothing for a token list."""
+    two bands of the story's simhash (4 bytes), so a lookup rules out the stories that share
+    one band by chance (at 1M stories, about 60 a lookup) without reading their records;
+    nothing for a token list."""
     if logical_key.startswith("t:"):
         return b""
-    band = (int(logical_key[1 : logical_key.index(":")]) + 1) % SIMHASH_BANDS
-    return simhash_bands(simhash)[band].to_bytes(2, "big")
+    band = int(logical_key[1 : logical_key.index(":")])
+    values = simhash_bands(simhash)
+    return b"".join(values[(band + step) % SIMHASH_BANDS].to_bytes(2, "big") for step in (1, 2))
 
 
 def _placement(decision: Decision) -> Placement:
@@ -459,13 +463,15 @@ local bands = {lo % 65536, math.floor(lo / 65536), hi % 65536, math.floor(hi / 6
 local function pop16(x) return pop8[bit.band(x, 255) + 1] + pop8[bit.rshift(x, 8) + 1] end
 for b = 1, 4 do
   local key = prefix .. 'b' .. (b - 1) .. ':' .. string.format('%02x', math.floor(bands[b] / 256))
-  local check = bands[b % 4 + 1]
-  local at_list, s = newest(key, string.char(bands[b] % 256), BAND_ENTRY, fetch)
+  local next1, next2 = bands[b % 4 + 1], bands[(b + 1) % 4 + 1]
+  local tag = string.char(math.floor(bands[b] / 256), bands[b] % 256)
+  local at_list, s = newest(key, tag, BAND_ENTRY, fetch)
   for _, at in ipairs(at_list) do
-    local n = num(s, at + 1)
-    -- the entry's copy of the next band: more than `maxd` bits off rules the story out
-    local c1, c2 = string.byte(s, at + 5, at + 6)
-    if not chosen[n] and pop16(bit.bxor(c1 * 256 + c2, check)) <= maxd then
+    local n = num(s, at + 2)
+    -- the entry's copy of the next two bands: more than `maxd` bits off rules the story out
+    local c1, c2, c3, c4 = string.byte(s, at + 6, at + 9)
+    local off = pop16(bit.bxor(c1 * 256 + c2, next1)) + pop16(bit.bxor(c3 * 256 + c4, next2))
+    if not chosen[n] and off <= maxd then
       local f = story(n)
       if f then
         for _, h in ipairs(split(f[6], ',')) do
@@ -523,9 +529,14 @@ for _, n in ipairs(order) do
     end
   end
 end
-local values = {}
-for i, t in ipairs(all) do values[i] = stats_of(t) end
-return {version, false, documents, all, values, records}
+-- one line per token, "token count languages" (just the token when unseen): one reply string
+-- rather than two elements a token, which the client would parse one by one
+local lines = {}
+for i, t in ipairs(all) do
+  local value = stats_of(t)
+  lines[i] = value and (t .. ' ' .. value) or t
+end
+return {version, false, documents, table.concat(lines, '\\n'), records}
 """
     )
     .replace("{POP8}", "{" + ",".join(str(byte.bit_count()) for byte in range(256)) + "}")
@@ -803,8 +814,8 @@ class RedisStoryIndex:
     Every key shares the hash tag `{prefix}` so each script runs on one Cluster slot. Posting
     lists are packed strings in a bounded number of keys (1,024 band keys, 4,096 token
     buckets): a 4-byte header (sequence number of the key's last write, for the optimistic
-    check) then entries of a tag (a band's low byte, or 4 bytes of the token's sha1), a
-    4-byte story number and, in a band key, the story simhash's next band (2 bytes), oldest
+    check) then entries of a tag (a band's 2 bytes, or 4 bytes of the token's sha1), a
+    4-byte story number and, in a band key, the story simhash's next two bands (4 bytes), oldest
     first. Token statistics ("count languages") live in 1,024 small hashes. Story records,
     placements and member lists expire `story_ttl_seconds` after their last write; posting
     entries of expired stories are cut from the head of a key when it is next written, and
@@ -855,13 +866,13 @@ class RedisStoryIndex:
         version = int(reply[0])
         if reply[1] is not None:
             return Lookup(existing=_decode_placement(_text(reply[1])), version=version)
-        _, _, documents, all_tokens, values, records = reply
+        _, _, documents, token_lines, records = reply
         frequencies: dict[str, int] = {}
         languages: dict[str, str] = {}
-        for raw_token, value in zip(all_tokens, values, strict=True):
-            if value is not None:
-                count, _, seen_in = _text(value).partition(" ")
-                token = _text(raw_token)
+        for line in _text(token_lines).split("\n"):
+            token, _, value = line.partition(" ")
+            if value:
+                count, _, seen_in = value.partition(" ")
                 languages[token] = seen_in
                 if int(count) > 0:
                     frequencies[token] = int(count)
