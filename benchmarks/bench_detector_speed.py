@@ -45,6 +45,7 @@ from services.detector.core import (  # noqa: E402
     normalised_words,
 )
 from services.detector.index import (  # noqa: E402
+    BAND_KEY_PREFIX,
     BandTable,
     RedisStoryIndex,
     place_article,
@@ -151,7 +152,7 @@ async def sampled_bytes(
 async def index_bytes(client: redis.asyncio.Redis, prefix: str) -> int:
     """Memory the index keys hold (band and token postings, token statistics), as the drop of
     used_memory when they are deleted: key overhead included."""
-    names = [f"b{band}:{high:02x}" for band in range(4) for high in range(256)]
+    names = [f"{BAND_KEY_PREFIX}{band}:{high:02x}" for band in range(4) for high in range(256)]
     names += [f"t:{bucket:03x}" for bucket in range(4096)]
     names += [f"d:{bucket:03x}" for bucket in range(1024)]
     before = await _used_memory(client)

@@ -65,6 +65,9 @@ POSTING_KEY_CAP = 16_384
 POSTING_SMALL_KEY = 4096
 """Packed posting keys shorter than this (bytes) are rewritten whole rather than appended to:
 APPEND reserves as much again as the string holds, which doubles a small index's memory."""
+BAND_KEY_PREFIX = "s"
+"""Packed band keys are named `s<band>:<high byte>`; the `b` keys of the 5-byte entry layout
+before are no longer read and expire with their TTL."""
 BAND_ENTRY_BYTES = 10
 """A band posting entry: the band's value (2 bytes), the story number (4 bytes), the next two
 bands of the simhash (4 bytes)."""
@@ -145,7 +148,7 @@ def posting_slot(logical_key: str) -> tuple[str, bytes]:
         return "t:" + bucket, tag
     band, value = logical_key[1:].split(":")
     number = int(value, 16)
-    return f"b{band}:{number >> 8:02x}", number.to_bytes(2, "big")
+    return f"{BAND_KEY_PREFIX}{band}:{number >> 8:02x}", number.to_bytes(2, "big")
 
 
 def posting_check(logical_key: str, simhash: int) -> bytes:
@@ -462,7 +465,8 @@ local chosen, order = {}, {}
 local bands = {lo % 65536, math.floor(lo / 65536), hi % 65536, math.floor(hi / 65536)}
 local function pop16(x) return pop8[bit.band(x, 255) + 1] + pop8[bit.rshift(x, 8) + 1] end
 for b = 1, 4 do
-  local key = prefix .. 'b' .. (b - 1) .. ':' .. string.format('%02x', math.floor(bands[b] / 256))
+  local high = string.format('%02x', math.floor(bands[b] / 256))
+  local key = prefix .. 'BAND_KEY' .. (b - 1) .. ':' .. high
   local next1, next2 = bands[b % 4 + 1], bands[(b + 1) % 4 + 1]
   local tag = string.char(math.floor(bands[b] / 256), bands[b] % 256)
   local at_list, s = newest(key, tag, BAND_ENTRY, fetch)
@@ -541,6 +545,7 @@ return {version, false, documents, table.concat(lines, '\\n'), records}
     )
     .replace("{POP8}", "{" + ",".join(str(byte.bit_count()) for byte in range(256)) + "}")
     .replace("BAND_ENTRY", str(BAND_ENTRY_BYTES))
+    .replace("BAND_KEY", BAND_KEY_PREFIX)
 )
 
 _WRITE_HELPERS = """
