@@ -256,10 +256,10 @@ async def test_every_simhash_within_three_bits_finds_its_story(
     rng = random.Random(11)
     first = rng.getrandbits(64)
     first_fp = _fingerprint("first", first, ("qqqq",), content_hash="same")
-    await place_article_fp(index, first_fp)
+    await _place_fingerprint(index, first_fp)
     # same text (exact join), same low band, every other band far off
     later = (first & 0xFFFF) | ((~first) & ~0xFFFF & (2**64 - 1))
-    joined = await place_article_fp(index, _fingerprint("later", later, ("qqqq",), "same"))
+    joined = await _place_fingerprint(index, _fingerprint("later", later, ("qqqq",), "same"))
     assert joined.story_id == new_story_id("first")
     for n in range(300):
         probe = first
@@ -272,7 +272,7 @@ async def test_every_simhash_within_three_bits_finds_its_story(
     assert [story.story_id for story in lookup.candidates] == [new_story_id("first")]
 
 
-async def place_article_fp(index: RedisStoryIndex, fp: Fingerprint) -> Decision:
+async def _place_fingerprint(index: RedisStoryIndex, fp: Fingerprint) -> Decision:
     """Place a hand-made fingerprint (lookup, decide, commit), as `place_article` does."""
     lookup = await index.lookup(fp, DEFAULT_PARAMS, NOW)
     decision = assign_story(fp, lookup.candidates, NOW, stats=lookup.stats)
