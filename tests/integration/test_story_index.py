@@ -217,7 +217,7 @@ def _fingerprint(
     return Fingerprint(
         article_id=article_id,
         lang="en",
-        content_hash=content_hash or f"{hash(article_id) & 0xFFFFFFFFFFFFFFFF:016x}",
+        content_hash=content_hash or f"text-of-{article_id}",
         simhash=simhash,
         anchors=tuple((token, 1) for token in anchors),
     )
