@@ -69,8 +69,8 @@ BAND_KEY_PREFIX = "s"
 """Packed band keys are named `s<band>:<high byte>`; the `b` keys of the 5-byte entry layout
 before are no longer read and expire with their TTL."""
 BAND_ENTRY_BYTES = 10
-"""A band posting entry: the band's value (2 bytes), the story number (4 bytes), the next two
-bands of the simhash (4 bytes)."""
+"""A band posting entry: the band's value (2 bytes, little-endian), the story number (4
+bytes), the next two bands of the simhash (4 bytes)."""
 POSTING_HEAD_CHECKS = 64
 """Entries at the head of a packed posting key checked for expired stories per write."""
 MAX_PLACE_ATTEMPTS = 8
@@ -140,15 +140,16 @@ def stats_bucket(token: str) -> str:
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
     """The packed Redis posting key holding a logical posting list, and the list's tag there:
-    band lists share a key per band and high byte (tag: the band's 2 bytes, so a lookup's
-    byte search stops only at entries of its value), token lists a key per bucket (tag: 4
-    bytes of the token's sha1)."""
+    band lists share a key per band and high byte (tag: the band's 2 bytes, low byte first:
+    every entry of the key has the same high byte, and a byte search stops wherever the
+    tag's first byte occurs), token lists a key per bucket (tag: 4 bytes of the token's
+    sha1)."""
     if logical_key.startswith("t:"):
         bucket, tag = token_slot(logical_key[2:])
         return "t:" + bucket, tag
     band, value = logical_key[1:].split(":")
     number = int(value, 16)
-    return f"{BAND_KEY_PREFIX}{band}:{number >> 8:02x}", number.to_bytes(2, "big")
+    return f"{BAND_KEY_PREFIX}{band}:{number >> 8:02x}", number.to_bytes(2, "little")
 
 
 def posting_check(logical_key: str, simhash: int) -> bytes:
@@ -468,7 +469,7 @@ for b = 1, 4 do
   local high = string.format('%02x', math.floor(bands[b] / 256))
   local key = prefix .. 'BAND_KEY' .. (b - 1) .. ':' .. high
   local next1, next2 = bands[b % 4 + 1], bands[(b + 1) % 4 + 1]
-  local tag = string.char(math.floor(bands[b] / 256), bands[b] % 256)
+  local tag = string.char(bands[b] % 256, math.floor(bands[b] / 256))
   local at_list, s = newest(key, tag, BAND_ENTRY, fetch)
   for _, at in ipairs(at_list) do
     local n = num(s, at + 2)
