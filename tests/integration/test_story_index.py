@@ -223,6 +223,14 @@ def _fingerprint(
     )
 
 
+async def _place_fingerprint(index: RedisStoryIndex, fp: Fingerprint) -> Decision:
+    """Place a hand-made fingerprint (lookup, decide, commit), as `place_article` does."""
+    lookup = await index.lookup(fp, DEFAULT_PARAMS, NOW)
+    decision = assign_story(fp, lookup.candidates, NOW, stats=lookup.stats)
+    assert await index.commit(fp, decision, lookup, NOW) is not None
+    return decision
+
+
 async def test_a_long_posting_list_is_read_from_its_newest_entries(
     clients: list[redis.asyncio.Redis], prefix: str
 ) -> None:
@@ -270,14 +278,6 @@ async def test_every_simhash_within_three_bits_finds_its_story(
     only_low_band = first ^ (1 << 20) ^ (1 << 40) ^ (1 << 60)
     lookup = await index.lookup(_fingerprint("low", only_low_band), DEFAULT_PARAMS, NOW)
     assert [story.story_id for story in lookup.candidates] == [new_story_id("first")]
-
-
-async def _place_fingerprint(index: RedisStoryIndex, fp: Fingerprint) -> Decision:
-    """Place a hand-made fingerprint (lookup, decide, commit), as `place_article` does."""
-    lookup = await index.lookup(fp, DEFAULT_PARAMS, NOW)
-    decision = assign_story(fp, lookup.candidates, NOW, stats=lookup.stats)
-    assert await index.commit(fp, decision, lookup, NOW) is not None
-    return decision
 
 
 async def test_bulk_loaded_stories_are_found_by_their_rarest_names(
