@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import lxml.html
-import py3langid
 import trafilatura
 from htmldate import find_date
 from lxml import etree
@@ -38,10 +37,10 @@ from trafilatura.settings import MANUALLY_CLEANED, Document, Extractor
 from trafilatura.utils import is_dubious_html, repair_faulty_html
 from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS, BODY_XPATH
 
+from services.common.language import choose_language, iso_639_1
+
 KEEP_TAGS = frozenset({"html", "body", "article", "main"})
 HIDDEN_XPATH = "//*[@hidden or @aria-busy='true']"
-LANGID_CHECK_CHARS = 300  # enough text to confirm a declared language (~50 words)
-LANGID_SAMPLE_CHARS = 600  # to find the language otherwise, the start of the text (~100 words)
 AUTHOR_MAX_CHARS = 120  # a longer "byline" is prose (trafilatura's own limit)
 LINK_DENSE_RATIO = 0.5  # share of a line's characters inside links
 TEASER_LINK_SHARE = 0.25  # a teaser item: a linked headline, then a line of summary
@@ -60,8 +59,6 @@ SHORT_NOTE_TOTAL_WORDS = 45
 SHORT_NOTE_MAX_BLOCKS = 4
 NOTE_MAX_CHARS = 600  # labelled notes (disclaimers) are at most this long
 SPLIT_PART_MIN_CHARS = 200  # a part of a split article body holds this much paragraph text
-MIN_WORDS_FOR_LANGID = 20  # below this a declared language is trusted as is
-LANGID_TOP = 3  # a declared language among the detector's top 3 is plausible
 BINARY_SHARE = 0.1  # share of control characters that makes input look binary
 
 SENTENCE_END = (
@@ -85,7 +82,6 @@ PLAIN_QUOTES = str.maketrans(
     dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\uff07", "'")
     | dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\uff02", '"')
 )  # typographic single and double quotes, primes and full-width quotes
-LANG_CODE = re.compile(r"^\s*([A-Za-z]{2})(?:[-_][A-Za-z0-9]+)*\s*$")
 # elements trafilatura always deletes (a subset of MANUALLY_CLEANED), the largest on news pages
 CHROME_TAGS = ("nav", "footer", "aside", "noscript", "select", "button", "iframe", "meta", "link")
 TRAFILATURA_CLEANED = frozenset(MANUALLY_CLEANED) - {"form"}  # forms are judged apart
@@ -719,31 +715,6 @@ def declared_language(tree: HtmlElement, lang_hint: str | None) -> str | None:
         if code:
             return code
     return None
-
-
-def iso_639_1(value: str | None) -> str | None:
-    match = LANG_CODE.match(value or "")
-    return match.group(1).lower() if match else None
-
-
-def choose_language(declared: str | None, text: str) -> str | None:
-    """The declared language when the text agrees enough, else py3langid's best 2-letter guess."""
-    words = len(text.split())
-    if declared and words < MIN_WORDS_FOR_LANGID:
-        return declared
-    if words == 0:
-        return None
-    if declared and declared in ranked_languages(text[:LANGID_CHECK_CHARS])[:LANGID_TOP]:
-        return declared  # most pages: a short sample confirms the declaration
-    ranked = ranked_languages(text[:LANGID_SAMPLE_CHARS])
-    if declared and declared in ranked[:LANGID_TOP]:
-        return declared
-    return ranked[0] if ranked else declared
-
-
-def ranked_languages(sample: str) -> list[str]:
-    """py3langid's ranking of the sample, 2-letter codes only; its cost grows with the sample."""
-    return [code for code, _ in py3langid.rank(sample) if len(code) == 2]
 
 
 def parse_date(value: str | None) -> datetime | None:

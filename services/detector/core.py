@@ -18,6 +18,7 @@ No I/O and no clock here: the index supplies candidates and frequencies, the cal
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -32,24 +33,33 @@ import numpy as np
 import numpy.typing as npt
 
 from contracts.messages import JoinReason
+from services.common.language import choose_language, iso_639_1
 from services.detector.dates import Calendar
+from services.detector.scripts import (
+    CAPITALISED,
+    NUMBER,
+    WORD,
+    caseless_names,
+    normalise_number,
+    sound_key,
+)
 
 SIMHASH_BITS = 64
 SIMHASH_BANDS = 4
 """Bands of 16 bits: two hashes within 3 bits share at least one band exactly (pigeonhole)."""
 BAND_BITS = SIMHASH_BITS // SIMHASH_BANDS
-MAX_ANCHORS = 96
+MAX_ANCHORS = 160
 """Anchors kept per article (most frequent first): bounds the stored fingerprint."""
 SHINGLE_WORDS = 3
 IDF_PRIOR_DOCUMENTS = 20
 """Pseudo-stories added to the IDF denominator: smooths the first hours of an index."""
 ANCHOR_PREFIX = 4
 """Letters kept of a folded capitalised word: joins inflections ("Obamovi", "Obamas")."""
-MAX_STORY_ANCHORS = 48
+MAX_STORY_ANCHORS = 80
 """Anchors a story keeps (most shared by its members first): bounds the stored story."""
 MAX_STORY_SIMHASHES = 4
 """Simhashes and content hashes a story keeps: its first member's and the latest ones."""
-COMPARED_ANCHORS = 96
+COMPARED_ANCHORS = 160
 """Anchors of an article compared with a story's (its most frequent)."""
 POSTED_ANCHORS = 8
 """Anchors of a story written to the inverted index."""
@@ -57,15 +67,8 @@ UNKNOWN_LANGUAGE = "?"
 _SECOND_SEED = 0x9E3779B9
 _COMBINING_MARK = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
-_UPPERCASE = "".join(chr(code) for code in range(0x3000) if chr(code).isupper())
-_NUMBER_OR_CAPITALISED = re.compile(
-    r"\d+(?:[.,\u00a0\u202f ]\d+)*|\b[" + _UPPERCASE + r"][^\W\d_]*"
-)
-"""Numbers, and words starting with a capital letter (Latin, Greek, Cyrillic, ... scripts)."""
-_SHINGLE_WORD = re.compile(r"\w+")
-_SENTENCE_END = frozenset(".!?…:;\n")
+_SENTENCE_END = frozenset(".!?…:;\n\u3002\uff01\uff1f")
 _OPENERS = frozenset(" \t\r\"'«»()[]-·•*\u201c\u201d\u201e\u2018\u2019\u201a\u2013\u2014")
-_NUMBER_GROUP_SEP = re.compile(r"[.,\u00a0\u202f ]")
 _TO_LATIN = {
     "\u0430": "a",
     "\u0431": "b",
@@ -207,10 +210,11 @@ class TokenStats:
     def weight(self, token: str, params: GroupingParams) -> float:
         """IDF, lowered for capitalised words seen often but only ever in one language
         (German nouns, "The"): they cannot be evidence across languages."""
-        value = self.idf(token)
+        frequency = self.frequencies.get(token, 0)
+        value = idf(self.documents, frequency)
         if (
-            not token.startswith("#")
-            and self.frequencies.get(token, 0) >= params.single_language_min_documents
+            frequency >= params.single_language_min_documents
+            and token[0] != "#"
             and "," not in self.languages.get(token, ",")
         ):
             return value * params.single_language_factor
@@ -231,7 +235,12 @@ class GroupingParams:
     translation_min_similarity: float = 0.3
     """Smallest IDF-weighted anchor cosine for a cross-language join."""
     rewrite_min_similarity: float = 0.8
-    """Smallest anchor cosine for a same-language join without a close simhash."""
+    """Smallest anchor cosine for a same-language join without a close simhash, to a story
+    in that language only."""
+    version_min_similarity: float = 0.5
+    """Smallest anchor cosine for a join without a close simhash to a story that has the
+    article's language and others: a same-language version shares more names and figures
+    with the story than a translation does, so the bar is between the two."""
     min_shared_anchors: int = 5
     """Fewest shared anchors for an anchor join: a couple of names and numbers at least
     (a count, so it means the same on an empty index as on a full one)."""
@@ -276,6 +285,7 @@ class Placement:
     matched_article_id: str | None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fold(token: str) -> str:
     """Case-, accent- and script-folded form of a token: "Müller", "MÜLLER", "Мюллер" agree."""
     lowered = token.casefold()
@@ -286,19 +296,6 @@ def fold(token: str) -> str:
 
 
 _CALENDAR = Calendar(fold)
-
-
-def normalise_number(raw: str) -> str:
-    """One spelling per number across conventions: "1 400", "1.400", "1,400" -> "1400";
-    "3,1" and "3.1" -> "3.1"."""
-    groups = _NUMBER_GROUP_SEP.split(raw)
-    if len(groups) == 1:
-        return groups[0].lstrip("0") or "0"
-    if len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]):
-        return "".join(groups).lstrip("0") or "0"
-    if len(groups) == 2:
-        return (groups[0].lstrip("0") or "0") + "." + groups[1]
-    return "".join(groups)
 
 
 def _is_sentence_start(text: str, start: int) -> bool:
@@ -312,41 +309,54 @@ def anchors_of(text: str) -> Counter[str]:
     """Language-independent tokens of a text with counts.
 
     Capitalised words count when not merely starting a sentence, unless the same word also
-    appears mid-sentence; numbers always count, and dates in words as "@MM-DD"; month and
-    weekday names do not (English capitalises them, most languages do not).
-    Words are reduced to their first four folded letters, which also joins most inflections
-    of names ("Obamovi", "Obamas", "Obama").
+    appears mid-sentence; numbers in any digit script always count, and dates in words as
+    "@MM-DD"; month and weekday names do not (English capitalises them, most languages do
+    not). A capitalised word gives two anchors: its first four folded letters, which also
+    join most inflections of names ("Obamovi", "Obamas", "Obama"), and its sound key
+    ("~ptn"), which joins its spellings in other scripts; a name candidate of a caseless
+    script gives its sound key.
     """
     mid_sentence: Counter[str] = Counter()
     sentence_initial: Counter[str] = Counter()
-    numbers: Counter[str] = Counter()
-    folded: dict[str, str] = {}
-    for match in _NUMBER_OR_CAPITALISED.finditer(text):
+    folded: dict[str, tuple[str, ...]] = {}
+    for match in CAPITALISED.finditer(text):
         token = match.group()
-        if token[0].isdigit():
-            numbers["#" + normalise_number(token)] += 1
-            continue
         if len(token) < 2:
             continue
-        key = folded.get(token)
-        if key is None:
-            word = fold(token)
-            key = folded[token] = "" if _CALENDAR.is_calendar_word(word) else word[:ANCHOR_PREFIX]
-        if not key:  # a month or weekday: English capitalises it, French does not
-            continue
-        if _is_sentence_start(text, match.start()):
-            sentence_initial[key] += 1
-        else:
-            mid_sentence[key] += 1
+        keys = folded.get(token)
+        if keys is None:
+            keys = folded[token] = _name_anchors(token)
+        target = sentence_initial if _is_sentence_start(text, match.start()) else mid_sentence
+        for key in keys:
+            target[key] += 1
+    anchors = mid_sentence
     for key, count in sentence_initial.items():
         if key in mid_sentence:
-            mid_sentence[key] += count
-    return mid_sentence + numbers + _CALENDAR.dates_of(text)
+            anchors[key] += count
+    for match in NUMBER.finditer(text):
+        anchors["#" + normalise_number(match.group())] += 1
+    if not text.isascii():
+        for word in caseless_names(text):
+            sound = sound_key(word)
+            if sound:
+                anchors[SOUND_PREFIX + sound] += 1
+    anchors.update(_CALENDAR.dates_of(text))
+    return anchors
+
+
+def _name_anchors(token: str) -> tuple[str, ...]:
+    """The anchors of a capitalised word: its folded prefix and its sound key (none for a
+    month or weekday name: English capitalises them, most languages do not)."""
+    word = fold(token)
+    if _CALENDAR.is_calendar_word(word):
+        return ()
+    sound = sound_key(token)
+    return (word[:ANCHOR_PREFIX], SOUND_PREFIX + sound) if sound else (word[:ANCHOR_PREFIX],)
 
 
 def normalised_words(text: str) -> list[str]:
     """Folded words of a text: the unit of the content hash and of simhash shingles."""
-    words: list[str] = _SHINGLE_WORD.findall(text.casefold())
+    words: list[str] = WORD.findall(text.casefold())
     if text.isascii():
         return words
     folded = {word: fold(word) for word in set(words) if not word.isascii()}
@@ -403,13 +413,14 @@ def text_simhash(words: Sequence[str]) -> int:
 
 def fingerprint(article: ArticleIn) -> Fingerprint:
     """Everything the decision needs from one article; the title counts for anchors only,
-    so a new headline on a copied text still reads as a copy."""
+    so a new headline on a copied text still reads as a copy. An article that comes without
+    a language gets the one its text shows."""
     words = normalised_words(article.text)
     anchors = anchors_of(article.title + ".\n" + article.text)
     ranked = sorted(anchors.items(), key=lambda item: (-item[1], item[0]))[:MAX_ANCHORS]
     return Fingerprint(
         article_id=article.article_id,
-        lang=article.lang,
+        lang=iso_639_1(article.lang) or choose_language(None, article.title + "\n" + article.text),
         content_hash=content_hash(words),
         simhash=text_simhash(words),
         anchors=tuple(ranked),
@@ -528,13 +539,28 @@ class _AnchorWeights:
         """Anchor weights and their Euclidean norm. Presence only for an article (counts vary
         too much between languages to be evidence); for a story, the share of its members
         carrying the anchor."""
-        vector = {token: self.of(token) * min(1.0, count / members) for token, count in anchors}
+        weight = self.of
         if members == 1:
-            vector = {token: self.of(token) for token, _ in anchors}
+            vector = {token: weight(token) for token, _ in anchors}
+        else:
+            vector = {token: weight(token) * min(1.0, count / members) for token, count in anchors}
         return vector, math.sqrt(sum(v * v for v in vector.values()))
 
 
 _Vector = tuple[dict[str, float], float]
+
+
+SOUND_PREFIX = "~"
+"""Marks a sound-key anchor ("~ptn"); numbers start with "#" and dates with "@"."""
+
+
+def _views(anchors: Sequence[tuple[str, int]]) -> tuple[list[tuple[str, int]], ...]:
+    """The anchors as two views of one text: by spelling (names as folded prefixes, for texts
+    in one script) and by sound (names as sound keys, across scripts); numbers and dates are
+    in both. Comparing view with view keeps a name from counting twice."""
+    spelling = [item for item in anchors if not item[0].startswith(SOUND_PREFIX)]
+    sound = [item for item in anchors if item[0][0] in "~#@"]
+    return spelling, sound
 
 
 def _cosine(left: _Vector, right: _Vector) -> tuple[float, int]:
@@ -544,17 +570,6 @@ def _cosine(left: _Vector, right: _Vector) -> tuple[float, int]:
         return 0.0, len(shared)
     dot = sum(left_vector[token] * right_vector[token] for token in shared)
     return min(1.0, dot / (left_norm * right_norm)), len(shared)
-
-
-def anchor_similarity(
-    left: Fingerprint,
-    right: Fingerprint,
-    stats: TokenStats,
-    params: GroupingParams = DEFAULT_PARAMS,
-) -> tuple[float, int]:
-    """IDF-weighted cosine of two anchor sets (0..1) and the number of shared anchors."""
-    weights = _AnchorWeights(stats, params)
-    return _cosine(weights.vector(left.anchors), weights.vector(right.anchors))
 
 
 def time_decay(age_hours: float, params: GroupingParams) -> float:
@@ -580,6 +595,17 @@ def is_open(story: StoryState, now: datetime, params: GroupingParams) -> bool:
 def closes_at(story: StoryState, params: GroupingParams) -> datetime:
     """When the story closes if nothing joins it any more."""
     return story.last_seen + timedelta(hours=params.window_hours)
+
+
+def _join_bar(
+    language: str | None, story_languages: Sequence[str], params: GroupingParams
+) -> float:
+    """The anchor similarity an article needs to join a story, by the languages involved."""
+    if language is None or all(other == language for other in story_languages):
+        return params.rewrite_min_similarity
+    if language in story_languages:
+        return params.version_min_similarity
+    return params.translation_min_similarity
 
 
 def assign_story(
@@ -615,19 +641,17 @@ def assign_story(
 
     best_decision: Decision | None = None
     weights = _AnchorWeights(token_stats, params)
-    own_vector = weights.vector(fp.anchors[:COMPARED_ANCHORS])
+    own_views = [weights.vector(view) for view in _views(fp.anchors[:COMPARED_ANCHORS])]
     for story in open_stories:
-        cosine, shared = _cosine(own_vector, weights.vector(story.anchors, story.members))
+        story_views = [weights.vector(view, story.members) for view in _views(story.anchors)]
+        cosine, shared = max(
+            _cosine(own, theirs) for own, theirs in zip(own_views, story_views, strict=True)
+        )
         if shared < params.min_shared_anchors:
             continue
         age_hours = (now - story.last_seen).total_seconds() / 3600.0
         score = cosine * time_decay(age_hours, params)
-        other_languages = any(lang != language for lang in story.languages)
-        bar = (
-            params.translation_min_similarity
-            if other_languages and fp.lang is not None
-            else params.rewrite_min_similarity
-        )
+        bar = _join_bar(fp.lang, story.languages, params)
         if score < bar or (best_decision is not None and score <= best_decision.similarity):
             continue
         reason: JoinReason = "near_duplicate" if language in story.languages else "translation"
