@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
-import re
 import unicodedata
 import zlib
 from collections import Counter
@@ -31,12 +31,14 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
+from anyascii import anyascii
 
 from contracts.messages import JoinReason
 from services.common.language import choose_language, iso_639_1
 from services.detector.dates import Calendar
 from services.detector.scripts import (
     CAPITALISED,
+    LOWERCASE_WORD,
     NUMBER,
     WORD,
     caseless_names,
@@ -65,76 +67,9 @@ POSTED_ANCHORS = 8
 """Anchors of a story written to the inverted index."""
 UNKNOWN_LANGUAGE = "?"
 _SECOND_SEED = 0x9E3779B9
-_COMBINING_MARK = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 _SENTENCE_END = frozenset(".!?…:;\n\u3002\uff01\uff1f")
 _OPENERS = frozenset(" \t\r\"'«»()[]-·•*\u201c\u201d\u201e\u2018\u2019\u201a\u2013\u2014")
-_TO_LATIN = {
-    "\u0430": "a",
-    "\u0431": "b",
-    "\u0432": "v",
-    "\u0433": "g",
-    "\u0434": "d",
-    "\u0435": "e",
-    "\u0451": "e",
-    "\u0436": "zh",
-    "\u0437": "z",
-    "\u0438": "i",
-    "\u0439": "i",
-    "\u043a": "k",
-    "\u043b": "l",
-    "\u043c": "m",
-    "\u043d": "n",
-    "\u043e": "o",
-    "\u043f": "p",
-    "\u0440": "r",
-    "\u0441": "s",
-    "\u0442": "t",
-    "\u0443": "u",
-    "\u0444": "f",
-    "\u0445": "kh",
-    "\u0446": "ts",
-    "\u0447": "ch",
-    "\u0448": "sh",
-    "\u0449": "shch",
-    "\u044a": "",
-    "\u044b": "y",
-    "\u044c": "",
-    "\u044d": "e",
-    "\u044e": "yu",
-    "\u044f": "ya",
-    "\u0456": "i",
-    "\u0457": "i",
-    "\u0454": "e",
-    "\u0491": "g",
-    "\u03b1": "a",
-    "\u03b2": "b",
-    "\u03b3": "g",
-    "\u03b4": "d",
-    "\u03b5": "e",
-    "\u03b6": "z",
-    "\u03b7": "i",
-    "\u03b8": "th",
-    "\u03b9": "i",
-    "\u03ba": "k",
-    "\u03bb": "l",
-    "\u03bc": "m",
-    "\u03bd": "n",
-    "\u03be": "x",
-    "\u03bf": "o",
-    "\u03c0": "p",
-    "\u03c1": "r",
-    "\u03c3": "s",
-    "\u03c4": "t",
-    "\u03c5": "y",
-    "\u03c6": "f",
-    "\u03c7": "ch",
-    "\u03c8": "ps",
-    "\u03c9": "o",
-    "\u03c2": "s",
-}
-"""Cyrillic and Greek letters in Latin, so names written in either script still match."""
-_TRANSLITERATION = str.maketrans(_TO_LATIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,16 +169,22 @@ class GroupingParams:
     """Largest Hamming distance (bits of 64) between same-language near duplicates."""
     translation_min_similarity: float = 0.3
     """Smallest IDF-weighted anchor cosine for a cross-language join."""
-    rewrite_min_similarity: float = 0.8
+    rewrite_min_similarity: float = 0.7
     """Smallest anchor cosine for a same-language join without a close simhash, to a story
     in that language only."""
     version_min_similarity: float = 0.5
     """Smallest anchor cosine for a join without a close simhash to a story that has the
     article's language and others: a same-language version shares more names and figures
     with the story than a translation does, so the bar is between the two."""
-    min_shared_anchors: int = 5
+    min_shared_anchors: int = 3
     """Fewest shared anchors for an anchor join: a couple of names and numbers at least
     (a count, so it means the same on an empty index as on a full one)."""
+    confident_shared_anchors: int = 5
+    """From this many shared anchors on, the bars above apply; with fewer, the join also needs
+    `thin_evidence_min_similarity` (three names and figures that are most of both texts are
+    evidence, three among many are chance)."""
+    thin_evidence_min_similarity: float = 0.5
+    """Smallest anchor cosine for a join on fewer than `confident_shared_anchors` anchors."""
     single_language_factor: float = 0.2
     """Weight factor of anchors seen only in one language so far."""
     single_language_min_documents: int = 3
@@ -287,12 +228,12 @@ class Placement:
 
 @functools.lru_cache(maxsize=1 << 16)
 def fold(token: str) -> str:
-    """Case-, accent- and script-folded form of a token: "Müller", "MÜLLER", "Мюллер" agree."""
+    """Case-, accent- and script-folded form of a token: "Müller", "MÜLLER", "Мюллер" agree
+    (every script romanised by anyascii)."""
     lowered = token.casefold()
     if lowered.isascii():
         return lowered
-    stripped = _COMBINING_MARK.sub("", unicodedata.normalize("NFKD", lowered))
-    return stripped.translate(_TRANSLITERATION)
+    return anyascii(lowered).lower()
 
 
 _CALENDAR = Calendar(fold)
@@ -305,23 +246,27 @@ def _is_sentence_start(text: str, start: int) -> bool:
     return position < 0 or text[position] in _SENTENCE_END
 
 
-def anchors_of(text: str) -> Counter[str]:
+def anchors_of(text: str, lang: str | None = None) -> Counter[str]:
     """Language-independent tokens of a text with counts.
 
     Capitalised words count when not merely starting a sentence, unless the same word also
-    appears mid-sentence; numbers in any digit script always count, and dates in words as
-    "@MM-DD"; month and weekday names do not (English capitalises them, most languages do
-    not). A capitalised word gives two anchors: its first four folded letters, which also
-    join most inflections of names ("Obamovi", "Obamas", "Obama"), and its sound key
-    ("~ptn"), which joins its spellings in other scripts; a name candidate of a caseless
-    script gives its sound key.
+    appears mid-sentence, and never when the text also writes them in small letters (a
+    title's "Found", a quote's "We"); numbers in any digit script always count, and dates
+    in words as "@MM-DD"; month and weekday names do not (English capitalises them, most
+    languages do not). A name (a capitalised word, or a name candidate of a caseless
+    script) gives two anchors: its first four folded letters, which also join most
+    inflections of names ("Obamovi", "Obamas", "Obama"), and its sound key ("~ptn"), which
+    joins its spellings in other scripts.
     """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
     mid_sentence: Counter[str] = Counter()
     sentence_initial: Counter[str] = Counter()
     folded: dict[str, tuple[str, ...]] = {}
+    common = set(LOWERCASE_WORD.findall(text))
     for match in CAPITALISED.finditer(text):
         token = match.group()
-        if len(token) < 2:
+        if len(token) < 2 or (token.lower() in common and not token.isupper()):
             continue
         keys = folded.get(token)
         if keys is None:
@@ -336,17 +281,19 @@ def anchors_of(text: str) -> Counter[str]:
     for match in NUMBER.finditer(text):
         anchors["#" + normalise_number(match.group())] += 1
     if not text.isascii():
-        for word in caseless_names(text):
-            sound = sound_key(word)
-            if sound:
-                anchors[SOUND_PREFIX + sound] += 1
+        for word in caseless_names(text, lang):
+            keys = folded.get(word)
+            if keys is None:
+                keys = folded[word] = _name_anchors(word)
+            for key in keys:
+                anchors[key] += 1
     anchors.update(_CALENDAR.dates_of(text))
     return anchors
 
 
 def _name_anchors(token: str) -> tuple[str, ...]:
-    """The anchors of a capitalised word: its folded prefix and its sound key (none for a
-    month or weekday name: English capitalises them, most languages do not)."""
+    """The anchors of a name: its folded prefix and its sound key (none for a month or weekday
+    name: English capitalises them, most languages do not)."""
     word = fold(token)
     if _CALENDAR.is_calendar_word(word):
         return ()
@@ -416,11 +363,12 @@ def fingerprint(article: ArticleIn) -> Fingerprint:
     so a new headline on a copied text still reads as a copy. An article that comes without
     a language gets the one its text shows."""
     words = normalised_words(article.text)
-    anchors = anchors_of(article.title + ".\n" + article.text)
+    lang = iso_639_1(article.lang) or choose_language(None, article.title + "\n" + article.text)
+    anchors = anchors_of(article.title + ".\n" + article.text, lang)
     ranked = sorted(anchors.items(), key=lambda item: (-item[1], item[0]))[:MAX_ANCHORS]
     return Fingerprint(
         article_id=article.article_id,
-        lang=iso_639_1(article.lang) or choose_language(None, article.title + "\n" + article.text),
+        lang=lang,
         content_hash=content_hash(words),
         simhash=text_simhash(words),
         anchors=tuple(ranked),
@@ -509,9 +457,20 @@ def story_after_join(
 
 def posted_tokens(story: StoryState, stats: TokenStats) -> list[str]:
     """The anchors under which a story is found: its rarest ones (bounded), which are what a
-    later copy or translation looks up (`query_tokens`)."""
-    ranked = sorted(story.anchors, key=lambda item: (stats.frequencies.get(item[0], 0), item[0]))
-    return [token for token, _ in ranked[:POSTED_ANCHORS]]
+    later copy or translation looks up (`query_tokens`), taken in turn from both views so that
+    articles in the story's script and in others find it alike."""
+    rankings = [
+        sorted(
+            (token for token, _ in view), key=lambda token: (stats.frequencies.get(token, 0), token)
+        )
+        for view in _views(story.anchors)
+    ]
+    posted: dict[str, None] = {}
+    for pair in itertools.zip_longest(*rankings):
+        for token in pair:
+            if token is not None and len(posted) < POSTED_ANCHORS:
+                posted[token] = None
+    return list(posted)
 
 
 def new_anchors(before: StoryState | None, after: StoryState) -> list[str]:
@@ -652,6 +611,8 @@ def assign_story(
         age_hours = (now - story.last_seen).total_seconds() / 3600.0
         score = cosine * time_decay(age_hours, params)
         bar = _join_bar(fp.lang, story.languages, params)
+        if shared < params.confident_shared_anchors:
+            bar = max(bar, params.thin_evidence_min_similarity)
         if score < bar or (best_decision is not None and score <= best_decision.similarity):
             continue
         reason: JoinReason = "near_duplicate" if language in story.languages else "translation"
