@@ -101,11 +101,15 @@ class Candidate:
     load: Callable[[], Predict]
 
 
-def _py3langid(restricted: bool) -> Callable[[], Predict]:
+def _py3langid(restricted: bool, two_letter: bool = False) -> Callable[[], Predict]:
     def load() -> Predict:
         import py3langid
 
         py3langid.set_languages(list(LANGUAGES) if restricted else None)  # loads the model
+        if two_letter:  # as services/common/language.py: the best 2-letter label of its ranking
+            return lambda text: next(
+                (code for code, _ in py3langid.rank(text) if len(code) == 2), None
+            )
         return lambda text: iso(py3langid.classify(text)[0])
 
     return load
@@ -184,24 +188,52 @@ def _whatlang() -> Predict:
 
 
 def _simplemma() -> Predict:
-    import simplemma
-    from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+    from simplemma import LanguageDetector
+    from simplemma.strategies import DefaultStrategy
+    from simplemma.strategies.dictionaries.dictionary_factory import (
+        SUPPORTED_LANGUAGES,
+        DefaultDictionaryFactory,
+    )
+    from simplemma.token_sampler import MostCommonTokenSampler, RelaxedMostCommonTokenSampler
 
     # It only ever chooses among the languages it is given: those of LANGUAGES it has
     # dictionaries for (no ja, zh); Croatian is its Serbo-Croatian dictionary "hbs".
     wanted = tuple("hbs" if code == "hr" else code for code in LANGUAGES)
     candidates = tuple(code for code in wanted if code in SUPPORTED_LANGUAGES)
-    simplemma.langdetect("warm up", lang=candidates)  # loads the dictionaries
+    # simplemma.langdetect() as it is, with a dictionary cache that holds every candidate:
+    # its default one keeps 8 dictionaries and reloads them from disk on every call beyond.
+    strategy = DefaultStrategy(
+        dictionary_factory=DefaultDictionaryFactory(cache_max_size=len(candidates))
+    )
+    detectors = [
+        LanguageDetector(candidates, sampler, strategy)
+        for sampler in (MostCommonTokenSampler(), RelaxedMostCommonTokenSampler())
+    ]
 
     def predict(text: str) -> str | None:
-        code = simplemma.langdetect(text, lang=candidates)[0][0]
+        ranked: list[tuple[str, float]] = []
+        for detector in detectors:  # the second breaks a tie of the first
+            ranked = sorted(
+                detector.proportion_in_each_language(text).items(), key=lambda kv: -kv[1]
+            )
+            if len(ranked) == 1 or ranked[0][1] != ranked[1][1]:
+                break
+        code = ranked[0][0] if ranked and ranked[0][1] > 0 else None
         return "hr" if code == "hbs" else iso(code)
 
+    predict(" ".join(candidates))  # loads the dictionaries
     return predict
 
 
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("py3langid", "py3langid", "py3langid", "full (97)", _py3langid(False)),
+    Candidate("py3langid", "py3langid", "py3langid", "full (140)", _py3langid(False)),
+    Candidate(
+        "py3langid-2letter",
+        "py3langid",
+        "py3langid",
+        "full, 3-letter labels skipped (newsmon today)",
+        _py3langid(False, two_letter=True),
+    ),
     Candidate("py3langid-13", "py3langid", "py3langid", "restricted (13)", _py3langid(True)),
     Candidate(
         "lingua-high",

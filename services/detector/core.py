@@ -169,7 +169,7 @@ class GroupingParams:
     """Largest Hamming distance (bits of 64) between same-language near duplicates."""
     translation_min_similarity: float = 0.3
     """Smallest IDF-weighted anchor cosine for a cross-language join."""
-    rewrite_min_similarity: float = 0.7
+    rewrite_min_similarity: float = 0.6
     """Smallest anchor cosine for a same-language join without a close simhash, to a story
     in that language only."""
     version_min_similarity: float = 0.5
@@ -291,6 +291,7 @@ def anchors_of(text: str, lang: str | None = None) -> Counter[str]:
     return anchors
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _name_anchors(token: str) -> tuple[str, ...]:
     """The anchors of a name: its folded prefix and its sound key (none for a month or weekday
     name: English capitalises them, most languages do not)."""
@@ -487,30 +488,34 @@ class _AnchorWeights:
         self._params = params
         self._memo: dict[str, float] = {}
 
-    def of(self, token: str) -> float:
-        """Weight of a token."""
-        known = self._memo.get(token)
-        if known is None:
-            known = self._memo[token] = self._stats.weight(token, self._params)
-        return known
-
-    def vector(self, anchors: Sequence[tuple[str, int]], members: int = 1) -> _Vector:
-        """Anchor weights and their Euclidean norm. Presence only for an article (counts vary
-        too much between languages to be evidence); for a story, the share of its members
-        carrying the anchor."""
-        weight = self.of
-        if members == 1:
-            vector = {token: weight(token) for token, _ in anchors}
-        else:
-            vector = {token: weight(token) * min(1.0, count / members) for token, count in anchors}
-        return vector, math.sqrt(sum(v * v for v in vector.values()))
+    def views(self, anchors: Sequence[tuple[str, int]], members: int = 1) -> list[_Vector]:
+        """The anchors' weights in their two views (spelling, sound; see `_views`), each with
+        its Euclidean norm. Presence only for an article (counts vary too much between
+        languages to be evidence); for a story, the share of its members carrying it."""
+        memo, weight = self._memo, self._stats.weight
+        spelling: dict[str, float] = {}
+        sound: dict[str, float] = {}
+        for token, count in anchors:
+            value = memo.get(token)
+            if value is None:
+                value = memo[token] = weight(token, self._params)
+            if members > 1 and count < members:
+                value *= count / members
+            first = token[0]
+            if first != SOUND_PREFIX:
+                spelling[token] = value
+            if first in _BOTH_VIEWS:
+                sound[token] = value
+        return [
+            (vector, math.sqrt(sum(v * v for v in vector.values()))) for vector in (spelling, sound)
+        ]
 
 
 _Vector = tuple[dict[str, float], float]
-
-
 SOUND_PREFIX = "~"
 """Marks a sound-key anchor ("~ptn"); numbers start with "#" and dates with "@"."""
+_BOTH_VIEWS = "~#@"
+"""First characters of the anchors in the sound view: sound keys, numbers and dates."""
 
 
 def _views(anchors: Sequence[tuple[str, int]]) -> tuple[list[tuple[str, int]], ...]:
@@ -518,7 +523,7 @@ def _views(anchors: Sequence[tuple[str, int]]) -> tuple[list[tuple[str, int]], .
     in one script) and by sound (names as sound keys, across scripts); numbers and dates are
     in both. Comparing view with view keeps a name from counting twice."""
     spelling = [item for item in anchors if not item[0].startswith(SOUND_PREFIX)]
-    sound = [item for item in anchors if item[0][0] in "~#@"]
+    sound = [item for item in anchors if item[0][0] in _BOTH_VIEWS]
     return spelling, sound
 
 
@@ -600,9 +605,9 @@ def assign_story(
 
     best_decision: Decision | None = None
     weights = _AnchorWeights(token_stats, params)
-    own_views = [weights.vector(view) for view in _views(fp.anchors[:COMPARED_ANCHORS])]
+    own_views = weights.views(fp.anchors[:COMPARED_ANCHORS])
     for story in open_stories:
-        story_views = [weights.vector(view, story.members) for view in _views(story.anchors)]
+        story_views = weights.views(story.anchors, story.members)
         cosine, shared = max(
             _cosine(own, theirs) for own, theirs in zip(own_views, story_views, strict=True)
         )
