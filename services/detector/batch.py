@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from services.detector.core import ArticleIn
+from services.detector.core import DEFAULT_PARAMS, ArticleIn, GroupingParams
 from services.detector.index import MemoryStoryIndex, StoryIndex, place_article
 
 
@@ -58,6 +58,7 @@ async def group_articles(
     articles: Iterable[ArticleIn],
     index: StoryIndex | None = None,
     now: datetime | None = None,
+    params: GroupingParams = DEFAULT_PARAMS,
 ) -> list[tuple[str, str]]:
     """(article_id, story_id) in input order, placing articles as a stream in that order.
 
@@ -68,6 +69,8 @@ async def group_articles(
     fallback_time = now if now is not None else datetime.now(UTC)
     assignments: list[tuple[str, str]] = []
     for article in articles:
-        placement = await place_article(story_index, article, article.published or fallback_time)
+        placement = await place_article(
+            story_index, article, article.published or fallback_time, params=params
+        )
         assignments.append((article.article_id, placement.story_id))
     return assignments

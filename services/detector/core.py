@@ -22,6 +22,7 @@ import functools
 import hashlib
 import itertools
 import math
+import re
 import unicodedata
 import zlib
 from collections import Counter
@@ -68,6 +69,7 @@ POSTED_ANCHORS = 8
 UNKNOWN_LANGUAGE = "?"
 _SECOND_SEED = 0x9E3779B9
 
+_COMBINING_MARK = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _SENTENCE_END = frozenset(".!?…:;\n\u3002\uff01\uff1f")
 _OPENERS = frozenset(" \t\r\"'«»()[]-·•*\u201c\u201d\u201e\u2018\u2019\u201a\u2013\u2014")
 
@@ -303,12 +305,13 @@ def _name_anchors(token: str) -> tuple[str, ...]:
 
 
 def normalised_words(text: str) -> list[str]:
-    """Folded words of a text: the unit of the content hash and of simhash shingles."""
-    words: list[str] = WORD.findall(text.casefold())
-    if text.isascii():
-        return words
-    folded = {word: fold(word) for word in set(words) if not word.isascii()}
-    return [folded.get(word, word) for word in words]
+    """Case- and accent-folded words of a text: the unit of the content hash and of simhash
+    shingles (copies are in one script, so no romanisation here)."""
+    folded = text.casefold()
+    if not folded.isascii():
+        folded = _COMBINING_MARK.sub("", unicodedata.normalize("NFKD", folded))
+    words: list[str] = WORD.findall(folded)
+    return words
 
 
 def content_hash(words: Sequence[str]) -> str:
@@ -488,19 +491,17 @@ class _AnchorWeights:
         self._params = params
         self._memo: dict[str, float] = {}
 
-    def views(self, anchors: Sequence[tuple[str, int]], members: int = 1) -> list[_Vector]:
-        """The anchors' weights in their two views (spelling, sound; see `_views`), each with
-        its Euclidean norm. Presence only for an article (counts vary too much between
-        languages to be evidence); for a story, the share of its members carrying it."""
+    def views(self, anchors: Sequence[tuple[str, int]]) -> list[_Vector]:
+        """An article's anchor weights in their two views (spelling, sound; see `_views`), each
+        with its Euclidean norm. Presence only (counts vary too much between languages to be
+        evidence); a story weighs an anchor by the share of its members carrying it."""
         memo, weight = self._memo, self._stats.weight
         spelling: dict[str, float] = {}
         sound: dict[str, float] = {}
-        for token, count in anchors:
+        for token, _ in anchors:
             value = memo.get(token)
             if value is None:
                 value = memo[token] = weight(token, self._params)
-            if members > 1 and count < members:
-                value *= count / members
             first = token[0]
             if first != SOUND_PREFIX:
                 spelling[token] = value
@@ -509,6 +510,40 @@ class _AnchorWeights:
         return [
             (vector, math.sqrt(sum(v * v for v in vector.values()))) for vector in (spelling, sound)
         ]
+
+    def similarity(
+        self, own: Sequence[_Vector], anchors: Sequence[tuple[str, int]], members: int
+    ) -> tuple[float, int]:
+        """The better view's cosine between an article (its `views`) and a story's anchors,
+        with the number of anchors shared in that view; the story is weighed as in `views`,
+        without building its vectors."""
+        (spelling, spelling_norm), (sound, sound_norm) = own
+        memo, weight = self._memo, self._stats.weight
+        spelling_square = sound_square = spelling_dot = sound_dot = 0.0
+        spelling_shared = sound_shared = 0
+        for token, count in anchors:
+            value = memo.get(token)
+            if value is None:
+                value = memo[token] = weight(token, self._params)
+            if members > 1 and count < members:
+                value *= count / members
+            first = token[0]
+            if first != SOUND_PREFIX:
+                spelling_square += value * value
+                other = spelling.get(token)
+                if other is not None:
+                    spelling_dot += value * other
+                    spelling_shared += 1
+            if first in _BOTH_VIEWS:
+                sound_square += value * value
+                other = sound.get(token)
+                if other is not None:
+                    sound_dot += value * other
+                    sound_shared += 1
+        return max(
+            _cosine(spelling_dot, spelling_norm, spelling_square, spelling_shared),
+            _cosine(sound_dot, sound_norm, sound_square, sound_shared),
+        )
 
 
 _Vector = tuple[dict[str, float], float]
@@ -527,13 +562,12 @@ def _views(anchors: Sequence[tuple[str, int]]) -> tuple[list[tuple[str, int]], .
     return spelling, sound
 
 
-def _cosine(left: _Vector, right: _Vector) -> tuple[float, int]:
-    (left_vector, left_norm), (right_vector, right_norm) = left, right
-    shared = [token for token in left_vector if token in right_vector]
-    if not shared or left_norm <= 0 or right_norm <= 0:
-        return 0.0, len(shared)
-    dot = sum(left_vector[token] * right_vector[token] for token in shared)
-    return min(1.0, dot / (left_norm * right_norm)), len(shared)
+def _cosine(dot: float, left_norm: float, right_square: float, shared: int) -> tuple[float, int]:
+    """Cosine from a dot product, one norm and the other's square (0 when nothing is shared),
+    with the number of shared anchors."""
+    if not shared or left_norm <= 0 or right_square <= 0:
+        return 0.0, shared
+    return min(1.0, dot / (left_norm * math.sqrt(right_square))), shared
 
 
 def time_decay(age_hours: float, params: GroupingParams) -> float:
@@ -605,12 +639,13 @@ def assign_story(
 
     best_decision: Decision | None = None
     weights = _AnchorWeights(token_stats, params)
-    own_views = weights.views(fp.anchors[:COMPARED_ANCHORS])
+    compared = fp.anchors[:COMPARED_ANCHORS]
+    own_views = weights.views(compared)
+    own_tokens = {token for token, _ in compared}
     for story in open_stories:
-        story_views = weights.views(story.anchors, story.members)
-        cosine, shared = max(
-            _cosine(own, theirs) for own, theirs in zip(own_views, story_views, strict=True)
-        )
+        if sum(token in own_tokens for token, _ in story.anchors) < params.min_shared_anchors:
+            continue  # too little in common in either view: not worth weighing
+        cosine, shared = weights.similarity(own_views, story.anchors, story.members)
         if shared < params.min_shared_anchors:
             continue
         age_hours = (now - story.last_seen).total_seconds() / 3600.0

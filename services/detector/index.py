@@ -25,7 +25,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 from contracts.messages import JoinReason, StoryMember, StorySnapshot
@@ -266,11 +265,7 @@ class MemoryStoryIndex:
         known = self._placements.get(fp.article_id)
         if known is not None:
             return Lookup(existing=replace(known, created=False), version=self._version)
-        stats = TokenStats(
-            self._documents,
-            MappingProxyType(self._frequencies),
-            MappingProxyType(self._languages),
-        )
+        stats = TokenStats(self._documents, self._frequencies, self._languages)
         cutoff = _epoch(now - timedelta(hours=params.window_hours))
         open_stories = {
             number: story
