@@ -1,5 +1,6 @@
 """Dates written in words, read the same in every language: "5 March", "March 5",
-"5 mars", "5. März", "5 de marzo", "5 марта", "március 5." all give the anchor "@03-05".
+"5 mars", "5. März", "5 de marzo", "5 марта", "március 5.", and the CJK "3月5日" and "3월 5일"
+all give the anchor "@03-05".
 
 Month and weekday names are also what English and German capitalise and other languages do
 not, so they are kept out of the name anchors: otherwise "March" would be evidence that an
@@ -13,21 +14,22 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 _MONTH_NAMES: tuple[tuple[str, ...], ...] = (
-    # en, fr, de, nl, es, it, pt, cs (nominative, genitive), pl (both), hu, ru (both)
+    # en (and its abbreviations), fr, de, nl, es, it, pt, cs (nominative, genitive), pl (both),
+    # hu, ru (both)
     (
-        "january", "janvier", "januar", "jänner", "januari", "enero", "gennaio", "janeiro",
+        "january", "jan", "janvier", "januar", "jänner", "januari", "enero", "gennaio", "janeiro",
         "leden", "ledna", "styczeń", "stycznia", "január", "январь", "января",
     ),
     (
-        "february", "février", "februar", "februari", "febrero", "febbraio", "fevereiro",
+        "february", "feb", "février", "februar", "februari", "febrero", "febbraio", "fevereiro",
         "únor", "února", "luty", "lutego", "február", "февраль", "февраля",
     ),
     (
-        "march", "mars", "märz", "maart", "marzo", "março", "březen", "března", "marzec",
+        "march", "mar", "mars", "märz", "maart", "marzo", "março", "březen", "března", "marzec",
         "marca", "március", "март", "марта",
     ),
     (
-        "april", "avril", "abril", "aprile", "duben", "dubna", "kwiecień", "kwietnia",
+        "april", "apr", "avril", "abril", "aprile", "duben", "dubna", "kwiecień", "kwietnia",
         "április", "апрель", "апреля",
     ),
     (
@@ -43,23 +45,23 @@ _MONTH_NAMES: tuple[tuple[str, ...], ...] = (
         "lipiec", "lipca", "július", "июль", "июля",
     ),
     (
-        "august", "août", "augustus", "agosto", "srpen", "srpna", "sierpień", "sierpnia",
+        "august", "aug", "août", "augustus", "agosto", "srpen", "srpna", "sierpień", "sierpnia",
         "augusztus", "август", "августа",
     ),
     (
-        "september", "septembre", "septiembre", "setiembre", "settembre", "setembro", "září",
-        "wrzesień", "września", "szeptember", "сентябрь", "сентября",
+        "september", "sep", "sept", "septembre", "septiembre", "setiembre", "settembre",
+        "setembro", "září", "wrzesień", "września", "szeptember", "сентябрь", "сентября",
     ),
     (
-        "october", "octobre", "oktober", "octubre", "ottobre", "outubro", "říjen", "října",
+        "october", "oct", "octobre", "oktober", "octubre", "ottobre", "outubro", "říjen", "října",
         "październik", "października", "október", "октябрь", "октября",
     ),
     (
-        "november", "novembre", "noviembre", "novembro", "listopad", "listopadu", "listopada",
-        "ноябрь", "ноября",
+        "november", "nov", "novembre", "noviembre", "novembro", "listopad", "listopadu",
+        "listopada", "ноябрь", "ноября",
     ),
     (
-        "december", "décembre", "dezember", "diciembre", "dicembre", "dezembro", "prosinec",
+        "december", "dec", "décembre", "dezember", "diciembre", "dicembre", "dezembro", "prosinec",
         "prosince", "grudzień", "grudnia", "декабрь", "декабря",
     ),
 )  # fmt: skip
@@ -76,6 +78,8 @@ _VERBS_UNLESS_CAPITALISED = frozenset({"may", "march"})
 """English month names that are also verbs: "it may 3 times" is no date."""
 
 _DIGITS = re.compile(r"\d+")
+_NUMERIC_DATE = re.compile(r"(\d{1,2})\s?[月월]\s?(\d{1,2})\s?[日일]")
+"""Month and day written with the CJK calendar characters: 10月8日, 10월 8일."""
 _NUMBER_JOINERS = ".,:"
 """Characters that make digits around them one number: a decimal, a time, 1.400."""
 _WORD_AFTER = re.compile(r"\.?[\s\u00a0]+(?:de[\s\u00a0]+)?([^\W\d_]{3,})")
@@ -112,6 +116,11 @@ class Calendar:
             month = self.months.get(self._fold(word))
             if month is not None and 1 <= int(day) <= 31:
                 found[f"@{month:02d}-{int(day):02d}"] += 1
+        if not text.isascii():
+            for month_digits, day_digits in _NUMERIC_DATE.findall(text):
+                month, day = int(month_digits), int(day_digits)
+                if 1 <= month <= 12 and 1 <= day <= 31:
+                    found[f"@{month:02d}-{day:02d}"] += 1
         return found
 
 

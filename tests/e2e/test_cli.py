@@ -28,6 +28,19 @@ def newsmon(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
     )
 
 
+def grouped_ids(lines: list[str]) -> list[list[str]]:
+    """`newsmon group` on JSONL lines: the article ids of each story, sorted; every input
+    line answered once, in order."""
+    grouped = newsmon("group", "-", stdin="\n".join(lines) + "\n")
+    assert grouped.returncode == 0, grouped.stderr
+    output = [json.loads(line) for line in grouped.stdout.splitlines()]
+    assert [o["id"] for o in output] == [json.loads(line)["id"] for line in lines]
+    stories: dict[str, list[str]] = {}
+    for o in output:
+        stories.setdefault(o["story"], []).append(o["id"])
+    return sorted(sorted(ids) for ids in stories.values())
+
+
 def test_clean_prints_one_json_object_per_input(tmp_path: Path) -> None:
     pages = sorted(sample_pages())
     gz = tmp_path / "page.html.gz"
@@ -67,14 +80,21 @@ def test_seed_pages_cleaned_then_grouped_give_the_expected_stories(tmp_path: Pat
                 }
             )
         )
-    grouped = newsmon("group", "-", stdin="\n".join(lines) + "\n")
-    assert grouped.returncode == 0, grouped.stderr
-    stories: dict[str, set[str]] = {}
-    output = [json.loads(line) for line in grouped.stdout.splitlines()]
-    assert [o["id"] for o in output] == ["000", "001", "002", "003", "004"]
-    for o in output:
-        stories.setdefault(o["story"], set()).add(o["id"])
-    assert sorted(map(sorted, stories.values())) == [["000", "002", "004"], ["001"], ["003"]]
+    assert grouped_ids(lines) == [["000", "002", "004"], ["001"], ["003"]]
+
+
+SEEDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "seeds"
+
+
+def test_seed_texts_without_languages_give_the_expected_stories() -> None:
+    files = sorted(SEEDS.glob("0*.txt"))
+    if len(files) != 5:
+        pytest.skip(f"the five seed texts are absent from {SEEDS}")
+    lines = []
+    for path in files:
+        title, _, text = path.read_text(encoding="utf-8").strip().partition("\n")
+        lines.append(json.dumps({"id": path.name[:3], "title": title, "text": text}))
+    assert grouped_ids(lines) == [["000", "002", "004"], ["001"], ["003"]]
 
 
 def test_group_rejects_a_bad_line_with_its_number() -> None:
