@@ -118,9 +118,9 @@ class Calendar:
                 found[f"@{month:02d}-{int(day):02d}"] += 1
         if not text.isascii():
             for month_digits, day_digits in _NUMERIC_DATE.findall(text):
-                month, day = int(month_digits), int(day_digits)
-                if 1 <= month <= 12 and 1 <= day <= 31:
-                    found[f"@{month:02d}-{day:02d}"] += 1
+                number, day_number = int(month_digits), int(day_digits)
+                if 1 <= number <= 12 and 1 <= day_number <= 31:
+                    found[f"@{number:02d}-{day_number:02d}"] += 1
         return found
 
 

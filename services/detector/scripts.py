@@ -5,9 +5,10 @@ and words of scripts written without spaces.
   as its ASCII digit, and a CJK multiplier (3万, 1.2億, 5억) multiplies.
 * Names: a word is romanised (anyascii, every script) and reduced to its consonant skeleton in
   sound classes, so the spellings a name takes in other scripts agree: "Putin", "Путин",
-  "プーチン", "بوتين", "פוטין", "पुतिन", "푸틴" all give "~ptn". Vowels, h/w/y, doubled
-  consonants, voicing (p/b, t/d, k/g, s/z), l/r, m/n and the r of non-rhotic renderings
-  ("Ford", "フォード") are what romanisations disagree on, so the key ignores them.
+  "プーチン", "بوتين", "פוטין", "पुतिन", "푸틴" all give "~ptn". Vowels, h/w/y (and kh, the
+  h of Russian and Arabic romanisations: Khamas, Hamas), doubled consonants, voicing (p/b,
+  t/d, k/g, s/z), l/r, m/n and the r of non-rhotic renderings ("Ford", "フォード") are what
+  romanisations disagree on, so the key ignores them.
 * Name candidates: capitalised words in scripts with letter case; in scripts without case,
   runs of Katakana (the script Japanese writes foreign names in) and every word of the other
   caseless scripts written with spaces (Arabic, Hebrew, Devanagari, Hangul...): there the
@@ -96,7 +97,7 @@ _DIGRAPHS = (
     ("tz", "s"),
     ("th", "t"),
     ("ph", "p"),
-    ("kh", "k"),
+    ("kh", "h"),
     ("gh", "k"),
     ("ck", "k"),
     ("qu", "k"),
