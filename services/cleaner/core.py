@@ -78,10 +78,6 @@ UNWANTED_CHARS = re.compile(
 CONTENT_LANGUAGE_XPATH = (
     "//meta[translate(@http-equiv, 'CONTENTLANGUA', 'contentlangua')='content-language']/@content"
 )
-PLAIN_QUOTES = str.maketrans(
-    dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\uff07", "'")
-    | dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\uff02", '"')
-)  # typographic single and double quotes, primes and full-width quotes
 # elements trafilatura always deletes (a subset of MANUALLY_CLEANED), the largest on news pages
 CHROME_TAGS = ("nav", "footer", "aside", "noscript", "select", "button", "iframe", "meta", "link")
 TRAFILATURA_CLEANED = frozenset(MANUALLY_CLEANED) - {"form"}  # forms are judged apart
@@ -435,13 +431,14 @@ def paragraph_chars(element: HtmlElement) -> int:
 
 
 def normalize_line(text: str) -> str:
-    """NFC, no invisible characters, plain quotes and apostrophes, single spaces.
+    """The line as published, in NFC, without invisible characters, with single spaces.
 
-    Pages mix "l'énergie" and "l\u2019énergie" for one word; downstream matching and grouping see
-    one form. Guillemets are punctuation of their languages, not variants, and are kept.
+    Quotes, apostrophes, dashes and guillemets stay as the page wrote them; matching and
+    grouping fold them where they compare words (the alerter and the detector read words,
+    which no quote or apostrophe is part of).
     """
-    if not text.isascii():  # most lines of most pages are: skip the costlier steps
-        text = unicodedata.normalize("NFC", text).translate(PLAIN_QUOTES)
+    if not text.isascii():  # most lines of most pages are: skip the costlier step
+        text = unicodedata.normalize("NFC", text)
     return " ".join(UNWANTED_CHARS.sub("", text).split())
 
 
