@@ -7,6 +7,7 @@ strings, so a rename is one edit and a newcomer finds every channel here.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 ARTICLES_RAW = "articles.raw"
 """Fetcher -> cleaner: one `RawArticle` per new item."""
@@ -33,7 +34,7 @@ CONSUMED_STREAMS: dict[str, str] = {
 }
 """Each consumed stream and the consumer group that reads it."""
 
-_TOPIC_SLUG = re.compile(r"[^a-z0-9_-]+")
+_TOPIC_SLUG = re.compile(r"[^\w-]+")
 
 
 def dead_letter_stream(stream: str) -> str:
@@ -42,8 +43,12 @@ def dead_letter_stream(stream: str) -> str:
 
 
 def topic_slug(topic: str) -> str:
-    """A topic name as it appears in a stream name: lower case, `-` for spaces."""
-    slug = _TOPIC_SLUG.sub("-", topic.strip().lower()).strip("-")
+    """A topic name as it appears in a stream name: letters and digits of any script, case
+    folded (NFKC), `-` for spaces and punctuation: "Nuclear energy" -> "nuclear-energy",
+    "OpenAI" and "OPENAI" -> "openai", "日本" -> "日本". Topics whose names give one slug share
+    one stream, so a configuration or API that holds both is refused."""
+    folded = unicodedata.normalize("NFKC", topic).casefold()
+    slug = _TOPIC_SLUG.sub("-", folded).strip("-")
     return slug or "topic"
 
 

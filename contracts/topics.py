@@ -7,9 +7,36 @@ variants, filters on language, source and tags, and asks for a minimum story siz
 
 from __future__ import annotations
 
+import unicodedata
+
 from pydantic import Field, field_validator, model_validator
 
 from contracts.base import ConfigModel
+from contracts.streams import topic_slug
+
+MAX_TOPIC_NAME_CHARS = 80
+"""Longest topic name: it is shown in alerts and is part of a stream name."""
+MAX_TERM_CHARS = 100
+"""Longest term or variant: a phrase, not a text."""
+MAX_TERMS_PER_TOPIC = 100
+"""Most terms, variants included, in one topic: each is matched against every story."""
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+"""Control and format characters (NUL, newlines, bidirectional overrides such as U+202E),
+private-use and surrogate code points, line and paragraph separators."""
+
+
+def readable_text(value: str, what: str, max_chars: int) -> str:
+    """`value` in NFC without surrounding spaces; ValueError when it is blank, longer than
+    `max_chars` or holds a character that is not printed as itself."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if not text:
+        raise ValueError(f"{what} must not be blank")
+    if len(text) > max_chars:
+        raise ValueError(f"{what} is {len(text)} characters long; at most {max_chars}")
+    for character in text:
+        if unicodedata.category(character) in _INVISIBLE_CATEGORIES:
+            raise ValueError(f"{what} holds the control or format character U+{ord(character):04X}")
+    return text
 
 
 class TermConfig(ConfigModel):
@@ -31,10 +58,16 @@ class TermConfig(ConfigModel):
 
     @field_validator("term")
     @classmethod
-    def _not_blank(cls, term: str) -> str:
-        if not term.strip():
-            raise ValueError("a term must not be blank")
-        return term.strip()
+    def _readable_term(cls, term: str) -> str:
+        return readable_text(term, "a term", MAX_TERM_CHARS)
+
+    @field_validator("variants")
+    @classmethod
+    def _readable_variants(cls, variants: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return {
+            lang: tuple(readable_text(v, "a variant", MAX_TERM_CHARS) for v in phrases)
+            for lang, phrases in variants.items()
+        }
 
 
 Term = str | TermConfig
@@ -81,10 +114,20 @@ class TopicConfig(ConfigModel):
     )
     updates: bool = Field(default=True, description="Send update alerts when the story spreads.")
 
-    @field_validator("keywords")
+    @field_validator("name")
     @classmethod
-    def _no_blank_keywords(cls, keywords: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(k.strip() for k in keywords if k.strip())
+    def _readable_name(cls, name: str) -> str:
+        text = readable_text(name, "a topic name", MAX_TOPIC_NAME_CHARS)
+        if topic_slug(text) == "topic" and text.casefold() != "topic":
+            raise ValueError("a topic name needs a letter or a digit")
+        return text
+
+    @field_validator("keywords", "entities")
+    @classmethod
+    def _readable_keywords(cls, keywords: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(
+            readable_text(k, "a keyword", MAX_TERM_CHARS) for k in keywords if k.strip()
+        )
         if keywords and not cleaned:
             raise ValueError("a topic needs at least one non-blank keyword")
         return cleaned
@@ -93,6 +136,16 @@ class TopicConfig(ConfigModel):
     def _has_positive_terms(self) -> TopicConfig:
         if not (self.keywords or self.all_of or self.any_of or self.entities):
             raise ValueError("a topic needs keywords, all_of, any_of or entities")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TopicConfig:
+        terms = (*self.required_terms(), *self.optional_terms(), *self.excluded_terms())
+        count = sum(1 + sum(map(len, t.variants.values())) for t in terms)
+        if count > MAX_TERMS_PER_TOPIC:
+            raise ValueError(
+                f"a topic holds {count} terms and variants; at most {MAX_TERMS_PER_TOPIC}"
+            )
         return self
 
     def required_terms(self) -> tuple[TermConfig, ...]:

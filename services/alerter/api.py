@@ -33,7 +33,11 @@ from services.common.clock import Clock
 from services.common.tasks import raise_if_cancelled
 
 PREFIX = "/alerts"
-_ENTRY_ID = re.compile(r"^\d+-\d+$")
+_ENTRY_ID = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
+_MAX_ENTRY_PART = 2**64 - 1
+"""Both parts of a Redis stream entry id are unsigned 64-bit integers."""
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body the API reads: a topic or a subscription is a few hundred bytes."""
 SSE_READ_COUNT = 100
 
 M = TypeVar("M", bound=BaseModel)
@@ -75,7 +79,7 @@ def create_api(
             if topic not in {t.name for t in catalog.topics}:
                 return _error(404, f"no topic {topic!r}")
         last_id = request.headers.get("last-event-id") or request.query_params.get("after")
-        if last_id is not None and not _ENTRY_ID.match(last_id):
+        if last_id is not None and not is_entry_id(last_id):
             return _error(400, "Last-Event-ID must be a stream entry id such as 1700000000000-0")
         key = topic_alerts_stream(topic) if topic else ALERTS
         start = last_id or await _last_entry_id(redis, key)
@@ -204,9 +208,23 @@ async def _last_entry_id(redis: aioredis.Redis, key: str) -> str:
     return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
 
 
+def is_entry_id(value: str) -> bool:
+    """Whether `value` is a Redis stream entry id ("<ms>-<seq>", each part within 64 bits)."""
+    match = _ENTRY_ID.match(value)
+    return match is not None and all(int(part) <= _MAX_ENTRY_PART for part in match.groups())
+
+
 async def _body(request: Request, model: type[M]) -> M | Response:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate_json(bytes(body))
     except ValidationError as exc:
         return _error(422, "; ".join(e["msg"] for e in exc.errors(include_input=False)))
 

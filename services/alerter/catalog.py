@@ -12,6 +12,7 @@ import time
 import redis.asyncio as aioredis
 
 from contracts import NewsmonConfig, TopicConfig
+from contracts.config import first_stream_clash
 from contracts.subscriptions import WebhookSubscription
 from services.alerter.core import CompiledTopics, Lemmatize, Lexicon
 
@@ -88,6 +89,11 @@ class Catalog:
         known = {t.name for t in self._api_topics}
         if topic.name not in known and len(known) >= self._max_topics:
             raise CatalogError(f"the API holds at most {self._max_topics} topics")
+        clash = first_stream_clash(
+            [*(t.name for t in self.topics if t.name != topic.name), topic.name]
+        )
+        if clash:
+            raise CatalogError(clash)
         await self._change(self._topics_key, topic.name, topic.model_dump_json())
 
     async def delete_topic(self, name: str) -> bool:

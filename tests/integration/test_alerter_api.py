@@ -105,6 +105,30 @@ async def test_bad_topic_requests_say_what_is_wrong(api: httpx.AsyncClient) -> N
     assert configured.status_code == 409 and "config" in configured.json()["error"]
 
 
+async def test_topics_an_attacker_or_a_careless_operator_sends_are_refused(
+    api: httpx.AsyncClient,
+) -> None:
+    for name, status in (("evil\u202etxt", 422), ("a" * 10_000, 422), ("OPENAI", 409)):
+        response = await api.put(
+            f"/alerts/topics/{name}", json={"name": name, "keywords": ["x"]}, headers=AUTH
+        )
+        assert response.status_code == status, (name[:20], response.text)
+        assert response.json()["error"]
+    huge = {"name": "huge", "keywords": [f"word{n}" for n in range(100_000)]}
+    too_large = await api.put("/alerts/topics/huge", json=huge, headers=AUTH)
+    assert too_large.status_code == 413
+    many = {"name": "many", "keywords": [f"word{n}" for n in range(101)]}
+    too_many = await api.put("/alerts/topics/many", json=many, headers=AUTH)
+    assert too_many.status_code == 422 and "at most 100" in too_many.json()["error"]
+    names = {t["name"] for t in (await api.get("/alerts/topics", headers=AUTH)).json()}
+    assert names == {"OpenAI"}
+
+
+async def test_an_out_of_range_last_event_id_gets_a_clear_400(api: httpx.AsyncClient) -> None:
+    response = await api.get("/alerts/stream", headers={**AUTH, "Last-Event-ID": "1" * 26 + "-0"})
+    assert response.status_code == 400 and "Last-Event-ID" in response.json()["error"]
+
+
 async def test_a_subscription_is_added_without_ever_returning_its_secret(
     api: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
