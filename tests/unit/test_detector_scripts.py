@@ -141,3 +141,30 @@ async def test_one_story_in_five_scripts_without_languages_and_another_on_the_sa
     assert len({placement.story_id for placement in placements.values()}) == 1
     assert cricket.story_id != placements["en"].story_id
     assert {placement.reason for placement in placements.values()} == {"new", "translation"}
+
+
+UNSPACED = {
+    "ja": SUMMIT["ja"][1],
+    "zh": (
+        "日本首相岸田文雄2023年3月20日在新德里与印度总理纳伦德拉·莫迪举行会谈。岸田表示，"
+        "日本将在未来五年内向印度投资5万亿日元，两国领导人还讨论了四方安全对话以及在广岛举行的"
+        "七国集团峰会。莫迪说，与东京的伙伴关系是印度东向行动政策的核心。分析人士认为，"
+        "这笔投资将主要用于高速铁路、港口和清洁能源项目。"
+    ),
+    "th": (
+        "นายกรัฐมนตรีญี่ปุ่น ฟูมิโอะ คิชิดะ พบกับนายกรัฐมนตรีอินเดีย นเรนทรา โมดี ที่กรุงนิวเดลี "
+        "เมื่อวันที่ 20 มีนาคม 2566 คิชิดะประกาศว่าญี่ปุ่นจะลงทุน 5 ล้านล้านเยนในอินเดียภายในห้าปี "
+        "ผู้นำทั้งสองหารือเรื่องกลุ่มควอดและการประชุมสุดยอดจี 7 ที่ฮิโรชิมะ "
+        "โมดีกล่าวว่าความร่วมมือกับโตเกียวเป็นหัวใจของนโยบายมุ่งตะวันออกของอินเดีย"
+    ),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(UNSPACED))
+async def test_an_edited_copy_is_found_in_scripts_written_without_spaces(lang: str) -> None:
+    text = UNSPACED[lang]
+    index = MemoryStoryIndex()
+    original = await place_article(index, ArticleIn("a", "", text, None, "wire", "u"), NOW)
+    edited = "By a staff reporter\n" + text[: len(text) * 2 // 3] + "\nSubscribe to our newsletter."
+    copy = await place_article(index, ArticleIn("b", "New headline", edited, None, "s", "u"), NOW)
+    assert (copy.story_id, copy.reason) == (original.story_id, "near_duplicate")
