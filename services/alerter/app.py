@@ -46,6 +46,7 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
             metrics=metrics,
             clock=deps.clock,
             consumer_name=deps.settings.consumer_name,
+            allowed_private_hosts=deps.config.allowed_private_hosts,
             reclaim_idle_seconds=deps.settings.reclaim_idle_seconds,
             max_deliveries=deps.settings.max_deliveries,
         )

@@ -8,6 +8,11 @@ dead-letter stream `alerts.webhook.<name>.dlq`. An entry that is not a `TopicAle
 parked there too (reason `invalid_message`). An entry is acknowledged only once it was
 delivered or parked, so a restarted alerter resumes where it stopped.
 
+Webhooks go out through the guarded network layer (`services.common.outbound`), as page
+fetches do: an endpoint on a private, loopback or link-local address is refused unless its
+host is in `allowed_private_hosts` (the alert is parked at once, no retry), redirects are not
+followed and proxy variables are ignored.
+
 Replay: the worker reads, with the same group, a second stream, `alerts.webhook.<name>`,
 the subscriber's retry stream. It is the `stream` of the subscriber's dead letters, so
 `newsmon dlq replay alerts.webhook.<name>` puts them back there and only this subscriber
@@ -29,7 +34,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -50,6 +55,7 @@ from services.alerter.metrics import AlerterMetrics
 from services.common.bus import DATA_FIELD, dead_letter, park
 from services.common.clock import Clock
 from services.common.consumer import validation_summary
+from services.common.outbound import BlockedAddressError, guarded_client
 from services.common.streams import ClaimedEntry, claim_idle
 from services.common.tasks import raise_if_cancelled
 
@@ -125,6 +131,7 @@ class WebhookWorker:
         metrics: AlerterMetrics,
         clock: Clock,
         consumer_name: str,
+        allowed_private_hosts: Collection[str],
         reclaim_idle_seconds: float = RECLAIM_IDLE_SECONDS,
         max_deliveries: int = MAX_DELIVERIES,
         rng: random.Random | None = None,
@@ -144,10 +151,15 @@ class WebhookWorker:
         self._channel = "digest" if subscription.digest_minutes else "webhook"
         self._held: set[tuple[str, str]] = set()
         """(stream, entry id) read and not yet acknowledged."""
+        self._allowed_private_hosts = allowed_private_hosts
 
     async def run(self) -> None:
         async with (
-            httpx.AsyncClient(timeout=self._policy.timeout_seconds) as http,
+            guarded_client(
+                allowed_private_hosts=self._allowed_private_hosts,
+                timeout=self._policy.timeout_seconds,
+                follow_redirects=False,
+            ) as http,
             asyncio.TaskGroup() as tasks,
         ):
             tasks.create_task(self._keep_held(), name=f"webhook-keep:{self._sub.name}")
@@ -342,6 +354,8 @@ class WebhookWorker:
             }
             try:
                 response = await http.post(self._sub.url, content=body, headers=headers)
+            except BlockedAddressError as exc:
+                return f"refused: {exc}"  # the address will not change by retrying
             except httpx.HTTPError as exc:
                 raise_if_cancelled()  # a timeout racing a cancel must not cost the retries
                 error = f"{type(exc).__name__}: {exc}"

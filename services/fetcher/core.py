@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import ipaddress
 import json
 import re
 import time
@@ -492,18 +491,6 @@ def _child(node: Element | None, name: str) -> Element | None:
 def _child_text(node: Element | None, name: str) -> str | None:
     child = _child(node, name)
     return child.text.strip() if child is not None and child.text else None
-
-
-def is_public_address(address: str) -> bool:
-    """True for a globally routable unicast IP; False for private, loopback, link-local,
-    multicast, reserved, unspecified or unparsable ones (IPv4-mapped IPv6 judged as IPv4)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)

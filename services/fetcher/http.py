@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import re
-import socket
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
-from services.fetcher.core import http_date, is_public_address, retry_after_seconds
+from services.common.outbound import BlockedAddressError, guarded_client
+from services.fetcher.core import http_date, retry_after_seconds
 
 SUPPORTED_SCHEMES = frozenset({"http", "https"})
 
@@ -55,69 +53,6 @@ _LATIN1_ALIASES = frozenset({"latin-1", "iso8859-1", "ascii", "cp1252"})
 """Codecs servers declare by default; browsers read all of them as windows-1252."""
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
-
-
-class BlockedAddressError(Exception):
-    """A host resolved only to addresses the fetcher must not contact."""
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, resolving each host itself and connecting only to an
-    address it checked: private, loopback, link-local and multicast addresses are refused
-    unless the host is allow-listed. Checking at connect time covers every redirect hop,
-    and connecting to the checked address defeats DNS rebinding (no second lookup)."""
-
-    def __init__(self, allowed_hosts: Collection[str]) -> None:
-        self._allowed = frozenset(h.lower().strip("[]") for h in allowed_hosts)
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        name = host.lower().strip("[]")
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-        except (OSError, TimeoutError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {name}: {exc}") from exc
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        usable = (
-            addresses if name in self._allowed else [a for a in addresses if is_public_address(a)]
-        )
-        if not usable:
-            raise BlockedAddressError(
-                f"{name} resolves to {', '.join(addresses) or 'nothing'}: private, loopback, "
-                "link-local or multicast addresses are refused (allowed_private_hosts)"
-            )
-        for address in usable[:-1]:  # each checked address in turn, as browsers do
-            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
-                return await self._connect(address, port, timeout, local_address, socket_options)
-        return await self._connect(usable[-1], port, timeout, local_address, socket_options)
-
-    async def _connect(
-        self,
-        address: str,
-        port: int,
-        timeout: float | None,
-        local_address: str | None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
-    ) -> httpcore.AsyncNetworkStream:
-        return await self._inner.connect_tcp(
-            address,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,22 +155,12 @@ class HttpxClient:
     def _guarded_client(
         self, allowed_private_hosts: Collection[str], max_redirects: int, max_connections: int
     ) -> httpx.AsyncClient:
-        transport = httpx.AsyncHTTPTransport(trust_env=False)
-        # httpx does not expose httpcore's network backend; its pool is replaced by one
-        # with the same TLS context and the guarded backend.
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0,
-            network_backend=GuardedBackend(allowed_private_hosts),
-        )
-        return httpx.AsyncClient(
-            transport=transport,
+        return guarded_client(
+            allowed_private_hosts=allowed_private_hosts,
             timeout=self._timeout,
             follow_redirects=True,
             max_redirects=max_redirects,
-            trust_env=False,
+            max_connections=max_connections,
         )
 
     async def aclose(self) -> None:

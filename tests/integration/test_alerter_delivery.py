@@ -50,6 +50,8 @@ OUTAGE_SECONDS = float(os.environ.get("NEWSMON_TEST_WEBHOOK_OUTAGE_SECONDS", "60
 """How long the receiver is down (seconds): a minute, as users see when an endpoint restarts."""
 OUTAGE_RETRIES = RetryPolicy(max_attempts=60, base_seconds=0.2, max_seconds=3.0, timeout_seconds=5)
 """Retries spanning at least 85 s (each wait is at least half of min(3, 0.2 * 2^n) seconds)."""
+LOCAL_RECEIVERS = ("127.0.0.1",)
+"""The tests' receivers listen on loopback, which webhooks may reach only when allow-listed."""
 FAST_RETRIES = RetryPolicy(max_attempts=12, base_seconds=0.05, max_seconds=0.5, timeout_seconds=5)
 
 
@@ -130,6 +132,7 @@ def _worker(
     *,
     consumer: str = "test",
     reclaim_idle_seconds: float = 60.0,
+    allowed_private_hosts: tuple[str, ...] = LOCAL_RECEIVERS,
 ) -> WebhookWorker:
     return WebhookWorker(
         redis=redis,
@@ -138,6 +141,7 @@ def _worker(
         metrics=AlerterMetrics(CollectorRegistry()),
         clock=utc_now,
         consumer_name=consumer,
+        allowed_private_hosts=allowed_private_hosts,
         reclaim_idle_seconds=reclaim_idle_seconds,
     )
 
@@ -241,6 +245,7 @@ async def test_a_digest_subscriber_gets_one_signed_message_listing_the_alerts(
             metrics=AlerterMetrics(CollectorRegistry()),
             clock=utc_now,
             consumer_name="test",
+            allowed_private_hosts=LOCAL_RECEIVERS,
         )
         await ensure_webhook_group(redis, "daily")
         async with running(worker):
@@ -271,6 +276,25 @@ async def test_a_permanently_failing_receiver_ends_in_the_dead_letter_stream(
     letter = DeadLetter.model_validate_json(fields[DATA_FIELD])
     assert letter.reason == "webhook_failed" and "500" in letter.error
     assert TopicAlert.model_validate_json(letter.payload).alert_id == "al-7"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_webhook_to_an_internal_address_is_refused_and_parked_at_once(
+    redis: aioredis.Redis, host: str
+) -> None:
+    receiver = Receiver()
+    dlq = webhook_dead_letter_stream("internal")
+    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+        url = base.replace("127.0.0.1", host) + "/admin"
+        await ensure_webhook_group(redis, "internal")
+        worker = _worker(redis, "internal", url, FAST_RETRIES, allowed_private_hosts=())
+        async with running(worker):
+            await publish(redis, ALERTS, _alert(3))
+            await _until_stream(redis, dlq)
+    assert receiver.received == []  # nothing was posted, not even once
+    ((_, fields),) = await redis.xrange(dlq)
+    letter = DeadLetter.model_validate_json(fields[DATA_FIELD])
+    assert letter.reason == "webhook_failed" and "refused" in letter.error
 
 
 async def test_what_a_killed_worker_was_delivering_is_delivered_by_another(

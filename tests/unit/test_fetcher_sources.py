@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts import SourceConfig
+from services.common.outbound import is_public_address
 from services.fetcher.core import (
     FeedError,
     backoff_seconds,
@@ -19,7 +20,6 @@ from services.fetcher.core import (
     freshness_seconds,
     gunzip_capped,
     host_of,
-    is_public_address,
     origin_of,
     parse_feed,
     parse_sitemap,
