@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import hmac
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar, cast
+from collections.abc import AsyncIterator
+from typing import cast
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -30,6 +29,7 @@ from services.alerter.delivery import StreamResponse, ensure_webhook_group
 from services.alerter.metrics import AlerterMetrics
 from services.common.bus import DATA_FIELD
 from services.common.clock import Clock
+from services.common.http_api import bearer_protected, json_error, read_model
 from services.common.tasks import raise_if_cancelled
 
 PREFIX = "/alerts"
@@ -39,10 +39,6 @@ _MAX_ENTRY_PART = 2**64 - 1
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body the API reads: a topic or a subscription is a few hundred bytes."""
 SSE_READ_COUNT = 100
-
-M = TypeVar("M", bound=BaseModel)
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def sse_event(entry_id: str, data: bytes) -> bytes:
@@ -61,26 +57,19 @@ def create_api(
 ) -> Starlette:
     """The ASGI app serving every path under `/alerts`."""
 
-    def protected(endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            if token is None:
-                return _error(503, "API disabled: set NEWSMON_ALERTER_API_TOKEN")
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return _error(401, "missing or wrong bearer token")
-            return await endpoint(request)
-
-        return guarded
+    protected = bearer_protected(token, "NEWSMON_ALERTER_API_TOKEN")
 
     async def stream(request: Request) -> Response:
         topic = request.query_params.get("topic")
         if topic is not None and topic not in {t.name for t in catalog.topics}:
             await catalog.refresh(force=True)
             if topic not in {t.name for t in catalog.topics}:
-                return _error(404, f"no topic {topic!r}")
+                return json_error(404, f"no topic {topic!r}")
         last_id = request.headers.get("last-event-id") or request.query_params.get("after")
         if last_id is not None and not is_entry_id(last_id):
-            return _error(400, "Last-Event-ID must be a stream entry id such as 1700000000000-0")
+            return json_error(
+                400, "Last-Event-ID must be a stream entry id such as 1700000000000-0"
+            )
         key = topic_alerts_stream(topic) if topic else ALERTS
         start = last_id or await _last_entry_id(redis, key)
         return StreamingResponse(
@@ -99,22 +88,22 @@ def create_api(
         )
 
     async def put_topic(request: Request) -> Response:
-        topic = await _body(request, TopicConfig)
+        topic = await read_model(request, TopicConfig, MAX_BODY_BYTES)
         if isinstance(topic, Response):
             return topic
         if topic.name != request.path_params["name"]:
-            return _error(400, "the body's name differs from the path's")
+            return json_error(400, "the body's name differs from the path's")
         try:
             await catalog.put_topic(topic)
         except CatalogError as exc:
-            return _error(409, str(exc))
+            return json_error(409, str(exc))
         return JSONResponse(topic.model_dump(mode="json"))
 
     async def delete_topic(request: Request) -> Response:
         try:
             found = await catalog.delete_topic(request.path_params["name"])
         except CatalogError as exc:
-            return _error(409, str(exc))
+            return json_error(409, str(exc))
         return Response(status_code=204 if found else 404)
 
     async def list_subscriptions(request: Request) -> Response:
@@ -130,16 +119,16 @@ def create_api(
         )
 
     async def put_subscription(request: Request) -> Response:
-        sub = await _body(request, WebhookSubscription)
+        sub = await read_model(request, WebhookSubscription, MAX_BODY_BYTES)
         if isinstance(sub, Response):
             return sub
         if sub.name != request.path_params["name"]:
-            return _error(400, "the body's name differs from the path's")
+            return json_error(400, "the body's name differs from the path's")
         try:
             await ensure_webhook_group(redis, sub.name)
             await catalog.put_subscription(sub)
         except CatalogError as exc:
-            return _error(409, str(exc))
+            return json_error(409, str(exc))
         return JSONResponse(sub.model_dump(mode="json", exclude={"secret"}))
 
     async def delete_subscription(request: Request) -> Response:
@@ -147,7 +136,7 @@ def create_api(
         try:
             found = await catalog.delete_subscription(name)
         except CatalogError as exc:
-            return _error(409, str(exc))
+            return json_error(409, str(exc))
         return Response(status_code=204 if found else 404)
 
     routes = [
@@ -212,22 +201,3 @@ def is_entry_id(value: str) -> bool:
     """Whether `value` is a Redis stream entry id ("<ms>-<seq>", each part within 64 bits)."""
     match = _ENTRY_ID.match(value)
     return match is not None and all(int(part) <= _MAX_ENTRY_PART for part in match.groups())
-
-
-async def _body(request: Request, model: type[M]) -> M | Response:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
-    try:
-        return model.model_validate_json(bytes(body))
-    except ValidationError as exc:
-        return _error(422, "; ".join(e["msg"] for e in exc.errors(include_input=False)))
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
