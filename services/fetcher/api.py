@@ -1,4 +1,6 @@
-"""The fetcher's HTTP API: manage sources at run time and push pages.
+"""The fetcher's HTTP API: manage sources at run time and push pages. Every route needs
+`Authorization: Bearer <NEWSMON_FETCHER_API_TOKEN>` (401 without it; 503 while no token is
+set: the API is off, never open); a body over `NEWSMON_FETCHER_API_MAX_BODY_BYTES` gets 413.
 
 GET /sources                      every source with its state
 POST /sources                     add one (a SourceConfig as JSON)              -> 201
@@ -12,15 +14,14 @@ POST /ingest                      {"url", optional "html", "source", "lang", "ta
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts import SourceConfig
+from services.common.http_api import bearer_protected, json_error, read_model
 from services.fetcher.core import pushed_page_url
 from services.fetcher.handlers import INGEST_SOURCE, Poller
 from services.fetcher.store import describe_source
@@ -38,19 +39,9 @@ class IngestRequest(BaseModel):
     tags: tuple[str, ...] = ()
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        return None
-
-
-def create_api(poller: Poller) -> Starlette:
+def create_api(poller: Poller, *, token: str | None, max_body_bytes: int) -> Starlette:
     """A small ASGI app over `poller`; mounted at `/sources` and `/ingest`."""
+    protected = bearer_protected(token, "NEWSMON_FETCHER_API_TOKEN")
 
     async def describe(source: SourceConfig) -> dict[str, object]:
         state = await poller.load_state(source)
@@ -62,18 +53,17 @@ def create_api(poller: Poller) -> Starlette:
         return JSONResponse({"sources": [await describe(s) for s in sources]})
 
     async def add_source(request: Request) -> Response:
-        try:
-            source = SourceConfig.model_validate(await _json(request))
-        except ValidationError as exc:
-            return _error(422, str(exc))
+        source = await read_model(request, SourceConfig, max_body_bytes)
+        if isinstance(source, Response):
+            return source
         if not await poller.add_source(source):
-            return _error(409, f"a source named {source.name!r} exists already")
+            return json_error(409, f"a source named {source.name!r} exists already")
         return JSONResponse(await describe(source), status_code=201)
 
     async def get_source(request: Request) -> Response:
         source = await poller.find_source(request.path_params["name"])
         if source is None:
-            return _error(404, "no such source")
+            return json_error(404, "no such source")
         return JSONResponse(await describe(source))
 
     async def pause(request: Request) -> Response:
@@ -85,27 +75,26 @@ def create_api(poller: Poller) -> Starlette:
     async def _set_paused(request: Request, *, paused: bool) -> Response:
         source = await poller.find_source(request.path_params["name"])
         if source is None:
-            return _error(404, "no such source")
+            return json_error(404, "no such source")
         await poller.set_paused(source.name, paused)
         return JSONResponse(await describe(source))
 
     async def remove(request: Request) -> Response:
         name = request.path_params["name"]
         if poller.is_configured(name):
-            return _error(409, "defined in the config file: pause it, or edit the config")
+            return json_error(409, "defined in the config file: pause it, or edit the config")
         if not await poller.remove_source(name):
-            return _error(404, "no such source")
+            return json_error(404, "no such source")
         return Response(status_code=204)
 
     async def ingest(request: Request) -> Response:
-        try:
-            pushed = IngestRequest.model_validate(await _json(request))
-        except ValidationError as exc:
-            return _error(422, str(exc))
+        pushed = await read_model(request, IngestRequest, max_body_bytes)
+        if isinstance(pushed, Response):
+            return pushed
         try:
             url = pushed_page_url(pushed.url)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         result = await poller.ingest(
             url, html=pushed.html, source=pushed.source, lang=pushed.lang, tags=pushed.tags
         )
@@ -119,12 +108,12 @@ def create_api(poller: Poller) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/sources", list_sources, methods=["GET"]),
-            Route("/sources", add_source, methods=["POST"]),
-            Route("/sources/{name}", get_source, methods=["GET"]),
-            Route("/sources/{name}", remove, methods=["DELETE"]),
-            Route("/sources/{name}/pause", pause, methods=["POST"]),
-            Route("/sources/{name}/resume", resume, methods=["POST"]),
-            Route("/ingest", ingest, methods=["POST"]),
+            Route("/sources", protected(list_sources), methods=["GET"]),
+            Route("/sources", protected(add_source), methods=["POST"]),
+            Route("/sources/{name}", protected(get_source), methods=["GET"]),
+            Route("/sources/{name}", protected(remove), methods=["DELETE"]),
+            Route("/sources/{name}/pause", protected(pause), methods=["POST"]),
+            Route("/sources/{name}/resume", protected(resume), methods=["POST"]),
+            Route("/ingest", protected(ingest), methods=["POST"]),
         ]
     )

@@ -38,7 +38,7 @@ def create_service(deps: Deps, settings: FetcherSettings | None = None) -> Servi
         clock=deps.clock,
         consumer_metrics=deps.consumer_metrics,
     )
-    api = create_api(poller)
+    api = create_api(poller, token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
     return Service(
         name=NAME,
         tasks=[poller.run_forever],

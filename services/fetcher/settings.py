@@ -21,6 +21,13 @@ class FetcherSettings(BaseSettings):
     connect_timeout_seconds: float = Field(default=5.0, gt=0, description="Per connect, seconds.")
     read_timeout_seconds: float = Field(default=10.0, gt=0, description="Per read, seconds.")
     max_body_bytes: int = Field(default=15_000_000, gt=0, description="Body cap, bytes.")
+    api_token: str | None = Field(
+        default=None,
+        description="Bearer token of the /sources and /ingest API; unset, the API answers 503.",
+    )
+    api_max_body_bytes: int = Field(
+        default=2_000_000, gt=0, description="Largest request body the API reads, bytes."
+    )
     max_redirects: int = Field(default=5, ge=0, description="Redirects followed per request.")
     min_poll_seconds: float = Field(default=60.0, gt=0, description="Shortest poll interval.")
     max_poll_seconds: float = Field(default=86_400.0, gt=0, description="Longest poll interval.")

@@ -26,6 +26,15 @@ from services.fetcher.app import create_service
 
 pytestmark = pytest.mark.integration
 
+TOKEN = "fetcher-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def api_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fetcher API is off without a token: these tests run it with one."""
+    monkeypatch.setenv("NEWSMON_FETCHER_API_TOKEN", TOKEN)
+
 
 class Site:
     """A feed (/feed.xml) and a sitemap (/sitemap.xml), each listing one page."""
@@ -102,7 +111,7 @@ async def test_sources_are_added_listed_paused_resumed_and_removed_over_http(
     settings = CommonSettings(redis_url=redis_url, http_port=0)
     async with (
         running_services([create_service], settings=settings, config=config) as pipeline,
-        httpx.AsyncClient(base_url=pipeline.http_url) as client,
+        httpx.AsyncClient(base_url=pipeline.http_url, headers=AUTH) as client,
     ):
         assert await wait_for(redis, 1) == [f"{site.base_url}/f.html"]
 
@@ -140,6 +149,58 @@ async def test_sources_are_added_listed_paused_resumed_and_removed_over_http(
     assert "newsmon_fetcher_host_queue_depth" in metrics
     urls = await urls_published(redis)
     assert len(urls) == len(set(urls)) == 4 and "https://example.org/pushed" in urls
+
+
+async def test_without_the_token_nothing_is_pushed_added_or_paused(
+    redis: aioredis.Redis, redis_url: str, site: Site
+) -> None:
+    config = NewsmonConfig(
+        sources=(SourceConfig(name="configured", url=f"{site.base_url}/feed.xml"),),
+        allowed_private_hosts=("127.0.0.1",),
+    )
+    settings = CommonSettings(redis_url=redis_url, http_port=0)
+    fake = {"url": "https://www.reuters.com/world/fake", "html": "<p>x</p>", "source": "reuters"}
+    async with (
+        running_services([create_service], settings=settings, config=config) as pipeline,
+        httpx.AsyncClient(base_url=pipeline.http_url) as anonymous,
+    ):
+        assert await wait_for(redis, 1) == [f"{site.base_url}/f.html"]
+        wrong = {"Authorization": "Bearer guess"}
+        assert (await anonymous.post("/ingest", json=fake)).status_code == 401
+        assert (await anonymous.post("/ingest", json=fake, headers=wrong)).status_code == 401
+        junk = {"name": "junk", "url": f"{site.base_url}/sitemap.xml", "kind": "sitemap"}
+        assert (await anonymous.post("/sources", json=junk)).status_code == 401
+        assert (await anonymous.post("/sources/configured/pause")).status_code == 401
+        assert (await anonymous.get("/sources")).status_code == 401
+        listed = await anonymous.get("/sources", headers=AUTH)
+        assert [s["name"] for s in listed.json()["sources"]] == ["configured"]
+        assert listed.json()["sources"][0]["state"] == "active"
+    assert await urls_published(redis) == [f"{site.base_url}/f.html"]
+
+
+async def test_the_api_is_off_without_a_token_and_refuses_oversized_bodies(
+    redis: aioredis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = CommonSettings(redis_url=redis_url, http_port=0)
+    monkeypatch.delenv("NEWSMON_FETCHER_API_TOKEN")
+    async with (
+        running_services([create_service], settings=settings, config=NewsmonConfig()) as off,
+        httpx.AsyncClient(base_url=off.http_url, headers=AUTH) as client,
+    ):
+        page = {"url": "https://example.org/a", "html": "<p>x</p>"}
+        response = await client.post("/ingest", json=page)
+        assert response.status_code == 503
+        assert "NEWSMON_FETCHER_API_TOKEN" in response.json()["error"]
+    monkeypatch.setenv("NEWSMON_FETCHER_API_TOKEN", TOKEN)
+    monkeypatch.setenv("NEWSMON_FETCHER_API_MAX_BODY_BYTES", "100000")
+    async with (
+        running_services([create_service], settings=settings, config=NewsmonConfig()) as on,
+        httpx.AsyncClient(base_url=on.http_url, headers=AUTH) as client,
+    ):
+        huge = {"url": "https://example.org/huge", "html": "<p>" + "x" * 200_000 + "</p>"}
+        assert (await client.post("/ingest", json=huge)).status_code == 413
+        assert (await client.post("/ingest", json=page)).status_code == 202
+    assert await urls_published(redis) == ["https://example.org/a"]
 
 
 async def test_newsmon_ingest_publishes_files_folders_and_jsonl_once(
@@ -188,7 +249,7 @@ async def test_ingest_answers_400_for_what_is_not_an_http_url(
     settings = CommonSettings(redis_url=redis_url, http_port=0)
     async with (
         running_services([create_service], settings=settings, config=NewsmonConfig()) as pipeline,
-        httpx.AsyncClient(base_url=pipeline.http_url) as client,
+        httpx.AsyncClient(base_url=pipeline.http_url, headers=AUTH) as client,
     ):
         pushed = {"url": url} if html is None else {"url": url, "html": html}
         refused = await client.post("/ingest", json=pushed)
@@ -207,7 +268,7 @@ async def test_pushed_items_are_counted_as_ingest_and_fetcher_dead_letters_with_
     dead = {"stream": ARTICLES_RAW, "reason": "broken_feed"}
     async with (
         running_services([create_service], settings=settings, config=config) as pipeline,
-        httpx.AsyncClient(base_url=pipeline.http_url) as client,
+        httpx.AsyncClient(base_url=pipeline.http_url, headers=AUTH) as client,
     ):
         for name in ("newsletter #1", "newsletter #2"):
             page = {"url": f"https://example.org/{name[-1]}", "html": "<p>x</p>", "source": name}
