@@ -1,26 +1,31 @@
-"""Article extraction quality and speed on ../shared/eval/extraction/ (181 real pages).
+"""Article extraction quality and speed on both extraction sets of ../shared/eval:
+`extraction/` (181 real pages, the development set) and `extraction-readability/` (130 pages
+in many languages, Mozilla Readability's test pages).
 
 Runs, in one process and on the same decoded input (gzip, then trafilatura's `decode_file`),
-newsmon's cleaner (`services.cleaner.core.extract`, exactly what the service calls) and plain
-`trafilatura.extract(html, include_comments=False)`, the benchmark's own call. The metric is
+newsmon's cleaner (`services.cleaner.core.extract`, exactly what the service calls), plain
+`trafilatura.extract(html, include_comments=False)` (the benchmark's own call) and the same
+with `fast=True`. Then an ablation table: each of the cleaner's rules switched off in turn,
+F1/P/R on each set (a rule that lifts one set and lowers the other fits pages). The metric is
 the benchmark's: the set of word 4-grams of `\\w+` tokens, per-page precision and recall,
 averaged over pages, F1 of the two averages. Pages/s is the process's CPU time of extraction
 alone, one core, so that other work on a shared machine does not decide the comparison; wall
 pages/s is printed beside it. Each extractor runs `--rounds` times (alternating) and the
 fastest round counts.
 
-    python benchmarks/bench_cleaner.py [--rounds 3] [--worst 10]
+    python benchmarks/bench_cleaner.py [--rounds 3] [--worst 10] [--no-ablations]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +35,11 @@ sys.path.insert(0, str(ROOT))
 import trafilatura  # noqa: E402
 from trafilatura.utils import decode_file  # noqa: E402
 
+from services.cleaner import core  # noqa: E402
 from services.cleaner.core import extract  # noqa: E402
 
-DATA = ROOT / ".." / "shared" / "eval" / "extraction"
+EVAL = ROOT / ".." / "shared" / "eval"
+SETS = ("extraction", "extraction-readability")
 TOKEN = re.compile(r"\w+")
 NGRAM = 4
 
@@ -68,11 +75,11 @@ def page_scores(predicted: str, gold: str) -> tuple[float, float]:
     return (hits / len(pred) if pred else 0.0), (hits / len(true) if true else 0.0)
 
 
-def load_pages() -> tuple[dict[str, str], dict[str, str]]:
-    """(id -> decoded HTML, id -> gold text)."""
-    truth = json.loads((DATA / "ground-truth.json").read_text(encoding="utf-8"))
+def load_pages(data: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(id -> decoded HTML, id -> gold text) of one set."""
+    truth = json.loads((data / "ground-truth.json").read_text(encoding="utf-8"))
     pages = {
-        page_id: decode_file(gzip.decompress((DATA / "html" / f"{page_id}.html.gz").read_bytes()))
+        page_id: decode_file(gzip.decompress((data / "html" / f"{page_id}.html.gz").read_bytes()))
         for page_id in sorted(truth)
     }
     gold = {page_id: truth[page_id].get("articleBody") or "" for page_id in pages}
@@ -120,36 +127,104 @@ def plain_trafilatura(html: str) -> str:
     return trafilatura.extract(html, include_comments=False) or ""
 
 
+def fast_trafilatura(html: str) -> str:
+    return trafilatura.extract(html, include_comments=False, fast=True) or ""
+
+
+@contextlib.contextmanager
+def switched_off(name: str, replacement: object) -> Iterator[None]:
+    """The cleaner with one of its steps replaced (a rule switched off) for the duration."""
+    original = getattr(core, name)
+    setattr(core, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(core, name, original)
+
+
+def _unchanged_tree(tree: object) -> None:
+    return None
+
+
+RULES: dict[str, tuple[str, object]] = {
+    "strip code (script, style, svg) before extraction": ("strip_code", _unchanged_tree),
+    "prune furniture (hidden, aria-busy) before extraction": ("prune_furniture", _unchanged_tree),
+    "join an article body split by ads": ("join_split_body", _unchanged_tree),
+    "strip chrome (nav, footer, aside...) before extraction": ("strip_chrome", _unchanged_tree),
+    "drop link lines and link lists": ("drop_link_lines", list),
+    "drop headline, dateline, deck": ("drop_headline", lambda blocks, title: blocks),
+    "trim trailing furniture": ("trim_tail", lambda blocks: blocks),
+}
+"""Each rule of the cleaner and how the ablation switches it off."""
+
+
+def print_ablations(sets: Mapping[str, tuple[dict[str, str], dict[str, str]]]) -> None:
+    """F1/P/R of the cleaner with each rule switched off in turn, on every set."""
+    print("\n### Ablations: each rule switched off in turn\n")
+    header = " | ".join(f"{name} F1 | P | R" for name in sets)
+    print(f"| rule switched off | {header} |")
+    print("|---|" + "---|---|---|" * len(sets))
+    variants: list[tuple[str, contextlib.AbstractContextManager[None]]] = [
+        ("(none: the cleaner as is)", contextlib.nullcontext())
+    ]
+    variants += [(label, switched_off(*change)) for label, change in RULES.items()]
+    for label, switch in variants:
+        cells = []
+        with switch:
+            for pages, gold in sets.values():
+                (result,) = measure({"newsmon": newsmon}, pages, gold, 1)
+                cells.append(f"{result.f1:.4f} | {result.precision:.4f} | {result.recall:.4f}")
+        print(f"| {label} | {' | '.join(cells)} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per extractor")
     parser.add_argument(
         "--worst", type=int, default=0, help="list the N pages newsmon scores worst"
     )
+    parser.add_argument("--no-ablations", action="store_true", help="skip the ablation table")
     args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: {DATA} is absent (../shared/eval is not part of a user's clone)")
+    present = [name for name in SETS if (EVAL / name).exists()]
+    if not present:
+        print(f"skipped: {EVAL} is absent (../shared/eval is not part of a user's clone)")
         return 0
-    pages, gold = load_pages()
+    sets = {name: load_pages(EVAL / name) for name in present}
     extractors = {
         "newsmon cleaner": newsmon,
         "trafilatura.extract(include_comments=False)": plain_trafilatura,
+        "the same with fast=True": fast_trafilatura,
     }
-    results = measure(extractors, pages, gold, max(1, args.rounds))
-    print(f"Extraction on {len(pages)} pages of {DATA.resolve()}\n")
-    print("| extractor | F1 | precision | recall | pages/s | wall pages/s |")
-    print("|---|---|---|---|---|---|")
-    for result in results:
-        print(
-            f"| {result.name} | {result.f1:.4f} | {result.precision:.4f} | {result.recall:.4f}"
-            f" | {result.pages_per_second:.1f} | {result.wall_pages_per_second:.1f} |"
-        )
-    if args.worst:
-        ours = results[0].per_page
-        print("\n| page | precision | recall |\n|---|---|---|")
-        for page_id in sorted(ours, key=lambda pid: sum(ours[pid]))[: args.worst]:
-            precision, recall = ours[page_id]
-            print(f"| {page_id[:12]} | {precision:.3f} | {recall:.3f} |")
+    totals: dict[str, float] = {}
+    for name, (pages, gold) in sets.items():
+        results = measure(extractors, pages, gold, max(1, args.rounds))
+        print(f"\n### {name}: {len(pages)} pages\n")
+        print("| extractor | F1 | precision | recall | pages/s (CPU) | wall pages/s |")
+        print("|---|---|---|---|---|---|")
+        for result in results:
+            totals[result.name] = totals.get(result.name, 0.0) + len(pages) / (
+                result.pages_per_second
+            )
+            print(
+                f"| {result.name} | {result.f1:.4f} | {result.precision:.4f} | "
+                f"{result.recall:.4f} | {result.pages_per_second:.1f} | "
+                f"{result.wall_pages_per_second:.1f} |"
+            )
+        if args.worst:
+            ours = results[0].per_page
+            print("\n| page | precision | recall |\n|---|---|---|")
+            for page_id in sorted(ours, key=lambda pid: sum(ours[pid]))[: args.worst]:
+                precision, recall = ours[page_id]
+                print(f"| {page_id[:30]} | {precision:.3f} | {recall:.3f} |")
+    pages_total = sum(len(pages) for pages, _ in sets.values())
+    print("\n### Speed over both sets (CPU, best round)\n")
+    print("| extractor | pages/s | vs plain trafilatura |\n|---|---|---|")
+    plain = pages_total / totals["trafilatura.extract(include_comments=False)"]
+    for name, seconds in totals.items():
+        rate = pages_total / seconds
+        print(f"| {name} | {rate:.1f} | {rate / plain:.2f}x |")
+    if not args.no_ablations:
+        print_ablations(sets)
     return 0
 
 

@@ -47,7 +47,6 @@ TEASER_LINK_SHARE = 0.25  # a teaser item: a linked headline, then a line of sum
 MIN_TEASERS = 2  # a list of teasers has at least this many items
 MAX_LINK_LINE_WORDS = 40  # longer lines are prose even when they hold links
 LABEL_MAX_WORDS = 6  # a list title such as "Don't miss" or "Read more"
-MIN_REPEATED_CHARS = 20  # a repeated line longer than this is page furniture the second time
 SHOWN_ADDRESS = re.compile(r"https?://|www\.|@|\.(?:com|org|net)\b")  # a link showing its target
 URL_LINE = re.compile(r"^(?:https?://|www\.)\S+$")
 SHORT_BLOCK_WORDS = 30  # a headline-like line is at most this long
@@ -509,20 +508,8 @@ def element_lines_of_text(text: str | None) -> list[str]:
 
 
 def remove_boilerplate(blocks: Sequence[Block], title: str) -> list[Block]:
-    """Drop the leading headline, repeated lines, links, and trailing furniture."""
-    kept: list[Block] = []
-    seen: set[str] = set()
-    for block in blocks:
-        lines = []
-        for line in block.lines:
-            key = line.text.casefold()
-            if key in seen and len(key) > MIN_REPEATED_CHARS:
-                continue
-            seen.add(key)
-            lines.append(line)
-        if lines:
-            kept.append(Block(block.kind, block.rend, tuple(lines)))
-    kept = drop_link_lines(kept)
+    """Drop links, the leading headline, and trailing furniture."""
+    kept = drop_link_lines(blocks)
     kept = drop_headline(kept, title)
     return trim_tail(kept)
 
@@ -578,7 +565,8 @@ def drop_headline(blocks: list[Block], title: str) -> list[Block]:
         block = blocks[start]
         text = block.text.casefold()
         is_title = bool(folded_title) and (text in folded_title or folded_title in text)
-        headline = block.rend == "h1" or (is_title and len(block.lines) == 1)
+        sentence = text.endswith(".")  # a headline has no full stop; a first sentence has
+        headline = block.rend == "h1" or (is_title and len(block.lines) == 1 and not sentence)
         if (headline and block.words <= SHORT_BLOCK_WORDS) or URL_LINE.match(text):
             start += 1
             continue

@@ -144,6 +144,20 @@ STORY = [
 ]
 
 
+def test_a_first_sentence_that_repeats_the_title_stays_but_a_title_line_goes() -> None:
+    sentence = "Harbour reopens."
+    page = article([sentence, *STORY]).replace("<h1>Harbour reopens</h1>", "")
+    assert extract(page).text.startswith(sentence)
+    repeated = article(["Harbour reopens", *STORY]).replace("<h1>Harbour reopens</h1>", "")
+    assert extract(repeated).text.startswith(STORY[0])
+
+
+def test_a_line_repeated_in_the_article_is_kept_each_time() -> None:
+    refrain = "The harbour authority published the new timetable on its website."
+    result = extract(article([STORY[0], refrain, STORY[1], refrain, STORY[2]]))
+    assert result.text.count(refrain) == 2
+
+
 def test_labelled_note_without_the_story_names_is_dropped() -> None:
     note = "Disclaimer: the views expressed are the author's own and not investment advice."
     result = extract(article([*STORY, note]))
