@@ -219,7 +219,9 @@ TEXT = st.text(min_size=0, max_size=40)
 NESTED_HTML = st.recursive(
     TEXT,
     lambda inner: st.builds(
-        lambda tag, parts: f"<{tag}>{''.join(parts)}</{tag}>", TAGS, st.lists(inner, max_size=4)
+        lambda tag, parts: f"<{tag}>{''.join(parts)}</{tag}>",
+        TAGS,
+        st.lists(inner, min_size=1, max_size=4),
     ),
     max_leaves=30,
 )
