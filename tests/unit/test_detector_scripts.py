@@ -3,6 +3,7 @@ the language found when an article comes without one, and stories that stay apar
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -168,3 +169,14 @@ async def test_an_edited_copy_is_found_in_scripts_written_without_spaces(lang: s
     edited = "By a staff reporter\n" + text[: len(text) * 2 // 3] + "\nSubscribe to our newsletter."
     copy = await place_article(index, ArticleIn("b", "New headline", edited, None, "s", "u"), NOW)
     assert (copy.story_id, copy.reason) == (original.story_id, "near_duplicate")
+
+
+async def test_names_alone_carry_a_story_from_english_to_devanagari() -> None:
+    def without_figures(lang: str) -> ArticleIn:
+        title, text = (re.sub(r"\d+|G7|जी7", "", part) for part in SUMMIT[lang])
+        return ArticleIn(lang, title, text, None, lang, "u")
+
+    index = MemoryStoryIndex()
+    english = await place_article(index, without_figures("en"), NOW)
+    hindi = await place_article(index, without_figures("hi"), NOW)
+    assert (hindi.story_id, hindi.reason) == (english.story_id, "translation")
