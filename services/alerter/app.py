@@ -49,6 +49,7 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
             allowed_private_hosts=deps.config.allowed_private_hosts,
             reclaim_idle_seconds=deps.settings.reclaim_idle_seconds,
             max_deliveries=deps.settings.max_deliveries,
+            dead_letter_retention_seconds=deps.settings.dead_letter_retention_seconds,
         )
 
     supervisor = DeliverySupervisor(
@@ -69,6 +70,7 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
             debounce_seconds=settings.update_debounce_seconds,
         ),
         before_first=supervisor.ensure_groups,
+        alerts_retention_seconds=settings.alerts_retention_seconds,
     )
     api = create_api(
         redis=deps.redis,

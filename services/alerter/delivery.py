@@ -47,7 +47,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from contracts import TopicAlert
-from contracts.streams import ALERTS, dead_letter_stream
+from contracts.streams import ALERTS, DEAD_LETTER_RETENTION_SECONDS, dead_letter_stream
 from contracts.subscriptions import WebhookSubscription
 from services.alerter.catalog import Catalog
 from services.alerter.core import SIGNATURE_HEADER, backoff_seconds, is_retryable_status, sign
@@ -135,6 +135,7 @@ class WebhookWorker:
         reclaim_idle_seconds: float = RECLAIM_IDLE_SECONDS,
         max_deliveries: int = MAX_DELIVERIES,
         rng: random.Random | None = None,
+        dead_letter_retention_seconds: float = DEAD_LETTER_RETENTION_SECONDS,
     ) -> None:
         self._redis = redis
         self._sub = subscription
@@ -152,6 +153,7 @@ class WebhookWorker:
         self._held: set[tuple[str, str]] = set()
         """(stream, entry id) read and not yet acknowledged."""
         self._allowed_private_hosts = allowed_private_hosts
+        self._dead_letter_retention_seconds = dead_letter_retention_seconds
 
     async def run(self) -> None:
         async with (
@@ -331,6 +333,7 @@ class WebhookWorker:
                     payload=entry.body,
                     now=self._clock(),
                 ),
+                retention_seconds=self._dead_letter_retention_seconds,
             )
             self._metrics.deliveries.labels(self._channel, "dead_lettered").inc()
             self._metrics.webhook_dead_letters.inc()

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from pydantic import TypeAdapter
 
 from contracts import MatchedTerm, StoryEvent, TopicAlert
-from contracts.streams import ALERTS, topic_alerts_stream
+from contracts.streams import ALERTS, ALERTS_RETENTION_SECONDS, topic_alerts_stream
 from services.alerter.catalog import Catalog
 from services.alerter.core import (
     AlertState,
@@ -35,14 +35,18 @@ elseif redis.call('HGET', KEYS[4], ARGV[8]) ~= ARGV[7] then
 end
 redis.call('HSET', KEYS[4], ARGV[5], ARGV[6], ARGV[8], ARGV[9])
 redis.call('EXPIRE', KEYS[4], ARGV[3])
-redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[1])
-redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[1])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local floor = string.format('%.0f', math.max(0, now_ms - tonumber(ARGV[10]))) .. '-0'
+redis.call('XADD', KEYS[2], 'MINID', floor, '*', ARGV[4], ARGV[1])
+redis.call('XADD', KEYS[3], 'MINID', floor, '*', ARGV[4], ARGV[1])
 return 1
 """
 """Record the alert and publish it on both streams in one atomic step, so a redelivered
 event or a second replica can never send it twice, nor a crash between the steps lose it.
 A new alert is guarded by its `sent` key (SET NX); an update by the story's update number
-(it must still be the one the update was computed from)."""
+(it must still be the one the update was computed from). Alerts older than the retention
+(ARGV[10], milliseconds, by the server's clock that stamps entry ids) leave both streams."""
 
 _MATCHED = TypeAdapter(tuple[MatchedTerm, ...])
 
@@ -82,6 +86,7 @@ class AlertHandler:
         sent_ttl_seconds: int,
         policy: UpdatePolicy,
         before_first: Callable[[], Awaitable[None]] | None = None,
+        alerts_retention_seconds: float = ALERTS_RETENTION_SECONDS,
     ) -> None:
         self._redis = redis
         self._catalog = catalog
@@ -91,6 +96,7 @@ class AlertHandler:
         self._sent_ttl_seconds = sent_ttl_seconds
         self._policy = policy
         self._before_first = before_first
+        self._alerts_retention_ms = int(alerts_retention_seconds * 1000)
         self._send_once = redis.register_script(SEND_ONCE)
 
     async def __call__(self, event: StoryEvent) -> None:
@@ -156,6 +162,7 @@ class AlertHandler:
                 expected,
                 f"n:{alert.topic}",
                 alert.update_number,
+                self._alerts_retention_ms,
             ],
         )
         if sent:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.streams import ALERTS_RETENTION_SECONDS
+
 
 class AlerterSettings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -14,6 +16,11 @@ class AlerterSettings(BaseSettings):
     )
 
     key_prefix: str = Field(default="newsmon:alerter", description="Redis key prefix.")
+    alerts_retention_seconds: float = Field(
+        default=ALERTS_RETENTION_SECONDS,
+        gt=0,
+        description="Alerts stay on `alerts` and `alerts.<topic>` this long (seconds), then go.",
+    )
     sent_ttl_seconds: int = Field(
         default=30 * 24 * 3600,
         gt=0,

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from contracts import DeadLetter
-from contracts.streams import dead_letter_stream
+from contracts.streams import DEAD_LETTER_RETENTION_SECONDS, dead_letter_stream
 
 DATA_FIELD = b"__data__"
 MAX_PAYLOAD_CHARS = 1_000_000
@@ -66,6 +66,21 @@ def dead_letter(
     )
 
 
-async def park(redis: aioredis.Redis, letter: DeadLetter) -> str:
-    """Append a dead letter to its stream's `.dlq`; returns the entry id."""
-    return await publish(redis, dead_letter_stream(letter.stream), letter)
+async def park(
+    redis: aioredis.Redis,
+    letter: DeadLetter,
+    *,
+    retention_seconds: float = DEAD_LETTER_RETENTION_SECONDS,
+) -> str:
+    """Append a dead letter to its stream's `.dlq`, dropping the letters parked more than
+    `retention_seconds` ago (by the Redis server's clock, which stamps entry ids); returns
+    the entry id."""
+    seconds, microseconds = await redis.time()
+    floor_ms = max(0, (seconds * 1_000_000 + microseconds) // 1000 - int(retention_seconds * 1000))
+    entry_id = await redis.xadd(
+        dead_letter_stream(letter.stream),
+        {DATA_FIELD: encode(letter)},
+        minid=f"{floor_ms}-0",
+        approximate=False,
+    )
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from contracts.streams import DEAD_LETTER_RETENTION_SECONDS
 from services.common.bus import dead_letter, decode, park
 from services.common.clock import Clock
 from services.common.errors import PermanentError
@@ -45,6 +46,7 @@ class Consumer(Generic[M]):
     clock: Clock
     attempts: int = 3
     retry_base_seconds: float = 0.2
+    dead_letter_retention_seconds: float = DEAD_LETTER_RETENTION_SECONDS
 
     async def consume(self, entry_id: str, body: bytes) -> None:
         """Handle one entry; returns when it may be acknowledged."""
@@ -110,7 +112,7 @@ class Consumer(Generic[M]):
             payload=body,
             now=self.clock(),
         )
-        await park(self.redis, letter)
+        await park(self.redis, letter, retention_seconds=self.dead_letter_retention_seconds)
         self.metrics.messages.labels(self.stream, "dead_lettered").inc()
         self.metrics.dead_letters.labels(self.stream, reason).inc()
         log.error(

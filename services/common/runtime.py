@@ -72,6 +72,7 @@ class Deps:
             clock=self.clock,
             attempts=self.settings.handler_attempts,
             retry_base_seconds=self.settings.retry_base_seconds,
+            dead_letter_retention_seconds=self.settings.dead_letter_retention_seconds,
         )
 
 

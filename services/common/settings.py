@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.streams import ARTICLES_RAW
+from contracts.streams import ARTICLES_RAW, DEAD_LETTER_RETENTION_SECONDS
 
 
 def default_consumer_name() -> str:
@@ -58,6 +58,11 @@ class CommonSettings(BaseSettings):
         ge=1,
         description="Entries one consumer reads and holds unacknowledged at a time, per stream "
         "(backpressure: a slow stage never pulls its whole backlog into memory).",
+    )
+    dead_letter_retention_seconds: float = Field(
+        default=DEAD_LETTER_RETENTION_SECONDS,
+        gt=0,
+        description="Dead letters stay on their `.dlq` stream this long (seconds), then go.",
     )
     stream_retention_seconds: float = Field(
         default=86_400.0,

@@ -37,6 +37,7 @@ def create_service(deps: Deps, settings: FetcherSettings | None = None) -> Servi
         metrics=FetcherMetrics(deps.registry),
         clock=deps.clock,
         consumer_metrics=deps.consumer_metrics,
+        dead_letter_retention_seconds=deps.settings.dead_letter_retention_seconds,
     )
     api = create_api(poller, token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
     return Service(

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from contracts import RawArticle, SourceConfig
-from contracts.streams import ARTICLES_RAW
+from contracts.streams import ARTICLES_RAW, DEAD_LETTER_RETENTION_SECONDS
 from services.common.bus import dead_letter, park
 from services.common.clock import Clock
 from services.common.metrics import ConsumerMetrics
@@ -133,9 +133,11 @@ class Poller:
         clock: Clock,
         rng: random.Random | None = None,
         consumer_metrics: ConsumerMetrics | None = None,
+        dead_letter_retention_seconds: float = DEAD_LETTER_RETENTION_SECONDS,
     ) -> None:
         """`consumer_metrics` counts the fetcher's dead letters with every consumer's
         (newsmon_dead_letters_total); without it they are counted on a private registry."""
+        self._dead_letter_retention_seconds = dead_letter_retention_seconds
         self._redis = redis
         self._http = http
         self._config_sources = {source.name: source for source in sources}
@@ -757,5 +759,5 @@ class Poller:
             payload=body[:65_536],
             now=self._clock(),
         )
-        await park(self._redis, letter)
+        await park(self._redis, letter, retention_seconds=self._dead_letter_retention_seconds)
         self._dead_letters.labels(ARTICLES_RAW, reason).inc()

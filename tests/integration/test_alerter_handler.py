@@ -18,7 +18,7 @@ from contracts import (
     TopicAlert,
     TopicConfig,
 )
-from contracts.streams import ALERTS
+from contracts.streams import ALERTS, topic_alerts_stream
 from services.alerter.catalog import Catalog
 from services.alerter.core import Lexicon, UpdatePolicy
 from services.alerter.handlers import AlertHandler
@@ -150,3 +150,16 @@ async def test_a_topic_needing_two_outlets_waits_for_the_second(redis: aioredis.
     await handle(story.add(2, "en", "paper", "Unrelated words here.", clock.now))
     ((alert,),) = [await _alerts(redis)]
     assert alert.kind == "new" and set(alert.sources) == {"wire", "paper"}
+
+
+async def test_alerts_older_than_the_retention_leave_both_streams(redis: aioredis.Redis) -> None:
+    clock = Clock()
+    stream = topic_alerts_stream("OpenAI")
+    for key in (ALERTS, stream):
+        await redis.xadd(key, {DATA_FIELD: b"{}"}, id="1000-0")  # an alert from 1970
+    handle = _handler(redis, (TopicConfig(name="OpenAI", keywords=("OpenAI",)),), clock)
+    await handle(Story("s3").add(1, "en", "wire", "OpenAI news.", clock.now))
+    for key in (ALERTS, stream):
+        ((entry_id, fields),) = await redis.xrange(key)
+        assert entry_id != b"1000-0"
+        assert TopicAlert.model_validate_json(fields[DATA_FIELD]).kind == "new"

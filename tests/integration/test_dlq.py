@@ -83,3 +83,21 @@ async def test_replay_after_a_fix_processes_what_was_parked(
     purged = newsmon_dlq(redis_url, "purge", STREAM, "--all")
     assert "purged 1" in purged.stdout
     assert await redis.xlen(dead_letter_stream(STREAM)) == 0
+
+
+async def test_dead_letters_older_than_the_retention_go_when_a_new_one_is_parked(
+    redis: aioredis.Redis,
+) -> None:
+    dlq = dead_letter_stream(STREAM)
+    await redis.xadd(dlq, {DATA_FIELD: b"{}"}, id="1000-0")  # parked in 1970
+    letter = dead_letter(
+        stream=STREAM,
+        entry_id="",
+        service="fetcher",
+        reason="broken_feed",
+        error="not a feed",
+        payload=b"<html>",
+        now=NOW,
+    )
+    kept = await park(redis, letter, retention_seconds=86_400)
+    assert [entry_id.decode() for entry_id, _ in await redis.xrange(dlq)] == [kept]
