@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import functools
 import multiprocessing
-import os
-import signal
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,21 +40,6 @@ def clean_article(raw: RawArticle, extraction: Extraction, cleaned_at: Clock) ->
         empty_reason=extraction.empty_reason,
         tags=raw.tags,
     )
-
-
-_PR_SET_PDEATHSIG = 1
-"""Linux prctl option: the signal a process gets when its parent dies."""
-
-
-def end_with_parent() -> None:
-    """Run in each extraction worker: on Linux it is killed when the cleaner dies, even by
-    SIGKILL, instead of living on as an orphan; a cleaner already gone ends it at once."""
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the cleaner died before the request above took effect
-        os._exit(0)
 
 
 class ExtractionPool:
@@ -109,9 +90,7 @@ class ExtractionPool:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=end_with_parent,
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn")
             )
         return self._executor
 

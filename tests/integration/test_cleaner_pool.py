@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -45,43 +42,3 @@ async def test_pages_queued_behind_a_page_over_the_budget_are_retried_not_dead_l
         await pool.close()
     assert isinstance(first, PermanentError) and first.reason == "extraction_timeout"
     assert all(isinstance(outcome, TransientError) for outcome in queued), queued
-
-
-CLEANER_KILLED_LATER = """
-import asyncio, sys
-from services.cleaner.handlers import ExtractionPool
-
-async def main():
-    pool = ExtractionPool(workers=2, timeout_seconds=60)
-    await asyncio.gather(*(pool.extract(sys.argv[1], url=None, lang_hint=None) for _ in range(4)))
-    print(*pool._executor._processes, flush=True)
-    await asyncio.sleep(600)
-
-asyncio.run(main())
-"""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
-async def test_extraction_workers_end_when_the_cleaner_is_killed() -> None:
-    cleaner = subprocess.Popen(
-        [sys.executable, "-c", CLEANER_KILLED_LATER, PAGE], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert cleaner.stdout is not None
-        workers = [int(pid) for pid in cleaner.stdout.readline().split()]
-        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
-    finally:
-        cleaner.kill()
-        cleaner.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert not any(_alive(pid) for pid in workers)
