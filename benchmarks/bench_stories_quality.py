@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest.mock import patch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -215,17 +216,6 @@ def quality_cells(run: Run) -> str:
     )
 
 
-@contextlib.contextmanager
-def patched(target: object, name: str, value: object) -> Iterator[None]:
-    """Replace `target.name` for the duration (an ablation switches a mechanism off)."""
-    original = getattr(target, name)
-    setattr(target, name, value)
-    try:
-        yield
-    finally:
-        setattr(target, name, original)
-
-
 def _no_sound_key(word: str) -> str:
     return ""
 
@@ -237,22 +227,22 @@ def _katakana_only(text: str) -> Iterator[str]:
 _KATAKANA = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
 _NOTHING = re.compile(r"(?!)")
 
-Ablation = tuple[str, Callable[[], contextlib.AbstractContextManager[None]], GroupingParams]
+Ablation = tuple[str, Callable[[], contextlib.AbstractContextManager[object]], GroupingParams]
 ABLATIONS: list[Ablation] = [
     ("newsmon as is", contextlib.nullcontext, DEFAULT_PARAMS),
     (
         "no sound keys (names by spelling only)",
-        lambda: patched(core, "sound_key", _no_sound_key),
+        lambda: patch.object(core, "sound_key", new=_no_sound_key),
         DEFAULT_PARAMS,
     ),
     (
         "no Japanese analysis (Katakana words only)",
-        lambda: patched(scripts, "_japanese_names", _katakana_only),
+        lambda: patch.object(scripts, "_japanese_names", new=_katakana_only),
         DEFAULT_PARAMS,
     ),
     (
         "capitalised words also written in small letters count",
-        lambda: patched(core, "LOWERCASE_WORD", _NOTHING),
+        lambda: patch.object(core, "LOWERCASE_WORD", new=_NOTHING),
         DEFAULT_PARAMS,
     ),
     (
@@ -354,7 +344,10 @@ def print_caseless_stand_in() -> None:
     print("|---|---|---|---|---|---|")
     for label, switch in (
         ("no (small letters hide the names)", contextlib.nullcontext()),
-        ("yes (as for Arabic, Hindi...)", patched(core, "caseless_names", with_cyrillic_words)),
+        (
+            "yes (as for Arabic, Hindi...)",
+            patch.object(core, "caseless_names", new=with_cyrillic_words),
+        ),
     ):
         with switch:
             for shuffled in (False, True):

@@ -22,6 +22,16 @@ pytestmark = pytest.mark.integration
 
 STREAM = "test.topics"
 NOW = datetime(2025, 10, 9, tzinfo=UTC)
+FETCH_FAILURE = dead_letter(
+    stream=STREAM,
+    entry_id="",
+    service="fetcher",
+    reason="broken_feed",
+    error="not a feed",
+    payload=b"<html>",
+    now=NOW,
+)
+"""A fetch failure parked as the fetcher parks one: a record, not replayable."""
 
 
 async def test_replay_after_a_fix_processes_what_was_parked(
@@ -46,18 +56,7 @@ async def test_replay_after_a_fix_processes_what_was_parked(
     )
     for number, name in enumerate(("energy", "markets")):
         await consumer.consume(f"{number + 1}-0", encode(TopicConfig(name=name, keywords=("k",))))
-    await park(
-        redis,
-        dead_letter(
-            stream=STREAM,
-            entry_id="",
-            service="fetcher",
-            reason="broken_feed",
-            error="not a feed",
-            payload=b"<html>",
-            now=NOW,
-        ),
-    )
+    await park(redis, FETCH_FAILURE)
 
     listed = newsmon_dlq(redis_url, "list", STREAM)
     assert listed.returncode == 0, listed.stderr
@@ -90,14 +89,5 @@ async def test_dead_letters_older_than_the_retention_go_when_a_new_one_is_parked
 ) -> None:
     dlq = dead_letter_stream(STREAM)
     await redis.xadd(dlq, {DATA_FIELD: b"{}"}, id="1000-0")  # parked in 1970
-    letter = dead_letter(
-        stream=STREAM,
-        entry_id="",
-        service="fetcher",
-        reason="broken_feed",
-        error="not a feed",
-        payload=b"<html>",
-        now=NOW,
-    )
-    kept = await park(redis, letter, retention_seconds=86_400)
+    kept = await park(redis, FETCH_FAILURE, retention_seconds=86_400)
     assert [entry_id.decode() for entry_id, _ in await redis.xrange(dlq)] == [kept]
