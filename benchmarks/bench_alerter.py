@@ -51,6 +51,7 @@ from services.alerter.delivery import RetryPolicy, WebhookWorker, ensure_webhook
 from services.alerter.handlers import AlertHandler  # noqa: E402
 from services.alerter.lexicon import load_lexicon, simplemma_lemma  # noqa: E402
 from services.alerter.metrics import AlerterMetrics  # noqa: E402
+from services.alerter.stories import StoryView  # noqa: E402
 from services.common.bus import publish  # noqa: E402
 from services.common.clock import utc_now  # noqa: E402
 from services.common.redis import connect, redis_url_for  # noqa: E402
@@ -134,6 +135,7 @@ async def _throughput(url: str, limit: int) -> tuple[int, int, float]:
         metrics=AlerterMetrics(CollectorRegistry()),
         clock=utc_now,
         key_prefix="bench",
+        view=StoryView(redis, key_prefix="bench", retention_seconds=86_400),
         sent_ttl_seconds=3600,
         policy=UpdatePolicy(min_new_sources=2, debounce_seconds=0),
     )

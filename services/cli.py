@@ -108,12 +108,28 @@ def _parser() -> argparse.ArgumentParser:
 
     asyncapi = commands.add_parser("asyncapi", help="print the AsyncAPI document of all channels")
     asyncapi.set_defaults(run=_run_asyncapi)
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document of the read API")
+    openapi.set_defaults(run=_run_openapi)
+
+    stories = commands.add_parser("stories", help="the newest stories, or one story")
+    stories.add_argument("story_id", nargs="?", help="show this story and its articles")
+    stories.add_argument("--topic", help="only stories that matched this topic")
+    stories.add_argument("--lang", help="only stories in this language (and titles in it)")
+    stories.add_argument("--since", help="only stories active since: 2h, 30m, 7d or ISO 8601")
+    stories.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
+    stories.add_argument("--json", action="store_true", help="print JSON, as the API answers")
+    stories.set_defaults(run=_run_stories)
 
     demo = commands.add_parser("demo", help="run the pipeline on the bundled sample site")
     demo.add_argument(
         "--data-dir", type=Path, default=Path(".newsmon/demo"), help="embedded Redis data folder"
     )
     demo.add_argument("--timeout", type=float, default=180.0, help="give up after (seconds)")
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="exit after the summary (the default when not run in a terminal)",
+    )
     demo.set_defaults(run=_run_demo)
     return parser
 
@@ -285,10 +301,30 @@ def _run_asyncapi(args: argparse.Namespace, settings: CommonSettings) -> int:
     return EXIT_OK
 
 
+def _run_openapi(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from services.alerter.openapi import openapi_json
+
+    sys.stdout.write(openapi_json())
+    return EXIT_OK
+
+
+def _run_stories(args: argparse.Namespace, settings: CommonSettings) -> int:
+    from services.alerter.commands import run_stories_command
+    from services.common.clock import utc_now
+
+    with redis_url_for(settings.redis_url, settings.data_dir) as url:
+        return asyncio.run(run_stories_command(url, args, sys.stdout, utc_now))
+
+
 def _run_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
     from services.demo import run_demo
 
-    return run_demo(settings, data_dir=args.data_dir, timeout_seconds=args.timeout)
+    return run_demo(
+        settings,
+        data_dir=args.data_dir,
+        timeout_seconds=args.timeout,
+        keep_serving=sys.stdin.isatty() and sys.stdout.isatty() and not args.exit,
+    )
 
 
 def _print_json(record: dict[str, Any], out: TextIO) -> None:

@@ -8,11 +8,13 @@ reads what came out of the streams, and prints it.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import socket
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import cast
@@ -29,8 +31,11 @@ from contracts.streams import (
     STORIES_EVENTS,
     dead_letter_stream,
 )
+from services.alerter.app import create_service as create_alerter
+from services.alerter.settings import AlerterSettings
 from services.common.bus import DATA_FIELD
 from services.common.pipeline import running_services, wait_until_done
+from services.common.runtime import ServiceFactory
 from services.common.settings import CommonSettings
 from services.registry import SERVICES
 from services.samples.server import SampleSite
@@ -143,15 +148,24 @@ async def _metrics_excerpt(url: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(wanted)]
 
 
-async def _demo(settings: CommonSettings, timeout_seconds: float) -> int:
+async def _demo(settings: CommonSettings, timeout_seconds: float, keep_serving: bool) -> int:
     started = time.perf_counter()
+    alerter_settings = AlerterSettings()
+    if alerter_settings.read_token is None:
+        alerter_settings = alerter_settings.model_copy(
+            update={"read_token": secrets.token_urlsafe(12)}
+        )
+    factories: dict[str, ServiceFactory] = {
+        **SERVICES,
+        "alerter": partial(create_alerter, settings=alerter_settings),
+    }
     with SampleSite() as site:
         print(
             f"newsmon demo: sample site at {site.base_url}, feed {site.feed_url}", file=sys.stderr
         )
         config = demo_config(site.feed_url)
         async with running_services(
-            list(SERVICES.values()), settings=settings, config=config
+            list(factories.values()), settings=settings, config=config
         ) as pipeline:
             print(
                 f"newsmon demo: pipeline running on embedded Redis ({settings.data_dir});"
@@ -161,22 +175,33 @@ async def _demo(settings: CommonSettings, timeout_seconds: float) -> int:
             done = await wait_until_done(pipeline, timeout_seconds=timeout_seconds)
             summary = await read_summary(pipeline.redis)
             metrics_lines = await _metrics_excerpt(f"{pipeline.http_url}/metrics")
-            metrics_url = f"{pipeline.http_url}/metrics"
+            seconds = time.perf_counter() - started
+            print(render_summary(summary, seconds=seconds, metrics_lines=metrics_lines))
+            page = f"{pipeline.http_url}/ui"
+            if not done:
+                print(f"newsmon demo: not finished after {timeout_seconds:.0f} s", file=sys.stderr)
+                return 1
+            if keep_serving:
+                print(
+                    f"\nThe stories page: {page}  (sign in with the token"
+                    f" {alerter_settings.read_token}); API: {pipeline.http_url}/stories."
+                    "\nServing until Ctrl-C.",
+                    flush=True,
+                )
+                await asyncio.Event().wait()
     print(
-        render_summary(summary, seconds=time.perf_counter() - started, metrics_lines=metrics_lines)
+        f"\nThe stories page was served at {page} during the run (`newsmon demo` in a terminal"
+        " keeps serving it); `newsmon up --config examples/newsmon.yaml` keeps the pipeline,"
+        " the page and /metrics running."
     )
-    print(
-        f"\n/metrics was served at {metrics_url} during the run;"
-        " `newsmon up --config examples/newsmon.yaml` keeps the pipeline and /metrics running."
-    )
-    if not done:
-        print(f"newsmon demo: not finished after {timeout_seconds:.0f} s", file=sys.stderr)
-        return 1
     return 0
 
 
-def run_demo(settings: CommonSettings, *, data_dir: Path, timeout_seconds: float) -> int:
-    """Run the demo in a fresh `data_dir`; 0 when the run completed."""
+def run_demo(
+    settings: CommonSettings, *, data_dir: Path, timeout_seconds: float, keep_serving: bool
+) -> int:
+    """Run the demo in a fresh `data_dir`; 0 when the run completed. With `keep_serving` the
+    pipeline, its page and API stay up until Ctrl-C."""
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = settings.model_copy(
         update={
@@ -185,4 +210,8 @@ def run_demo(settings: CommonSettings, *, data_dir: Path, timeout_seconds: float
             "http_port": _free_port(settings.http_port),
         }
     )
-    return asyncio.run(_demo(settings, timeout_seconds))
+    try:
+        return asyncio.run(_demo(settings, timeout_seconds, keep_serving))
+    except KeyboardInterrupt:
+        print("newsmon demo: stopped", file=sys.stderr)
+        return 0

@@ -14,11 +14,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import yaml
 
 from services.common.redis import connect, embedded_redis
 
@@ -111,6 +113,66 @@ def wait_for_metric(
                 return float(line.split()[-1])
         time.sleep(0.3)
     raise AssertionError(f"{sample} did not reach {minimum} within {timeout_seconds} s")
+
+
+READ_TOKEN = "reader-token-for-tests"
+"""The read-scope token of the alerter's API and page in `seeded`."""
+ADMIN_TOKEN = "admin-token-for-tests"
+FETCHER_TOKEN = "fetcher-token-for-tests"
+
+
+@dataclass(frozen=True, slots=True)
+class SeededNewsmon:
+    """`newsmon up` that has made the seed stories from the sample site."""
+
+    base_url: str
+    data_dir: Path
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`newsmon ARGS...` as a user runs it beside the running pipeline."""
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env={**os.environ, "NEWSMON_DATA_DIR": str(self.data_dir)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededNewsmon]:
+    """`newsmon up` on the sample site, once its three stories and five alerts are made;
+    one per test module, which may add stories of its own."""
+    from services.demo import demo_config
+    from services.samples.server import SampleSite
+
+    work_dir = tmp_path_factory.mktemp("seeded")
+    tokens = {
+        "NEWSMON_ALERTER_READ_TOKEN": READ_TOKEN,
+        "NEWSMON_ALERTER_API_TOKEN": ADMIN_TOKEN,
+        "NEWSMON_FETCHER_API_TOKEN": FETCHER_TOKEN,
+    }
+    with SampleSite() as site:
+        config = demo_config(site.feed_url).model_dump(mode="json", exclude_defaults=True)
+        with newsmon_up(yaml.safe_dump(config), work_dir, extra_env=tokens) as (base_url, _):
+            _wait_for_seed_stories(base_url)
+            yield SeededNewsmon(base_url, work_dir / "data")
+
+
+def _wait_for_seed_stories(base_url: str, timeout_seconds: float = 120) -> None:
+    auth = {"Authorization": f"Bearer {READ_TOKEN}"}
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            stories = httpx.get(f"{base_url}/stories", headers=auth, timeout=5).json()["items"]
+            alerts = httpx.get(f"{base_url}/alerts", headers=auth, timeout=5).json()["items"]
+        except (httpx.TransportError, ValueError, KeyError):
+            stories, alerts = [], []
+        if sum(s["article_count"] for s in stories) == 5 and len(alerts) == 5:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the seed stories were not made within {timeout_seconds} s")
 
 
 def newsmon_dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:

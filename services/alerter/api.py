@@ -1,17 +1,22 @@
-"""The alerter's HTTP API under `/alerts`, bearer-token protected:
+"""The alerter's HTTP API, bearer-token protected (read scope: the `read` or `admin` token;
+admin scope: the `admin` token only):
 
-- `GET /alerts/stream?topic=NAME`: server-sent events, one `alert` event per alert of the
+- read: `GET /stories` (filters, cursor pages), `GET /stories/{id}`, `GET /stories/stream`
+  (server-sent events, one `story` event per story that changed), `GET /alerts` (history),
+  `GET /alerts/topics`;
+- read: `GET /alerts/stream?topic=NAME`: server-sent events, one `alert` event per alert of the
   topic (all topics without `topic`); the event id is the Redis stream entry id, so a
   client reconnecting with `Last-Event-ID` resumes right after the last event it got.
-- `GET /alerts/topics`, `PUT /alerts/topics/{name}`, `DELETE /alerts/topics/{name}`.
-- `GET /alerts/subscriptions`, `PUT /alerts/subscriptions/{name}`,
+- admin: `PUT /alerts/topics/{name}`, `DELETE /alerts/topics/{name}`,
+  `GET /alerts/subscriptions`, `PUT /alerts/subscriptions/{name}`,
   `DELETE /alerts/subscriptions/{name}` (webhooks; secrets are never returned).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -22,17 +27,29 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from contracts import TopicAlert, TopicConfig
+from contracts.stories import AlertItem, AlertPage, StoryPage
 from contracts.streams import ALERTS, topic_alerts_stream
 from contracts.subscriptions import WebhookSubscription
 from services.alerter.catalog import Catalog, CatalogError
 from services.alerter.delivery import StreamResponse, ensure_webhook_group
 from services.alerter.metrics import AlerterMetrics
+from services.alerter.stories import StoryView
+from services.alerter.views import (
+    DEFAULT_PAGE_ITEMS,
+    MAX_PAGE_ITEMS,
+    QueryError,
+    detail,
+    parse_story_query,
+    parse_time,
+    preferred_languages,
+    summary,
+)
 from services.common.bus import DATA_FIELD
 from services.common.clock import Clock
-from services.common.http_api import bearer_protected, json_error, read_model
+from services.common.http_api import ApiTokens, json_error, protected, read_model
 from services.common.tasks import raise_if_cancelled
 
-PREFIX = "/alerts"
+PREFIXES = ("/alerts", "/stories")
 _ENTRY_ID = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
 _MAX_ENTRY_PART = 2**64 - 1
 """Both parts of a Redis stream entry id are unsigned 64-bit integers."""
@@ -41,9 +58,9 @@ MAX_BODY_BYTES = 64 * 1024
 SSE_READ_COUNT = 100
 
 
-def sse_event(entry_id: str, data: bytes) -> bytes:
+def sse_event(entry_id: str, data: bytes, kind: bytes = b"alert") -> bytes:
     """One server-sent event; the JSON body holds no newline, so it is one `data:` line."""
-    return b"id: " + entry_id.encode() + b"\nevent: alert\ndata: " + data + b"\n\n"
+    return b"id: " + entry_id.encode() + b"\nevent: " + kind + b"\ndata: " + data + b"\n\n"
 
 
 def create_api(
@@ -51,13 +68,63 @@ def create_api(
     redis: aioredis.Redis,
     catalog: Catalog,
     metrics: AlerterMetrics,
+    view: StoryView,
     clock: Clock,
-    token: str | None,
+    tokens: ApiTokens,
     heartbeat_seconds: float,
 ) -> Starlette:
-    """The ASGI app serving every path under `/alerts`."""
+    """The ASGI app serving every path under `/alerts` and `/stories`."""
 
-    protected = bearer_protected(token, "NEWSMON_ALERTER_API_TOKEN")
+    read = protected(tokens, "read")
+    admin = protected(tokens, "admin")
+
+    def languages(request: Request) -> tuple[str, ...]:
+        return preferred_languages(
+            request.query_params.get("lang"), request.headers.get("accept-language")
+        )
+
+    async def list_stories(request: Request) -> Response:
+        now = clock()
+        try:
+            query = parse_story_query(request.query_params, now)
+        except QueryError as exc:
+            return json_error(400, str(exc))
+        listing = await view.page(query, now)
+        wanted = languages(request)
+        page = StoryPage(
+            items=tuple(summary(record, wanted) for record in listing.records),
+            next_cursor=listing.next_cursor,
+        )
+        return Response(page.model_dump_json(), media_type="application/json")
+
+    async def get_story(request: Request) -> Response:
+        found = await view.story(request.path_params["story_id"])
+        if found is None:
+            return json_error(404, "no such story (unknown, or past the retention)")
+        record, articles = found
+        body = detail(record, articles, languages(request)).model_dump_json()
+        return Response(body, media_type="application/json")
+
+    async def story_stream(request: Request) -> Response:
+        last_id = request.headers.get("last-event-id") or request.query_params.get("after")
+        if last_id is not None and not is_entry_id(last_id):
+            return json_error(
+                400, "Last-Event-ID must be a stream entry id such as 1700000000000-0"
+            )
+        start = last_id or await view.newest_change()
+        return StreamingResponse(
+            _story_events(view, start, languages(request), heartbeat_seconds),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def alert_history(request: Request) -> Response:
+        params = request.query_params
+        try:
+            page = await alert_page(redis, params, clock())
+        except QueryError as exc:
+            return json_error(400, str(exc))
+        return Response(page.model_dump_json(), media_type="application/json")
 
     async def stream(request: Request) -> Response:
         topic = request.query_params.get("topic")
@@ -140,15 +207,17 @@ def create_api(
         return Response(status_code=204 if found else 404)
 
     routes = [
-        Route(f"{PREFIX}/stream", protected(stream), methods=["GET"]),
-        Route(f"{PREFIX}/topics", protected(list_topics), methods=["GET"]),
-        Route(f"{PREFIX}/topics/{{name}}", protected(put_topic), methods=["PUT"]),
-        Route(f"{PREFIX}/topics/{{name}}", protected(delete_topic), methods=["DELETE"]),
-        Route(f"{PREFIX}/subscriptions", protected(list_subscriptions), methods=["GET"]),
-        Route(f"{PREFIX}/subscriptions/{{name}}", protected(put_subscription), methods=["PUT"]),
-        Route(
-            f"{PREFIX}/subscriptions/{{name}}", protected(delete_subscription), methods=["DELETE"]
-        ),
+        Route("/stories", read(list_stories), methods=["GET"]),
+        Route("/stories/stream", read(story_stream), methods=["GET"]),
+        Route("/stories/{story_id}", read(get_story), methods=["GET"]),
+        Route("/alerts", read(alert_history), methods=["GET"]),
+        Route("/alerts/stream", read(stream), methods=["GET"]),
+        Route("/alerts/topics", read(list_topics), methods=["GET"]),
+        Route("/alerts/topics/{name}", admin(put_topic), methods=["PUT"]),
+        Route("/alerts/topics/{name}", admin(delete_topic), methods=["DELETE"]),
+        Route("/alerts/subscriptions", admin(list_subscriptions), methods=["GET"]),
+        Route("/alerts/subscriptions/{name}", admin(put_subscription), methods=["PUT"]),
+        Route("/alerts/subscriptions/{name}", admin(delete_subscription), methods=["DELETE"]),
     ]
     return Starlette(routes=routes)
 
@@ -185,6 +254,63 @@ async def _events(
                 metrics.delivery_seconds.labels("sse").observe(
                     max((clock() - created).total_seconds(), 0.0)
                 )
+
+
+async def _story_events(
+    view: StoryView, start: str, languages: tuple[str, ...], heartbeat_seconds: float
+) -> AsyncIterator[bytes]:
+    """Each story that changed after entry `start`, as a `story` event carrying its summary,
+    forever; a comment when idle."""
+    last_id = start
+    yield b": connected\n\n"
+    while True:
+        raise_if_cancelled()
+        changes = await view.changes(last_id, int(heartbeat_seconds * 1000))
+        if not changes:
+            yield b": keep-alive\n\n"
+            continue
+        for last_id, story_id in changes:
+            found = await view.story(story_id)
+            if found is not None:
+                body = summary(found[0], languages).model_dump_json().encode()
+                yield sse_event(last_id, body, b"story")
+
+
+async def alert_page(redis: aioredis.Redis, params: Mapping[str, str], now: datetime) -> AlertPage:
+    """A page of `GET /alerts`: alerts of one topic (or all), newest first, within
+    `since`..`until`, after `cursor` (the last entry id of the previous page)."""
+    limit_raw = params.get("limit", str(DEFAULT_PAGE_ITEMS))
+    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_PAGE_ITEMS:
+        raise QueryError(f"limit: a whole number from 1 to {MAX_PAGE_ITEMS}")
+    limit = int(limit_raw)
+    topic = params.get("topic")
+    if topic is not None and not 1 <= len(topic) <= 200:
+        raise QueryError("topic: 1 to 200 characters")
+    cursor = params.get("cursor")
+    if cursor is not None and not is_entry_id(cursor):
+        raise QueryError("cursor: pass back the next_cursor of a previous page")
+    high = "+"
+    if "until" in params:
+        high = str(int(parse_time(params["until"], now, "until").timestamp() * 1000))
+    if cursor is not None:
+        high = "(" + cursor
+    low = "-"
+    if "since" in params:
+        low = str(int(parse_time(params["since"], now, "since").timestamp() * 1000))
+    key = topic_alerts_stream(topic) if topic else ALERTS
+    entries = cast(
+        list[tuple[bytes, dict[bytes, bytes]]],
+        await redis.xrevrange(key, max=high, min=low, count=limit + 1),
+    )
+    items = []
+    for raw_id, fields in entries[:limit]:
+        try:
+            alert = TopicAlert.model_validate_json(fields.get(DATA_FIELD, b""))
+        except ValidationError:
+            continue
+        items.append(AlertItem(id=raw_id.decode(), alert=alert))
+    next_cursor = entries[limit - 1][0].decode() if len(entries) > limit else None
+    return AlertPage(items=tuple(items), next_cursor=next_cursor)
 
 
 async def _last_entry_id(redis: aioredis.Redis, key: str) -> str:

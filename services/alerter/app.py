@@ -1,12 +1,13 @@
-"""Alerter app factory: consumes `stories.events`, publishes `alerts` and `alerts.<topic>`,
-delivers to webhook subscribers and serves the API and SSE under `/alerts`."""
+"""Alerter app factory: consumes `stories.events`, keeps the stories read model, publishes
+`alerts` and `alerts.<topic>`, delivers to webhook subscribers, and serves the API and SSE
+under `/alerts` and `/stories` and the web page under `/ui`."""
 
 from __future__ import annotations
 
 from contracts import StoryEvent
 from contracts.streams import GROUP_ALERTER, STORIES_EVENTS
 from contracts.subscriptions import WebhookSubscription
-from services.alerter.api import PREFIX, create_api
+from services.alerter.api import PREFIXES, create_api
 from services.alerter.catalog import Catalog
 from services.alerter.core import UpdatePolicy
 from services.alerter.delivery import DeliverySupervisor, RetryPolicy, WebhookWorker
@@ -14,6 +15,10 @@ from services.alerter.handlers import AlertHandler
 from services.alerter.lexicon import load_lexicon, simplemma_lemma
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.settings import AlerterSettings
+from services.alerter.stories import StoryView
+from services.alerter.web import PREFIX as WEB_PREFIX
+from services.alerter.web import create_web
+from services.common.http_api import ApiTokens
 from services.common.runtime import Deps, Service, Subscription
 
 NAME = "alerter"
@@ -58,12 +63,24 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
         make_worker=make_worker,
         refresh_seconds=settings.refresh_seconds,
     )
+    view = StoryView(
+        deps.redis,
+        key_prefix=settings.key_prefix,
+        retention_seconds=settings.stories_retention_seconds,
+    )
+    tokens = ApiTokens(
+        admin=settings.api_token,
+        admin_setting="NEWSMON_ALERTER_API_TOKEN",
+        read=settings.read_token,
+        read_setting="NEWSMON_ALERTER_READ_TOKEN",
+    )
     handler = AlertHandler(
         redis=deps.redis,
         catalog=catalog,
         metrics=metrics,
         clock=deps.clock,
         key_prefix=settings.key_prefix,
+        view=view,
         sent_ttl_seconds=settings.sent_ttl_seconds,
         policy=UpdatePolicy(
             min_new_sources=settings.update_min_new_sources,
@@ -76,14 +93,16 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
         redis=deps.redis,
         catalog=catalog,
         metrics=metrics,
+        view=view,
         clock=deps.clock,
-        token=settings.api_token,
+        tokens=tokens,
         heartbeat_seconds=settings.sse_heartbeat_seconds,
     )
+    web = create_web(redis=deps.redis, view=view, catalog=catalog, clock=deps.clock, tokens=tokens)
     consumer = deps.consumer(service=NAME, stream=STORIES_EVENTS, model=StoryEvent, handle=handler)
     return Service(
         name=NAME,
         subscriptions=[Subscription(GROUP_ALERTER, consumer)],
         tasks=[supervisor.run],
-        routes=[(PREFIX, api)],
+        routes=[*((prefix, api) for prefix in PREFIXES), (WEB_PREFIX, web), ("/", web)],
     )

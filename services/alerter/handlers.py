@@ -1,7 +1,7 @@
-"""Alerter handler: a StoryEvent in; at most one new alert per (story, topic) and debounced
-update alerts out. Per-story state lives in one Redis hash per story:
-`m:<topic>` the first explanation of a match, `a:<topic>` what the last alert said,
-`n:<topic>` its update number (the compare-and-set guard of update alerts)."""
+"""Alerter handler: a StoryEvent in; the story recorded for readers (`StoryView`), at most one
+new alert per (story, topic) and debounced update alerts out. Per-story state lives in one
+Redis hash per story: `m:<topic>` the first explanation of a match, `a:<topic>` what the
+last alert said, `n:<topic>` its update number (the compare-and-set guard of update alerts)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from services.alerter.core import (
     update_alert,
 )
 from services.alerter.metrics import AlerterMetrics
+from services.alerter.stories import StoryView
 from services.common.bus import DATA_FIELD, encode
 from services.common.clock import Clock
 
@@ -83,6 +84,7 @@ class AlertHandler:
         metrics: AlerterMetrics,
         clock: Clock,
         key_prefix: str,
+        view: StoryView,
         sent_ttl_seconds: int,
         policy: UpdatePolicy,
         before_first: Callable[[], Awaitable[None]] | None = None,
@@ -93,6 +95,7 @@ class AlertHandler:
         self._metrics = metrics
         self._clock = clock
         self._key_prefix = key_prefix
+        self._view = view
         self._sent_ttl_seconds = sent_ttl_seconds
         self._policy = policy
         self._before_first = before_first
@@ -121,6 +124,8 @@ class AlertHandler:
             pipe.expire(story_key, self._sent_ttl_seconds)
             pipe.hgetall(story_key)
             *_, state = await pipe.execute()
+        matched_topics = [name[2:].decode() for name in state if name.startswith(b"m:")]
+        await self._view.record(event, matched_topics, self._clock())
         for topic in compiled.topics:
             raw_matched = state.get(f"m:{topic.name}".encode())
             if raw_matched is None or not story_is_large_enough(topic, event.story):

@@ -37,7 +37,19 @@ class AlerterSettings(BaseSettings):
     )
     api_token: str | None = Field(
         default=None,
-        description="Bearer token of the HTTP API under /alerts; unset: the API answers 503.",
+        description="Admin bearer token of the HTTP API (/alerts, /stories, /ui): reads and"
+        " changes topics and subscriptions; unset with no read token: the API answers 503.",
+    )
+    read_token: str | None = Field(
+        default=None,
+        description="Read-only bearer token: stories, alerts, topics, the SSE streams and the"
+        " web page, nothing that changes or reveals subscriptions.",
+    )
+    stories_retention_seconds: float = Field(
+        default=7 * 86_400,
+        gt=0,
+        description="Stories stay readable (API, page, `newsmon stories`) this long after"
+        " their last article (seconds).",
     )
     api_max_topics: int = Field(default=500, ge=1, description="Topics the API may hold.")
     refresh_seconds: float = Field(

@@ -1,11 +1,12 @@
-"""What every newsmon HTTP API shares: one bearer-token check that fails closed, bounded
-request bodies, and errors as JSON (`{"error": "..."}`)."""
+"""What every newsmon HTTP API shares: one token check with read and admin scopes that fails
+closed, bounded request bodies, and errors as JSON (`{"error": "..."}`)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -20,17 +21,65 @@ def json_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def bearer_protected(token: str | None, setting: str) -> Callable[[Endpoint], Endpoint]:
-    """Wraps endpoints so they answer only `Authorization: Bearer <token>` (401 otherwise);
-    with no token configured the API is off (503 naming `setting`), never open."""
+SESSION_COOKIE = "newsmon_token"
+"""Cookie the web page's sign-in sets: it carries a token, and grants reads only."""
+Scope = Literal["read", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokens:
+    """The bearer tokens of one API: `admin` may do everything, `read` may only read.
+    Each is named by the setting that holds it, for the messages."""
+
+    admin: str | None
+    admin_setting: str
+    read: str | None = None
+    read_setting: str | None = None
+
+    def scope_of(self, given: str) -> Scope | None:
+        """What the token `given` may do; None when it is no token of this API."""
+        if self.admin is not None and hmac.compare_digest(given.encode(), self.admin.encode()):
+            return "admin"
+        if self.read is not None and hmac.compare_digest(given.encode(), self.read.encode()):
+            return "read"
+        return None
+
+    def unset_message(self, scope: Scope) -> str | None:
+        """Why the API cannot serve `scope` at all (no token that grants it), or None."""
+        if self.admin is not None or (scope == "read" and self.read is not None):
+            return None
+        settings = [self.admin_setting]
+        if scope == "read" and self.read_setting:
+            settings.append(self.read_setting)
+        return f"API disabled: set {' or '.join(settings)}"
+
+
+def presented_token(request: Request, scope: Scope) -> str:
+    """The token a request carries: its bearer token, or for a read (GET) the sign-in
+    cookie of the web page ("" when none)."""
+    header = request.headers.get("authorization", "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ")
+    if scope == "read" and request.method in ("GET", "HEAD"):
+        return request.cookies.get(SESSION_COOKIE, "")
+    return ""
+
+
+def protected(tokens: ApiTokens, scope: Scope) -> Callable[[Endpoint], Endpoint]:
+    """Wraps endpoints so they answer only a token that grants `scope`: 401 without a
+    valid token, 403 with a read token on an admin endpoint; with no token that grants it
+    configured the endpoint is off (503 naming the setting), never open."""
 
     def protect(endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
-            if token is None:
-                return json_error(503, f"API disabled: set {setting}")
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            unset = tokens.unset_message(scope)
+            if unset is not None:
+                return json_error(503, unset)
+            granted = tokens.scope_of(presented_token(request, scope))
+            if granted is None:
                 return json_error(401, "missing or wrong bearer token")
+            if scope == "admin" and granted != "admin":
+                return json_error(403, "this token may only read")
             return await endpoint(request)
 
         return guarded

@@ -25,6 +25,7 @@ from faststream.redis.parser.binary import BinaryMessageFormatV1
 from prometheus_client import CollectorRegistry, make_asgi_app
 from pydantic import BaseModel
 from redis.exceptions import RedisError, ResponseError
+from starlette.responses import JSONResponse
 
 from contracts import NewsmonConfig
 from services.common.clock import Clock
@@ -262,14 +263,20 @@ async def supervised(
 
 class PrefixRoutedApp(AsgiFastStream):
     """FastStream's ASGI app, where a route also serves the paths below it
-    (`/sources` serves `/sources/x/pause`), so services can mount small APIs."""
+    (`/sources` serves `/sources/x/pause`; `/` serves only itself), so services can mount
+    small APIs; any other path gets a JSON 404."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            for path, app in self.routes:
-                if scope["path"].startswith(path.rstrip("/") + "/"):
+            path = scope["path"]
+            for prefix, app in self.routes:
+                if path == prefix or (prefix != "/" and path.startswith(prefix + "/")):
                     await app(scope, receive, send)
                     return
+            await JSONResponse({"error": f"no such path: {path}"}, status_code=404)(
+                scope, receive, send
+            )
+            return
         await super().__call__(scope, receive, send)
 
 

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts import SourceConfig
-from services.common.http_api import bearer_protected, json_error, read_model
+from services.common.http_api import ApiTokens, json_error, protected, read_model
 from services.fetcher.core import pushed_page_url
 from services.fetcher.handlers import INGEST_SOURCE, Poller
 from services.fetcher.store import describe_source
@@ -41,7 +41,7 @@ class IngestRequest(BaseModel):
 
 def create_api(poller: Poller, *, token: str | None, max_body_bytes: int) -> Starlette:
     """A small ASGI app over `poller`; mounted at `/sources` and `/ingest`."""
-    protected = bearer_protected(token, "NEWSMON_FETCHER_API_TOKEN")
+    admin = protected(ApiTokens(admin=token, admin_setting="NEWSMON_FETCHER_API_TOKEN"), "admin")
 
     async def describe(source: SourceConfig) -> dict[str, object]:
         state = await poller.load_state(source)
@@ -108,12 +108,12 @@ def create_api(poller: Poller, *, token: str | None, max_body_bytes: int) -> Sta
 
     return Starlette(
         routes=[
-            Route("/sources", protected(list_sources), methods=["GET"]),
-            Route("/sources", protected(add_source), methods=["POST"]),
-            Route("/sources/{name}", protected(get_source), methods=["GET"]),
-            Route("/sources/{name}", protected(remove), methods=["DELETE"]),
-            Route("/sources/{name}/pause", protected(pause), methods=["POST"]),
-            Route("/sources/{name}/resume", protected(resume), methods=["POST"]),
-            Route("/ingest", protected(ingest), methods=["POST"]),
+            Route("/sources", admin(list_sources), methods=["GET"]),
+            Route("/sources", admin(add_source), methods=["POST"]),
+            Route("/sources/{name}", admin(get_source), methods=["GET"]),
+            Route("/sources/{name}", admin(remove), methods=["DELETE"]),
+            Route("/sources/{name}/pause", admin(pause), methods=["POST"]),
+            Route("/sources/{name}/resume", admin(resume), methods=["POST"]),
+            Route("/ingest", admin(ingest), methods=["POST"]),
         ]
     )

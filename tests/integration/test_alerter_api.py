@@ -17,7 +17,9 @@ from services.alerter.catalog import Catalog
 from services.alerter.core import Lexicon
 from services.alerter.delivery import webhook_group
 from services.alerter.metrics import AlerterMetrics
+from services.alerter.stories import StoryView
 from services.common.clock import utc_now
+from services.common.http_api import ApiTokens
 
 pytestmark = pytest.mark.integration
 
@@ -41,18 +43,30 @@ def _catalog(redis: aioredis.Redis) -> Catalog:
     )
 
 
-@pytest.fixture
-async def api(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
+READER = {"Authorization": "Bearer reader-token"}
+
+
+def _client(redis: aioredis.Redis, admin: str | None, read: str | None) -> httpx.AsyncClient:
     app = create_api(
         redis=redis,
         catalog=_catalog(redis),
         metrics=AlerterMetrics(CollectorRegistry()),
+        view=StoryView(redis, key_prefix="test", retention_seconds=3600),
         clock=utc_now,
-        token=TOKEN,
+        tokens=ApiTokens(
+            admin=admin,
+            admin_setting="NEWSMON_ALERTER_API_TOKEN",
+            read=read,
+            read_setting="NEWSMON_ALERTER_READ_TOKEN",
+        ),
         heartbeat_seconds=0.2,
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://alerter") as client:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://alerter")
+
+
+@pytest.fixture
+async def api(redis: aioredis.Redis) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(redis, TOKEN, "reader-token") as client:
         yield client
 
 
@@ -62,18 +76,21 @@ async def test_the_api_refuses_requests_without_the_token(
     assert (await api.get("/alerts/topics")).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert (await api.get("/alerts/topics", headers=wrong)).status_code == 401
-    disabled = create_api(
-        redis=redis,
-        catalog=_catalog(redis),
-        metrics=AlerterMetrics(CollectorRegistry()),
-        clock=utc_now,
-        token=None,
-        heartbeat_seconds=0.2,
-    )
-    transport = httpx.ASGITransport(app=disabled)
-    async with httpx.AsyncClient(transport=transport, base_url="http://alerter") as client:
-        response = await client.get("/alerts/topics", headers=AUTH)
+    async with _client(redis, None, None) as disabled:
+        response = await disabled.get("/alerts/topics", headers=AUTH)
     assert response.status_code == 503 and "NEWSMON_ALERTER_API_TOKEN" in response.text
+
+
+async def test_a_read_token_reads_and_changes_nothing(api: httpx.AsyncClient) -> None:
+    for path in ("/alerts/topics", "/alerts", "/stories"):
+        assert (await api.get(path, headers=READER)).status_code == 200, path
+    body = {"name": "fusion", "keywords": ["nuclear fusion"]}
+    refused = await api.put("/alerts/topics/fusion", json=body, headers=READER)
+    assert refused.status_code == 403 and refused.json()["error"]
+    # webhook addresses are the operator's: a reader does not see them
+    assert (await api.get("/alerts/subscriptions", headers=READER)).status_code == 403
+    names = {t["name"] for t in (await api.get("/alerts/topics", headers=READER)).json()}
+    assert "fusion" not in names
 
 
 async def test_a_topic_is_added_listed_and_removed(

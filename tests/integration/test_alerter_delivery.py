@@ -40,8 +40,10 @@ from services.alerter.delivery import (
     webhook_retry_stream,
 )
 from services.alerter.metrics import AlerterMetrics
+from services.alerter.stories import StoryView
 from services.common.bus import DATA_FIELD, publish
 from services.common.clock import utc_now
+from services.common.http_api import ApiTokens
 
 pytestmark = pytest.mark.integration
 
@@ -429,8 +431,9 @@ async def test_sse_reconnecting_with_last_event_id_loses_nothing(redis: aioredis
         redis=redis,
         catalog=catalog,
         metrics=AlerterMetrics(CollectorRegistry()),
+        view=StoryView(redis, key_prefix="test", retention_seconds=3600),
         clock=utc_now,
-        token="tok",
+        tokens=ApiTokens(admin=None, admin_setting="-", read="tok"),
         heartbeat_seconds=0.2,
     )
     stream = topic_alerts_stream("OpenAI")

@@ -23,6 +23,7 @@ from services.alerter.catalog import Catalog
 from services.alerter.core import Lexicon, UpdatePolicy
 from services.alerter.handlers import AlertHandler
 from services.alerter.metrics import AlerterMetrics
+from services.alerter.stories import StoryView
 from services.common.bus import DATA_FIELD
 
 pytestmark = pytest.mark.integration
@@ -104,6 +105,7 @@ def _handler(redis: aioredis.Redis, topics: tuple[TopicConfig, ...], clock: Cloc
         metrics=AlerterMetrics(CollectorRegistry()),
         clock=clock,
         key_prefix="test",
+        view=StoryView(redis, key_prefix="test", retention_seconds=86_400),
         sent_ttl_seconds=3600 * 24,
         policy=UpdatePolicy(min_new_sources=2, debounce_seconds=DEBOUNCE.total_seconds()),
     )
