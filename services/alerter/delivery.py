@@ -55,6 +55,7 @@ from services.alerter.metrics import AlerterMetrics
 from services.common.bus import DATA_FIELD, dead_letter, park
 from services.common.clock import Clock
 from services.common.consumer import validation_summary
+from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.outbound import BlockedAddressError, guarded_client
 from services.common.streams import ClaimedEntry, claim_idle
 from services.common.tasks import raise_if_cancelled
@@ -267,6 +268,8 @@ class WebhookWorker:
                     await self._redis.xclaim(
                         stream, self._group, self._consumer, 0, ids, justid=True
                     )
+                except REDIS_UNAVAILABLE as exc:
+                    report_unavailable(exc, subscriber=self._sub.name)
                 except RedisError as exc:
                     log.warning(
                         "cannot refresh held entries", subscriber=self._sub.name, error=str(exc)

@@ -18,14 +18,13 @@ from typing import Generic, TypeVar
 import redis.asyncio as aioredis
 import structlog
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts.streams import DEAD_LETTER_RETENTION_SECONDS
 from services.common.bus import dead_letter, decode, park
 from services.common.clock import Clock
 from services.common.errors import PermanentError
 from services.common.metrics import ConsumerMetrics
+from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.tasks import raise_if_cancelled
 
 M = TypeVar("M", bound=BaseModel)
@@ -125,13 +124,9 @@ class Consumer(Generic[M]):
         )
 
 
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
-"""Redis is away: no message's fault; wait for it rather than count a failure."""
-
-
 @dataclass(slots=True)
 class Backoff:
-    """Waits doubling from `first` up to `cap` seconds, logging each."""
+    """Waits doubling from `first` up to `cap` seconds, each reported as Redis unavailable."""
 
     first: float
     cap: float = 10.0
@@ -139,13 +134,7 @@ class Backoff:
 
     async def wait(self, service: str, stream: str, exc: BaseException) -> None:
         self.delay = min(max(self.delay * 2, self.first, 0.05), self.cap)
-        log.warning(
-            "Redis unavailable, waiting before trying again",
-            service=service,
-            stream=stream,
-            seconds=self.delay,
-            error=str(exc),
-        )
+        report_unavailable(exc, service=service, stream=stream, retry_in_seconds=self.delay)
         await asyncio.sleep(self.delay)
 
 

@@ -7,9 +7,12 @@ import sys
 
 import structlog
 
+from services.common.outage import OUTAGE_FILTER
+
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
-    """Configure structlog and the stdlib loggers of libraries (quieter than ours)."""
+    """Configure structlog and the stdlib loggers of libraries (quieter than ours); FastStream's
+    tracebacks of an unreachable Redis become outage reports (`services.common.outage`)."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
@@ -40,3 +43,4 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         "trafilatura",
     ):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("faststream").addFilter(OUTAGE_FILTER)

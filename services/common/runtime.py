@@ -29,8 +29,9 @@ from starlette.responses import JSONResponse
 
 from contracts import NewsmonConfig
 from services.common.clock import Clock
-from services.common.consumer import REDIS_UNAVAILABLE, Backoff, Consumer
+from services.common.consumer import Backoff, Consumer
 from services.common.metrics import ConsumerMetrics, StreamMetrics
+from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.settings import CommonSettings
 from services.common.streams import claim_idle, group_backlog, trim_finished
 from services.common.tasks import raise_if_cancelled
@@ -239,8 +240,8 @@ class RunningTasks:
 async def supervised(
     factory: BackgroundTask, *, first_delay: float = 0.5, max_delay: float = 30.0
 ) -> None:
-    """Run a background task forever: when it fails (Redis went away, a bug), log
-    it and start it again after a delay doubling up to `max_delay` seconds."""
+    """Run a background task forever: when it fails (Redis went away, a bug), report or
+    log it and start it again after a delay doubling up to `max_delay` seconds."""
     delay = first_delay
     name = getattr(factory, "__name__", "task")
     while True:
@@ -251,6 +252,8 @@ async def supervised(
             return
         except asyncio.CancelledError:
             raise
+        except REDIS_UNAVAILABLE as exc:
+            report_unavailable(exc, task=name)
         except RedisError as exc:
             log.warning("background task lost Redis, restarting", task=name, error=str(exc))
         except Exception:
@@ -363,6 +366,8 @@ def _trimmer(redis: aioredis.Redis, stream: str, settings: CommonSettings) -> Ba
                     now_ms=int(time.time() * 1000),
                     retention_ms=int(settings.retention_seconds(stream) * 1000),
                 )
+            except REDIS_UNAVAILABLE as exc:
+                report_unavailable(exc, task="trim", stream=stream)
             except RedisError as exc:
                 log.warning("cannot trim stream", stream=stream, error=str(exc))
             else:
@@ -382,6 +387,9 @@ def _stream_watcher(
             for sub in subs:
                 try:
                     position = await group_backlog(redis, sub.consumer.stream, sub.group)
+                except REDIS_UNAVAILABLE as exc:
+                    report_unavailable(exc, task="watch_streams", stream=sub.consumer.stream)
+                    continue
                 except RedisError as exc:
                     log.warning(
                         "cannot read stream backlog", stream=sub.consumer.stream, error=str(exc)

@@ -570,3 +570,42 @@ def backoff_seconds(
     stretched by `jitter_ratio` (a caller's random value, e.g. in [-0.25, 0.25]), capped."""
     exponent = min(max(failures - 1, 0), _MAX_BACKOFF_EXPONENT)
     return min(base_seconds * 2.0**exponent * (1.0 + jitter_ratio), max_seconds)
+
+
+LEASE_RETRIES = 10
+"""Tries to renew a lease within its length once a renewal failed (say, Redis away)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease in Redis (a poll's, a request's host slot) as its holder can be sure of it:
+    taken or last renewed by a request sent at `since`, for `seconds` (monotonic seconds).
+    Redis got that request later, so it keeps the lease at least that long; the holder
+    renews it every third of its length, and gives up what it does under the lease once
+    it runs out unrenewed, so no other replica can take it while the holder still works."""
+
+    seconds: float
+    since: float
+
+    @property
+    def expires_at(self) -> float:
+        return self.since + self.seconds
+
+    def held(self, now: float) -> bool:
+        return now < self.expires_at
+
+    def renew_at(self, now: float, *, failed: bool) -> float:
+        """When to renew next: a third into the lease, or soon after a failed renewal
+        (`LEASE_RETRIES` tries in a lease's length), never after it runs out."""
+        if failed:
+            return min(now + self.seconds / LEASE_RETRIES, self.expires_at)
+        return self.since + self.seconds / 3
+
+    def renewed(self, sent_at: float) -> Lease:
+        """The lease after a renewal sent at `sent_at` was confirmed."""
+        return Lease(self.seconds, sent_at)
+
+
+def lease_ms(seconds: float) -> int:
+    """A lease length as Redis takes it: whole milliseconds, at least 1."""
+    return max(int(seconds * 1000), 1)

@@ -14,9 +14,9 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
@@ -28,10 +28,12 @@ from contracts.streams import ARTICLES_RAW, DEAD_LETTER_RETENTION_SECONDS
 from services.common.bus import dead_letter, park
 from services.common.clock import Clock
 from services.common.metrics import ConsumerMetrics
+from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.tasks import raise_if_cancelled
 from services.fetcher.core import (
     FeedError,
     FeedItem,
+    Lease,
     article_id,
     backoff_seconds,
     body_digest,
@@ -40,6 +42,7 @@ from services.fetcher.core import (
     freshness_seconds,
     host_of,
     is_unchanged,
+    lease_ms,
     next_poll_at,
     origin_of,
     parse_feed,
@@ -65,6 +68,8 @@ INGEST_SOURCE = "ingest"
 (a client's free-text source name would make the label unbounded)."""
 
 __all__ = ["INGEST_SOURCE", "IngestResult", "Poller", "SourceState", "status_class"]
+
+T = TypeVar("T")
 
 
 def _due_at(state: SourceState) -> float:
@@ -108,6 +113,11 @@ class _HostQueue:
     slots: asyncio.Semaphore
     users: int = 0
     waiting: int = 0
+
+
+class LeaseLostError(Exception):
+    """A poll's lease was taken by another replica, or ran out unrenewed: the poll was
+    stopped."""
 
 
 @dataclass(slots=True)
@@ -219,7 +229,12 @@ class Poller:
                 for name in [n for n, task in running.items() if task.done()]:
                     del running[name]
                 if time.monotonic() >= self._refresh_at:
-                    await self.refresh()
+                    try:
+                        await self.refresh()
+                    except REDIS_UNAVAILABLE as exc:  # wait for it here, tick by tick
+                        report_unavailable(exc, task="poll schedule")
+                        await asyncio.sleep(self._settings.tick_seconds)
+                        continue
                 now = self._clock().timestamp()
                 due = [
                     s
@@ -267,6 +282,13 @@ class Poller:
         async with self._poll_slots:
             try:
                 return await self._poll_under_lease(source)
+            except REDIS_UNAVAILABLE as exc:  # not the source's fault: no backoff
+                report_unavailable(exc, source=source.name)
+                self._refresh_at = 0.0  # the loop waits for Redis, then re-reads the schedule
+            except LeaseLostError as exc:
+                emit = log.warning if str(exc) == "taken" else log.info
+                emit("poll stopped: its lease was lost", source=source.name, reason=str(exc))
+                self._refresh_at = 0.0
             except RedisError as exc:
                 delay = self._hold(source)
                 log.warning(
@@ -307,27 +329,72 @@ class Poller:
         return min(delay, self._settings.max_poll_seconds)
 
     async def _poll_under_lease(self, source: SourceConfig) -> int:
-        lease_ms = int(self._settings.poll_lease_seconds * 1000)
-        if not await self.store.try_lock(source.name, self._token, lease_ms):
+        """Poll `source` if due, under its lease (one replica at a time); raises
+        `LeaseLostError` when the lease was lost and the poll stopped."""
+        seconds = self._settings.poll_lease_seconds
+        taken_at = time.monotonic()
+        if not await self.store.try_lock(source.name, self._token, lease_ms(seconds)):
             return 0
-        renewer = asyncio.create_task(self._renew(source.name, lease_ms))
         try:
-            state = await self.load_state(source)
-            if not state.is_due(self._clock().timestamp()):  # another replica polled it
-                self._due_at[source.name] = _due_at(state)
-                return 0
-            return await self.poll(source)
+            return await self._while_leased(
+                Lease(seconds, taken_at),
+                lambda ms: self.store.renew_lock(source.name, self._token, ms),
+                self._poll_if_due(source),
+            )
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError):
-                await renewer
             await self.store.unlock(source.name, self._token)
 
-    async def _renew(self, name: str, lease_ms: int) -> None:
+    async def _poll_if_due(self, source: SourceConfig) -> int:
+        state = await self.load_state(source)
+        if not state.is_due(self._clock().timestamp()):  # another replica polled it
+            self._due_at[source.name] = _due_at(state)
+            return 0
+        return await self.poll(source)
+
+    async def _while_leased(
+        self, lease: Lease, renew: Callable[[int], Awaitable[bool]], work: Coroutine[Any, Any, T]
+    ) -> T:
+        """Run `work` while renewing `lease`; once the lease is lost, stop `work` and raise
+        `LeaseLostError` (the reason: "taken" or "ran out")."""
+        task = asyncio.create_task(work)
+        keeper = asyncio.create_task(self._keep_lease(lease, renew))
+        try:
+            await asyncio.wait((task, keeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            keeper.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.wait((task, keeper))
+        if task.cancelled():  # the keeper ended first: the lease is lost
+            raise LeaseLostError(keeper.result())
+        return task.result()
+
+    async def _keep_lease(self, lease: Lease, renew: Callable[[int], Awaitable[bool]]) -> str:
+        """Renew `lease` (`renew(ms)`: False when it is no longer ours) every third of its
+        length, sooner after a failed renewal; returns why it was lost: "taken", or
+        "ran out" when no renewal was confirmed in time. Runs until cancelled otherwise."""
+        failed = False
         while True:
             raise_if_cancelled()
-            await asyncio.sleep(lease_ms / 3000)
-            await self.store.renew_lock(name, self._token, lease_ms)
+            now = time.monotonic()
+            await asyncio.sleep(max(lease.renew_at(now, failed=failed) - now, 0.0))
+            sent_at = time.monotonic()
+            if not lease.held(sent_at):
+                return "ran out"
+            try:
+                async with asyncio.timeout(lease.expires_at - sent_at):
+                    ours = await renew(lease_ms(lease.seconds))
+            except (*REDIS_UNAVAILABLE, TimeoutError) as exc:
+                report_unavailable(exc, task="lease renewal")
+                failed = True
+                continue
+            except RedisError as exc:
+                log.warning("lease renewal failed", error=str(exc))
+                failed = True
+                continue
+            if not ours:
+                return "taken"
+            lease, failed = lease.renewed(sent_at), False
 
     # -- one poll ----------------------------------------------------------------------------
 
@@ -661,8 +728,9 @@ class Poller:
 
     @contextlib.asynccontextmanager
     async def _host_slot(self, host: str) -> AsyncIterator[None]:
-        """Hold one of the host's request slots, shared with other replicas through Redis,
-        and keep to the host's request rate; waiting requests are the host's queue."""
+        """Hold one of the host's request slots, shared with other replicas through Redis
+        (a lease renewed while the request runs), and keep to the host's request rate;
+        waiting requests are the host's queue."""
         settings = self._settings
         queue = self._hosts.get(host)
         if queue is None:
@@ -676,11 +744,12 @@ class Poller:
                 try:
                     while True:
                         raise_if_cancelled()
+                        taken_at = time.monotonic()
                         wait_ms = await self.store.acquire_host(
                             host,
                             token,
                             limit=settings.host_concurrency,
-                            lease_ms=int(settings.timeout_seconds * 1000) + 5000,
+                            lease_ms=lease_ms(settings.poll_lease_seconds),
                             interval_ms=int(settings.host_min_interval_seconds * 1000),
                         )
                         if wait_ms == 0:
@@ -691,9 +760,18 @@ class Poller:
                     raise
             finally:
                 self._queued(host, queue, -1)
+            keeper = asyncio.create_task(
+                self._keep_lease(
+                    Lease(settings.poll_lease_seconds, taken_at),
+                    lambda ms: self.store.renew_host(host, token, ms),
+                )
+            )
             try:
                 yield
             finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper  # a lost slot only loosens politeness: the request goes on
                 try:
                     await self.store.release_host(host, token)
                 finally:

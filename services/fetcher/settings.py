@@ -67,5 +67,8 @@ class FetcherSettings(BaseSettings):
         default=600.0, gt=0, description="How long an unreadable robots.txt disallows, seconds."
     )
     poll_lease_seconds: float = Field(
-        default=60.0, gt=0, description="A poll's lock lease, renewed while it runs, seconds."
+        default=5.0,
+        gt=0,
+        description="Lease of a poll and of its requests' host slots, renewed every third of it "
+        "while they run; a crashed fetcher's leases run out this soon, seconds.",
     )

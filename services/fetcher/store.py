@@ -58,6 +58,33 @@ return 0
 returns 0 (taken), -1 (all slots busy) or the milliseconds to wait for the rate.
 Time is Redis's, the one clock every replica shares; leases expire if a replica dies."""
 
+_RENEW_HOST = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0')
+if until_ms <= now then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return 1
+"""
+"""Extend a request's host slot lease to `ARGV[2]` ms from now, unless it ran out already;
+1 if it was extended."""
+
+_TAKE_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1
+"""
+"""Take a poll lease that is free or already ours (the holder's token: a process taking
+back the lease it held when Redis went away); 1 if taken."""
+
 _RELEASE_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -168,6 +195,8 @@ class FetcherStore:
         self._prefix = key_prefix
         self._publish_once = redis.register_script(_PUBLISH_ONCE)
         self._acquire_host = redis.register_script(_ACQUIRE_HOST)
+        self._renew_host = redis.register_script(_RENEW_HOST)
+        self._take_lock = redis.register_script(_TAKE_LOCK)
         self._release_lock = redis.register_script(_RELEASE_IF_OWNER)
         self._renew_lock = redis.register_script(_RENEW_IF_OWNER)
 
@@ -229,10 +258,12 @@ class FetcherStore:
         return entry is not None
 
     async def try_lock(self, name: str, token: str, lease_ms: int) -> bool:
-        return bool(await self._redis.set(self.key("lock", name), token, nx=True, px=lease_ms))
+        """Take the poll lease of source `name` for `token` if it is free or `token`'s."""
+        return bool(await self._take_lock(keys=[self.key("lock", name)], args=[token, lease_ms]))
 
-    async def renew_lock(self, name: str, token: str, lease_ms: int) -> None:
-        await self._renew_lock(keys=[self.key("lock", name)], args=[token, lease_ms])
+    async def renew_lock(self, name: str, token: str, lease_ms: int) -> bool:
+        """False when the lease is no longer `token`'s (it ran out, another took it)."""
+        return bool(await self._renew_lock(keys=[self.key("lock", name)], args=[token, lease_ms]))
 
     async def unlock(self, name: str, token: str) -> None:
         await self._release_lock(keys=[self.key("lock", name)], args=[token])
@@ -246,6 +277,13 @@ class FetcherStore:
             args=[token, limit, lease_ms, interval_ms],
         )
         return int(result)
+
+    async def renew_host(self, host: str, token: str, lease_ms: int) -> bool:
+        """False when the request slot ran out already."""
+        result = await self._renew_host(
+            keys=[self.key("host", host, "leases")], args=[token, lease_ms]
+        )
+        return bool(result)
 
     async def release_host(self, host: str, token: str) -> None:
         await self._redis.zrem(self.key("host", host, "leases"), token)

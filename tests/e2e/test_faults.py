@@ -6,6 +6,9 @@ one story and the alerts are exactly the expected ones.
 The run is 2,000 synthetic articles (500 stories x 4 syndicated copies, one
 story in four about the topic) plus the five seed pages; NEWSMON_FAULT_STORIES
 changes the number of stories.
+
+And polling recovers within seconds: a fetcher killed in the middle of a poll, or
+Redis restarted under it, leaves no lease behind that keeps a feed unpolled.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
 
@@ -41,6 +46,8 @@ pytestmark = pytest.mark.e2e
 STORIES = int(os.environ.get("NEWSMON_FAULT_STORIES", "500"))
 COPIES = 4
 SEED_STORIES = 3
+RECOVERY_SECONDS = 10
+"""Every feed is polled again this soon after the fetcher or Redis is back (the issue's bound)."""
 
 
 class RedisServer:
@@ -251,3 +258,142 @@ async def _drained(url: str) -> bool:
         return await backlog(client) == 0
     finally:
         await client.aclose()
+
+
+class HoldingFeeds:
+    """`count` feeds of one page each on 127.0.0.1 (`/feed-<k>.xml`, `/p<k>.html`) that
+    note when each feed is requested; the first request of `/feed-0.xml` is held until
+    `release()`, so a test can act in the middle of a poll."""
+
+    def __init__(self, count: int) -> None:
+        self.names = [f"feed-{k}" for k in range(count)]
+        self.held = threading.Event()
+        self.requested: dict[str, list[float]] = {name: [] for name in self.names}
+        self._released = threading.Event()
+        feeds = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                name = self.path.removeprefix("/").removesuffix(".xml")
+                if name in feeds.requested:
+                    feeds.requested[name].append(time.monotonic())
+                    if name == "feed-0" and not feeds.held.is_set():
+                        feeds.held.set()
+                        feeds._released.wait(timeout=120)
+                    k = name.removeprefix("feed-")
+                    self._send(
+                        b'<rss version="2.0"><channel><title>T</title><item><link>'
+                        + f"{feeds.base_url}/p{k}.html".encode()
+                        + b"</link></item></channel></rss>",
+                        "application/rss+xml",
+                    )
+                elif self.path.startswith("/p"):
+                    self._send(f"<html><body>{self.path}</body></html>".encode(), "text/html")
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+            def _send(self, body: bytes, content_type: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def polled_since(self, since: float) -> dict[str, float]:
+        """Feed -> seconds from `since` (monotonic) to its first request after it."""
+        firsts = {n: [t for t in times if t > since] for n, times in self.requested.items()}
+        return {name: times[0] - since for name, times in firsts.items() if times}
+
+
+@pytest.fixture
+def feeds() -> Iterator[HoldingFeeds]:
+    site = HoldingFeeds(3)
+    yield site
+    site.close()
+
+
+def polling_fetcher(redis_server: RedisServer, feeds: HoldingFeeds, work: Path) -> ServiceProcess:
+    """A fetcher of `feeds` every 2 s, one request at a time to their host (so a slot
+    left behind blocks every feed), its politeness and leases otherwise the defaults."""
+    config = work / "newsmon.yaml"
+    config.write_text(
+        "sources:\n"
+        + "".join(
+            f"  - name: {name}\n    url: {feeds.base_url}/{name}.xml\n    interval_seconds: 2\n"
+            for name in feeds.names
+        )
+        + 'allowed_private_hosts: ["127.0.0.1"]\n',
+        encoding="utf-8",
+    )
+    fetcher = ServiceProcess("fetcher", redis_server.url, config, work)
+    fetcher.env["NEWSMON_FETCHER_HOST_CONCURRENCY"] = "1"
+    return fetcher
+
+
+def wait_for_every_feed_polled(feeds: HoldingFeeds, since: float) -> dict[str, float]:
+    """Feed -> seconds after `since` it was requested again; fails after RECOVERY_SECONDS."""
+    wait_for(
+        lambda: len(feeds.polled_since(since)) == len(feeds.names),
+        RECOVERY_SECONDS,
+        f"every feed polled again within {RECOVERY_SECONDS} s: {feeds.polled_since(since)}",
+    )
+    return feeds.polled_since(since)
+
+
+@pytest.mark.timeout(120)
+def test_a_fetcher_killed_mid_poll_polls_every_feed_again_within_seconds_of_its_restart(
+    redis_server: RedisServer, feeds: HoldingFeeds, tmp_path: Path
+) -> None:
+    fetcher = polling_fetcher(redis_server, feeds, tmp_path)
+    try:
+        fetcher.start()
+        wait_for(feeds.held.is_set, 60, "a poll in the middle of its feed request")
+        fetcher.kill()  # its poll lease and host slot stay in Redis
+        feeds.release()
+        back = time.monotonic()
+        fetcher.start()
+        polled = wait_for_every_feed_polled(feeds, back)
+    finally:
+        fetcher.stop()
+    print(f"polled again after the fetcher's restart (s): {polled}")
+
+
+@pytest.mark.timeout(120)
+def test_a_redis_restart_mid_poll_has_every_feed_polled_again_within_seconds_logged_once(
+    redis_server: RedisServer, feeds: HoldingFeeds, tmp_path: Path
+) -> None:
+    fetcher = polling_fetcher(redis_server, feeds, tmp_path)
+    try:
+        fetcher.start()
+        wait_for(feeds.held.is_set, 60, "a poll in the middle of its feed request")
+        redis_server.stop()  # SHUTDOWN: the leases are in the AOF
+        redis_server.start()
+        back = time.monotonic()
+        feeds.release()
+        polled = wait_for_every_feed_polled(feeds, back)
+    finally:
+        fetcher.stop()
+    print(f"polled again after Redis's restart (s): {polled}")
+    log = (tmp_path / "fetcher-1.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log
+    reported = [line for line in log.splitlines() if "[warning" in line or "[error" in line]
+    assert len(reported) == 1 and "Redis unavailable" in reported[0], log

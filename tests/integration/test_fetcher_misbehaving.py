@@ -27,7 +27,7 @@ from contracts import DeadLetter, RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW, dead_letter_stream
 from services.common.bus import DATA_FIELD
 from services.common.metrics import ConsumerMetrics
-from services.fetcher.handlers import Poller
+from services.fetcher.handlers import LeaseLostError, Poller
 from services.fetcher.http import HttpClient, HttpResponse, HttpxClient
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
@@ -748,3 +748,38 @@ async def test_a_moved_source_does_not_send_the_old_validators_to_its_new_addres
     assert state.url == f"{server.base_url}/new.xml" and state.etag is None
     assert state.last_modified == "Thu, 09 Oct 2025 10:00:00 GMT"
     assert received == ["Fri, 01 Jan 2100 00:00:00 GMT", None]  # refetched without them
+
+
+async def requested(server: MisbehavingServer, path: str) -> None:
+    while path not in server.requests:
+        await asyncio.sleep(0.01)
+
+
+async def test_a_poll_whose_lease_another_replica_took_stops_and_leaves_it_to_that_replica(
+    redis: aioredis.Redis, server: MisbehavingServer, registry: CollectorRegistry
+) -> None:
+    release = threading.Event()
+
+    def held_feed(handler: BaseHTTPRequestHandler) -> None:
+        release.wait(timeout=10)
+        server.feed("a.html")(handler)
+
+    server.routes["/feed.xml"] = held_feed
+    settings = FetcherSettings(host_min_interval_seconds=0, poll_lease_seconds=0.3)
+    src = source(server)
+    lock = "newsmon:fetcher:lock:s"
+    try:
+        async with HttpxClient(
+            user_agent="newsmon-test/1.0", timeout_seconds=10, allowed_private_hosts=["127.0.0.1"]
+        ) as http:
+            poller = make_poller(redis, registry, http, settings, sources=(src,))
+            poll = asyncio.create_task(poller._poll_under_lease(src))
+            await asyncio.wait_for(requested(server, "/feed.xml"), timeout=10)
+            await redis.set(lock, "another replica")  # as if the lease had run out and been taken
+            with pytest.raises(LeaseLostError, match="taken"):
+                await asyncio.wait_for(poll, timeout=10)
+    finally:
+        release.set()
+    assert await redis.get(lock) == b"another replica"
+    assert await published(redis) == []
+    assert (await poller.store.load_state("s")).last_poll_at is None

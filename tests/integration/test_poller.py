@@ -3,6 +3,7 @@ once, conditional GET, broken feeds and pages dead-lettered, service unharmed.""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from services.fetcher.handlers import Poller
 from services.fetcher.http import HttpxClient
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.store import FetcherStore
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +196,30 @@ async def test_a_missing_page_is_dead_lettered_once_and_others_go_through(
     [letter] = await dead_letters(redis)
     assert "gone.html" in letter.error and letter.service == "fetcher"
     assert dead_letter_count(registry, "http_404") == 1
+
+
+async def test_a_poll_lease_is_taken_back_by_its_holder_and_by_no_one_else(
+    redis: aioredis.Redis,
+) -> None:
+    store = FetcherStore(redis, "newsmon:fetcher")
+    assert await store.try_lock("s", "mine", 5000)
+    assert await store.try_lock("s", "mine", 5000)  # after Redis came back, say
+    assert not await store.try_lock("s", "theirs", 5000)
+    assert not await store.renew_lock("s", "theirs", 5000)
+    assert await store.renew_lock("s", "mine", 5000)
+    await store.unlock("s", "mine")
+    assert await store.try_lock("s", "theirs", 5000)
+
+
+async def test_a_host_slot_held_by_renewals_outlives_its_lease_and_one_not_renewed_frees(
+    redis: aioredis.Redis,
+) -> None:
+    store = FetcherStore(redis, "newsmon:fetcher")
+    assert await store.acquire_host("h", "renewed", limit=1, lease_ms=200, interval_ms=0) == 0
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        assert await store.renew_host("h", "renewed", 200)
+    assert await store.acquire_host("h", "other", limit=1, lease_ms=200, interval_ms=0) == -1
+    await asyncio.sleep(0.25)  # no renewal: the slot of a dead request runs out
+    assert not await store.renew_host("h", "renewed", 200)
+    assert await store.acquire_host("h", "other", limit=1, lease_ms=200, interval_ms=0) == 0

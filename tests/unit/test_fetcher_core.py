@@ -10,11 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.fetcher.core import (
+    LEASE_RETRIES,
     FeedError,
     FeedItem,
+    Lease,
     ParsedFeed,
     article_id,
     canonical_url,
+    lease_ms,
     new_items,
     next_poll_at,
     parse_feed,
@@ -358,3 +361,45 @@ def test_a_pushed_page_url_is_canonical() -> None:
 def test_a_pushed_page_url_must_be_absolute_http_with_a_host(url: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         pushed_page_url(url)
+
+
+def test_a_lease_is_held_until_its_length_after_the_request_that_took_it() -> None:
+    lease = Lease(seconds=5.0, since=100.0)
+    assert lease.held(100.0)
+    assert lease.held(104.99)
+    assert not lease.held(105.0)
+
+
+def test_a_lease_is_renewed_a_third_into_it_and_counts_from_the_renewal_sent() -> None:
+    lease = Lease(seconds=6.0, since=100.0)
+    assert lease.renew_at(100.5, failed=False) == 102.0
+    renewed = lease.renewed(102.1)
+    assert renewed == Lease(seconds=6.0, since=102.1)
+    assert renewed.renew_at(102.2, failed=False) == pytest.approx(104.1)
+    assert renewed.expires_at == pytest.approx(108.1)
+
+
+def test_a_failed_renewal_is_tried_again_soon_but_never_past_the_lease() -> None:
+    lease = Lease(seconds=5.0, since=100.0)
+    assert lease.renew_at(102.0, failed=True) == pytest.approx(102.0 + 5.0 / LEASE_RETRIES)
+    assert lease.renew_at(104.9, failed=True) == 105.0
+    assert not lease.held(lease.renew_at(104.9, failed=True))
+
+
+@given(
+    seconds=st.floats(min_value=0.001, max_value=3600),
+    since=st.floats(min_value=0, max_value=1e6),
+    after=st.floats(min_value=0, max_value=1),
+)
+def test_a_lease_is_always_renewed_while_it_is_held(
+    seconds: float, since: float, after: float
+) -> None:
+    lease = Lease(seconds=seconds, since=since)
+    now = since + after * seconds
+    assert lease.renew_at(now, failed=False) < lease.expires_at
+    assert now <= lease.renew_at(now, failed=True) <= lease.expires_at
+
+
+@pytest.mark.parametrize(("seconds", "ms"), [(5.0, 5000), (0.25, 250), (0.0001, 1)])
+def test_a_lease_length_goes_to_redis_in_whole_milliseconds(seconds: float, ms: int) -> None:
+    assert lease_ms(seconds) == ms
