@@ -156,7 +156,10 @@ class Poller:
         self._dead_letters = (consumer_metrics or ConsumerMetrics(CollectorRegistry())).dead_letters
         self._clock = clock
         self._rng = rng or random.Random()
-        self.store = FetcherStore(redis, settings.key_prefix)
+        self.store = FetcherStore(
+            redis, settings.key_prefix, seen_retention_seconds=settings.seen_retention_seconds
+        )
+        self._legacy_seen_migrated = False
         self._poll_slots = asyncio.Semaphore(settings.max_concurrent_polls)
         self._hosts: dict[str, _HostQueue] = {}
         self._robots: dict[str, tuple[float, int | None, str]] = {}
@@ -253,6 +256,11 @@ class Poller:
 
     async def refresh(self) -> None:
         """Reload the sources and their schedule from Redis (other replicas, the API)."""
+        if not self._legacy_seen_migrated:
+            moved = await self.store.migrate_legacy_seen(self._clock())
+            if moved:
+                log.info("seen ids moved to the bounded set", count=moved)
+            self._legacy_seen_migrated = True
         self._known = await self.sources()
         states = await self.store.load_states([s.name for s in self._known])
         self._due_at = {name: self._held_due_at(name, state) for name, state in states.items()}
@@ -616,7 +624,7 @@ class Poller:
         """Fetch and publish the unseen items, at most `max_items_per_poll`; returns how many
         were published and whether none is left for a later poll."""
         ids = [article_id(item.url) for item in items]
-        unseen = await self.store.unseen(ids)
+        unseen = await self.store.unseen(ids, self._clock())
         fresh = [item for item, i in zip(items, ids, strict=True) if i in unseen]
         self._metrics.skipped.labels("seen").inc(len(items) - len(fresh))
         complete = len(fresh) <= self._settings.max_items_per_poll
@@ -637,7 +645,7 @@ class Poller:
                 log.info("page disallowed by robots.txt", url=item.url, source=source.name)
                 return "skipped"
             await self._park(exc.reason, f"page {item.url}: {exc}", b"")
-            await self.store.mark_seen(article_id(item.url))
+            await self.store.mark_seen(article_id(item.url), self._clock())
             return "failed"
         except FetchError as exc:
             log.warning("page fetch failed, retrying next poll", url=item.url, error=str(exc))

@@ -48,6 +48,12 @@ class FetcherSettings(BaseSettings):
         default=21_600.0, gt=0, description="Retry interval of a broken source, seconds."
     )
     max_concurrent_polls: int = Field(default=16, ge=1, description="Sources polled at once.")
+    seen_retention_seconds: float = Field(
+        default=30 * 86_400,
+        gt=0,
+        description="A published article id is remembered this long (seconds) after it was"
+        " last listed in a feed: items still listed are never published twice.",
+    )
     max_items_per_poll: int = Field(
         default=200, ge=1, description="New items fetched per poll; the rest wait for the next."
     )

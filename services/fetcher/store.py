@@ -2,7 +2,9 @@
 
 Keys (under the `key_prefix` setting, default `newsmon:fetcher`):
 `source:<name>` hash of a source's state; `sources` hash of run-time sources
-(name -> SourceConfig JSON); `seen` set of published article ids;
+(name -> SourceConfig JSON); `seen-at` sorted set of published (or given up) article ids
+scored by when last published or listed (ms), kept for the seen retention (earlier versions
+kept a `seen` set forever: `migrate_legacy_seen` moves it over);
 `lock:<name>` a poll lease; `host:<host>:leases` sorted set of request leases
 and `host:<host>:next` the earliest time of the next request (ms, Redis clock);
 `robots:<origin>` the cached robots.txt.
@@ -14,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from importlib.resources import files
 from typing import Final, Literal, cast
 
 import redis.asyncio as aioredis
@@ -26,14 +29,9 @@ from services.common.bus import DATA_FIELD, encode
 SourceStatus = Literal["active", "paused", "broken", "disabled"]
 SOURCE_STATUSES: Final[tuple[SourceStatus, ...]] = ("active", "paused", "broken", "disabled")
 
-_PUBLISH_ONCE = """
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-  return redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3])
-end
-return false
-"""
-"""Mark the article seen and publish it in one step: a crash never leaves one without
-the other, and two replicas racing on one item publish it once."""
+_PUBLISH_ONCE = files("services.fetcher").joinpath("publish_once.lua").read_text("utf-8")
+LEGACY_SEEN_BATCH = 1000
+"""Ids moved per step from the `seen` set of earlier versions into `seen-at`."""
 
 _ACQUIRE_HOST = """
 local t = redis.call('TIME')
@@ -190,9 +188,12 @@ def describe_source(source: SourceConfig, state: SourceState, *, origin: str) ->
 class FetcherStore:
     """Every Redis operation of the fetcher, one method each."""
 
-    def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, key_prefix: str, *, seen_retention_seconds: float
+    ) -> None:
         self._redis = redis
         self._prefix = key_prefix
+        self._seen_retention_ms = int(seen_retention_seconds * 1000)
         self._publish_once = redis.register_script(_PUBLISH_ONCE)
         self._acquire_host = redis.register_script(_ACQUIRE_HOST)
         self._renew_host = redis.register_script(_RENEW_HOST)
@@ -241,21 +242,42 @@ class FetcherStore:
         await self.delete_state(name)
         return bool(removed)
 
-    async def unseen(self, ids: Sequence[str]) -> set[str]:
+    async def unseen(self, ids: Sequence[str], now: datetime) -> set[str]:
+        """The ids never published; the others are marked as listed `now`, so an id leaves
+        the seen set only once its feed has not listed it for the seen retention."""
         if not ids:
             return set()
-        flags = await self._redis.smismember(self.key("seen"), list(ids))
-        return {i for i, flag in zip(ids, flags, strict=True) if not flag}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zmscore(self.key("seen-at"), list(ids))
+            pipe.zadd(self.key("seen-at"), dict.fromkeys(ids, now.timestamp() * 1000), xx=True)
+            scores, _ = await pipe.execute()
+        return {i for i, score in zip(ids, scores, strict=True) if score is None}
 
-    async def mark_seen(self, article_id: str) -> None:
-        await self._redis.sadd(self.key("seen"), article_id)
+    async def mark_seen(self, article_id: str, now: datetime) -> None:
+        """Remember an article given up on (not published), so it is not tried again."""
+        await self._redis.zadd(self.key("seen-at"), {article_id: now.timestamp() * 1000})
 
     async def publish_once(self, article_id: str, message: BaseModel) -> bool:
         """Publish to `articles.raw` unless the article was published before; True if it was now."""
         entry = await self._publish_once(
-            keys=[self.key("seen"), ARTICLES_RAW], args=[article_id, DATA_FIELD, encode(message)]
+            keys=[self.key("seen-at"), ARTICLES_RAW],
+            args=[article_id, DATA_FIELD, encode(message), self._seen_retention_ms],
         )
         return entry is not None
+
+    async def migrate_legacy_seen(self, now: datetime) -> int:
+        """Move the ids of an earlier version's `seen` set (kept forever) into `seen-at`,
+        as seen `now`; returns how many. Nothing to do once it is gone."""
+        legacy = self.key("seen")
+        moved = 0
+        while True:
+            batch = cast(list[bytes], await self._redis.srandmember(legacy, LEGACY_SEEN_BATCH))
+            if not batch:
+                return moved
+            score = now.timestamp() * 1000
+            await self._redis.zadd(self.key("seen-at"), dict.fromkeys(batch, score), nx=True)
+            await self._redis.srem(legacy, *batch)  # after: a crash between loses nothing
+            moved += len(batch)
 
     async def try_lock(self, name: str, token: str, lease_ms: int) -> bool:
         """Take the poll lease of source `name` for `token` if it is free or `token`'s."""

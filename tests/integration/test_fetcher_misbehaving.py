@@ -579,9 +579,9 @@ async def test_a_poll_that_crashes_is_not_retried_on_the_next_tick(
 ) -> None:
     server.routes["/feed.xml"] = server.feed("a.html")
     src = source(server)
-    seen_key = "newsmon:fetcher:seen"
+    seen_key = "newsmon:fetcher:seen-at"
     if fault == "redis":
-        await redis.set(seen_key, "not a set")  # every seen-set command now fails in Redis
+        await redis.set(seen_key, "not a set")  # every seen-ids command now fails in Redis
     settings = FetcherSettings(
         host_min_interval_seconds=0, tick_seconds=0.02, state_refresh_seconds=0.02
     )

@@ -201,7 +201,7 @@ async def test_a_missing_page_is_dead_lettered_once_and_others_go_through(
 async def test_a_poll_lease_is_taken_back_by_its_holder_and_by_no_one_else(
     redis: aioredis.Redis,
 ) -> None:
-    store = FetcherStore(redis, "newsmon:fetcher")
+    store = FetcherStore(redis, "newsmon:fetcher", seen_retention_seconds=3600)
     assert await store.try_lock("s", "mine", 5000)
     assert await store.try_lock("s", "mine", 5000)  # after Redis came back, say
     assert not await store.try_lock("s", "theirs", 5000)
@@ -214,7 +214,7 @@ async def test_a_poll_lease_is_taken_back_by_its_holder_and_by_no_one_else(
 async def test_a_host_slot_held_by_renewals_outlives_its_lease_and_one_not_renewed_frees(
     redis: aioredis.Redis,
 ) -> None:
-    store = FetcherStore(redis, "newsmon:fetcher")
+    store = FetcherStore(redis, "newsmon:fetcher", seen_retention_seconds=3600)
     assert await store.acquire_host("h", "renewed", limit=1, lease_ms=200, interval_ms=0) == 0
     for _ in range(3):
         await asyncio.sleep(0.1)
@@ -223,3 +223,37 @@ async def test_a_host_slot_held_by_renewals_outlives_its_lease_and_one_not_renew
     await asyncio.sleep(0.25)  # no renewal: the slot of a dead request runs out
     assert not await store.renew_host("h", "renewed", 200)
     assert await store.acquire_host("h", "other", limit=1, lease_ms=200, interval_ms=0) == 0
+
+
+async def test_seen_ids_are_kept_while_listed_and_dropped_after_the_retention(
+    redis: aioredis.Redis,
+) -> None:
+    store = FetcherStore(redis, "newsmon:fetcher", seen_retention_seconds=3600)
+    article = RawArticle(
+        article_id="a",
+        url="https://example.org/a",
+        final_url="https://example.org/a",
+        source="s",
+        fetched_at=datetime.now(UTC),
+        html="<p>x</p>",
+    )
+    assert await store.publish_once("listed", article)
+    assert await store.publish_once("dropped", article)
+    # a day passes on the stored scores: "listed" is still in its feed, "dropped" is not
+    day_ago = (datetime.now(UTC).timestamp() - 2 * 3600) * 1000
+    await redis.zadd("newsmon:fetcher:seen-at", {"listed": day_ago, "dropped": day_ago})
+    assert await store.unseen(["listed", "new"], datetime.now(UTC)) == {"new"}
+    assert await store.publish_once("new", article)  # each publish trims what is too old
+    assert await store.unseen(["listed", "dropped"], datetime.now(UTC)) == {"dropped"}
+    assert not await store.publish_once("listed", article)
+    assert await redis.zcard("newsmon:fetcher:seen-at") == 2
+
+
+async def test_the_unbounded_seen_set_of_earlier_versions_is_moved_over(
+    redis: aioredis.Redis,
+) -> None:
+    await redis.sadd("newsmon:fetcher:seen", *[f"id-{n}" for n in range(2500)])
+    store = FetcherStore(redis, "newsmon:fetcher", seen_retention_seconds=3600)
+    assert await store.migrate_legacy_seen(datetime.now(UTC)) == 2500
+    assert not await redis.exists("newsmon:fetcher:seen")
+    assert await store.unseen(["id-0", "id-2499", "id-new"], datetime.now(UTC)) == {"id-new"}
