@@ -6,6 +6,7 @@ a disposable database (e.g. redis://127.0.0.1:6379/15).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -118,7 +119,8 @@ def wait_for_metric(
 READ_TOKEN = "reader-token-for-tests"
 """The read-scope token of the alerter's API and page in `seeded`."""
 ADMIN_TOKEN = "admin-token-for-tests"
-FETCHER_TOKEN = "fetcher-token-for-tests"
+PUSH_TOKENS = {"coastal-daily": "coastal-daily-push-token"}
+"""Publishers that may push pages to `seeded`'s fetcher, and their tokens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededNewsmon]:
     tokens = {
         "NEWSMON_ALERTER_READ_TOKEN": READ_TOKEN,
         "NEWSMON_ALERTER_API_TOKEN": ADMIN_TOKEN,
-        "NEWSMON_FETCHER_API_TOKEN": FETCHER_TOKEN,
+        "NEWSMON_FETCHER_PUSH_TOKENS": json.dumps(PUSH_TOKENS),
     }
     with SampleSite() as site:
         config = demo_config(site.feed_url).model_dump(mode="json", exclude_defaults=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -110,4 +111,11 @@ async def read_model(request: Request, model: type[M], max_bytes: int) -> M | Re
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        return json_error(422, "; ".join(e["msg"] for e in exc.errors(include_input=False)))
+        return json_error(422, "; ".join(_described(e) for e in exc.errors(include_input=False)))
+
+
+def _described(error: ErrorDetails) -> str:
+    """A validation error with the field it is about: "source: Extra inputs are not
+    permitted"."""
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]

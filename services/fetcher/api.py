@@ -8,11 +8,18 @@ GET /sources/{name}               one source with its state
 POST /sources/{name}/pause        stop polling it
 POST /sources/{name}/resume       poll it again at once (also a broken or disabled one)
 DELETE /sources/{name}            remove a run-time source                       -> 204
-POST /ingest                      {"url", optional "html", "source", "lang", "tags"} -> 202
+POST /ingest                      {"url", optional "html", "lang", "tags"}      -> 202
                                   (400: not an absolute http(s) URL; 502: fetch failed)
+
+A publisher's push token (`NEWSMON_FETCHER_PUSH_TOKENS`) may only POST /ingest (401
+elsewhere), and the page is published under the publisher's name as its source; with the
+admin token the source is "ingest". A caller never chooses the source.
 """
 
 from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
@@ -21,7 +28,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts import SourceConfig
-from services.common.http_api import ApiTokens, json_error, protected, read_model
+from services.common.http_api import (
+    ApiTokens,
+    json_error,
+    presented_token,
+    protected,
+    read_model,
+)
 from services.fetcher.core import pushed_page_url
 from services.fetcher.handlers import INGEST_SOURCE, Poller
 from services.fetcher.store import describe_source
@@ -34,14 +47,31 @@ class IngestRequest(BaseModel):
 
     url: str = Field(min_length=1)
     html: str | None = None
-    source: str = Field(default=INGEST_SOURCE, min_length=1)
     lang: str | None = None
     tags: tuple[str, ...] = ()
 
 
-def create_api(poller: Poller, *, token: str | None, max_body_bytes: int) -> Starlette:
+def pushed_by(tokens: ApiTokens, push_tokens: Mapping[str, str], given: str) -> str | None:
+    """Whose page a request with token `given` pushes: the publisher's name for a push
+    token, "ingest" for the admin token, None for no token of this API."""
+    if tokens.scope_of(given) == "admin":
+        return INGEST_SOURCE
+    for name, token in push_tokens.items():
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return name
+    return None
+
+
+def create_api(
+    poller: Poller,
+    *,
+    token: str | None,
+    push_tokens: Mapping[str, str],
+    max_body_bytes: int,
+) -> Starlette:
     """A small ASGI app over `poller`; mounted at `/sources` and `/ingest`."""
-    admin = protected(ApiTokens(admin=token, admin_setting="NEWSMON_FETCHER_API_TOKEN"), "admin")
+    tokens = ApiTokens(admin=token, admin_setting="NEWSMON_FETCHER_API_TOKEN")
+    admin = protected(tokens, "admin")
 
     async def describe(source: SourceConfig) -> dict[str, object]:
         state = await poller.load_state(source)
@@ -88,6 +118,13 @@ def create_api(poller: Poller, *, token: str | None, max_body_bytes: int) -> Sta
         return Response(status_code=204)
 
     async def ingest(request: Request) -> Response:
+        if token is None and not push_tokens:
+            return json_error(
+                503, "API disabled: set NEWSMON_FETCHER_API_TOKEN or NEWSMON_FETCHER_PUSH_TOKENS"
+            )
+        source = pushed_by(tokens, push_tokens, presented_token(request, "admin"))
+        if source is None:
+            return json_error(401, "missing or wrong bearer token")
         pushed = await read_model(request, IngestRequest, max_body_bytes)
         if isinstance(pushed, Response):
             return pushed
@@ -96,7 +133,7 @@ def create_api(poller: Poller, *, token: str | None, max_body_bytes: int) -> Sta
         except ValueError as exc:
             return json_error(400, str(exc))
         result = await poller.ingest(
-            url, html=pushed.html, source=pushed.source, lang=pushed.lang, tags=pushed.tags
+            url, html=pushed.html, source=source, lang=pushed.lang, tags=pushed.tags
         )
         body = {
             "article_id": result.article_id,
@@ -114,6 +151,6 @@ def create_api(poller: Poller, *, token: str | None, max_body_bytes: int) -> Sta
             Route("/sources/{name}", admin(remove), methods=["DELETE"]),
             Route("/sources/{name}/pause", admin(pause), methods=["POST"]),
             Route("/sources/{name}/resume", admin(resume), methods=["POST"]),
-            Route("/ingest", admin(ingest), methods=["POST"]),
+            Route("/ingest", ingest, methods=["POST"]),
         ]
     )

@@ -39,7 +39,12 @@ def create_service(deps: Deps, settings: FetcherSettings | None = None) -> Servi
         consumer_metrics=deps.consumer_metrics,
         dead_letter_retention_seconds=deps.settings.dead_letter_retention_seconds,
     )
-    api = create_api(poller, token=settings.api_token, max_body_bytes=settings.api_max_body_bytes)
+    api = create_api(
+        poller,
+        token=settings.api_token,
+        push_tokens=settings.push_tokens,
+        max_body_bytes=settings.api_max_body_bytes,
+    )
     return Service(
         name=NAME,
         tasks=[poller.run_forever],

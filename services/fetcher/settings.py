@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.topics import readable_text
 from services import __version__
+
+MIN_PUSH_TOKEN_CHARS = 16
+MAX_PUBLISHER_NAME_CHARS = 80
 
 
 class FetcherSettings(BaseSettings):
@@ -24,6 +28,11 @@ class FetcherSettings(BaseSettings):
     api_token: str | None = Field(
         default=None,
         description="Bearer token of the /sources and /ingest API; unset, the API answers 503.",
+    )
+    push_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description="Publishers allowed to push pages, as JSON {name: token}: a push token"
+        " may only POST /ingest, and what it pushes carries its name as the source.",
     )
     api_max_body_bytes: int = Field(
         default=2_000_000, gt=0, description="Largest request body the API reads, bytes."
@@ -78,3 +87,14 @@ class FetcherSettings(BaseSettings):
         description="Lease of a poll and of its requests' host slots, renewed every third of it "
         "while they run; a crashed fetcher's leases run out this soon, seconds.",
     )
+
+    @field_validator("push_tokens")
+    @classmethod
+    def _named_long_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:
+        for name, token in tokens.items():
+            readable_text(name, "a publisher's name", MAX_PUBLISHER_NAME_CHARS)
+            if len(token) < MIN_PUSH_TOKEN_CHARS:
+                raise ValueError(f"the push token of {name!r} is under 16 characters")
+        if len(set(tokens.values())) < len(tokens):
+            raise ValueError("two publishers share one push token")
+        return tokens

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FETCHER_TOKEN, READ_TOKEN, REPO, SeededNewsmon
+from conftest import PUSH_TOKENS, READ_TOKEN, REPO, SeededNewsmon
 
 pytestmark = pytest.mark.e2e
 
@@ -119,11 +119,10 @@ def test_a_new_story_appears_without_a_reload(signed_in: WebDriver, seeded: Seed
     signed_in.execute_script("window.notReloaded = true;")
     response = httpx.post(
         f"{seeded.base_url}/ingest",
-        headers={"Authorization": f"Bearer {FETCHER_TOKEN}"},
+        headers={"Authorization": f"Bearer {PUSH_TOKENS['coastal-daily']}"},
         json={
             "url": "https://coastal-daily.example/energy/tidal-plant",
             "html": NEW_PAGE.read_text(encoding="utf-8"),
-            "source": "coastal-daily",
         },
         timeout=30,
     )
@@ -135,4 +134,6 @@ def test_a_new_story_appears_without_a_reload(signed_in: WebDriver, seeded: Seed
     first = signed_in.find_element(By.CSS_SELECTOR, "li.story .story-title").text
     assert NEW_TITLE in first
     assert NEW_TITLE in signed_in.find_element(By.ID, "live-status").text
+    row = signed_in.find_element(By.CSS_SELECTOR, "li.story .outlets").text
+    assert row == "coastal-daily"  # the publisher that pushed it
     _screenshot(signed_in, "stories-live")

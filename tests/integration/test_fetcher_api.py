@@ -159,7 +159,7 @@ async def test_without_the_token_nothing_is_pushed_added_or_paused(
         allowed_private_hosts=("127.0.0.1",),
     )
     settings = CommonSettings(redis_url=redis_url, http_port=0)
-    fake = {"url": "https://www.reuters.com/world/fake", "html": "<p>x</p>", "source": "reuters"}
+    fake = {"url": "https://www.reuters.com/world/fake", "html": "<p>x</p>"}
     async with (
         running_services([create_service], settings=settings, config=config) as pipeline,
         httpx.AsyncClient(base_url=pipeline.http_url) as anonymous,
@@ -257,9 +257,11 @@ async def test_ingest_answers_400_for_what_is_not_an_http_url(
     assert await urls_published(redis) == []
 
 
-async def test_pushed_items_are_counted_as_ingest_and_fetcher_dead_letters_with_all_others(
-    redis: aioredis.Redis, redis_url: str, site: Site
+async def test_pushed_pages_carry_their_publisher_and_are_counted_as_ingest(
+    redis: aioredis.Redis, redis_url: str, site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    publishers = {"newsletter #1": "n1-token-0123456789", "newsletter #2": "n2-token-0123456789"}
+    monkeypatch.setenv("NEWSMON_FETCHER_PUSH_TOKENS", json.dumps(publishers))
     config = NewsmonConfig(
         sources=(SourceConfig(name="broken", url=f"{site.base_url}/not-a-feed.html"),),
         allowed_private_hosts=("127.0.0.1",),
@@ -268,11 +270,19 @@ async def test_pushed_items_are_counted_as_ingest_and_fetcher_dead_letters_with_
     dead = {"stream": ARTICLES_RAW, "reason": "broken_feed"}
     async with (
         running_services([create_service], settings=settings, config=config) as pipeline,
-        httpx.AsyncClient(base_url=pipeline.http_url, headers=AUTH) as client,
+        httpx.AsyncClient(base_url=pipeline.http_url) as client,
     ):
-        for name in ("newsletter #1", "newsletter #2"):
-            page = {"url": f"https://example.org/{name[-1]}", "html": "<p>x</p>", "source": name}
-            assert (await client.post("/ingest", json=page)).status_code == 202
+        for number, token in enumerate(publishers.values()):
+            page = {"url": f"https://example.org/{number}", "html": "<p>x</p>"}
+            pushed = await client.post("/ingest", json=page, headers=_bearer(token))
+            assert pushed.status_code == 202, pushed.text
+        # the source is who pushed, never what the body claims
+        claim = {"url": "https://www.reuters.com/world/fake", "html": "<p>x</p>", "source": "x"}
+        claimed = await client.post("/ingest", json=claim, headers=_bearer("n1-token-0123456789"))
+        assert claimed.status_code == 422 and "source" in claimed.json()["error"].lower()
+        # a push token pushes, and does nothing else
+        sources = await client.get("/sources", headers=_bearer("n1-token-0123456789"))
+        assert sources.status_code == 401
         for _ in range(200):
             if pipeline.registry.get_sample_value("newsmon_dead_letters_total", dead):
                 break
@@ -280,7 +290,11 @@ async def test_pushed_items_are_counted_as_ingest_and_fetcher_dead_letters_with_
         metrics = (await client.get("/metrics")).text
     assert pipeline.registry.get_sample_value("newsmon_dead_letters_total", dead) == 1
     assert 'newsmon_fetcher_items_total{source="ingest"} 2.0' in metrics
-    assert "newsletter" not in metrics  # a client's free text never becomes a label
+    assert "newsletter" not in metrics  # a publisher's name never becomes a label
     entries = await redis.xrange(ARTICLES_RAW)
     sources = [RawArticle.model_validate_json(f[DATA_FIELD]).source for _, f in entries]
-    assert sources == ["newsletter #1", "newsletter #2"]  # the message keeps what was said
+    assert sources == ["newsletter #1", "newsletter #2"]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
