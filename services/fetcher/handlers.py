@@ -238,6 +238,10 @@ class Poller:
                         report_unavailable(exc, task="poll schedule")
                         await asyncio.sleep(self._settings.tick_seconds)
                         continue
+                    known = {source.name for source in self._known}
+                    for name in [n for n in running if n not in known]:
+                        running.pop(name).cancel()
+                        log.info("source deleted, its poll cancelled", source=name)
                 now = self._clock().timestamp()
                 due = [
                     s

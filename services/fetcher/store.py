@@ -5,8 +5,9 @@ Keys (under the `key_prefix` setting, default `newsmon:fetcher`):
 (name -> SourceConfig JSON); `seen-at` sorted set of published (or given up) article ids
 scored by when last published or listed (ms), kept for the seen retention (earlier versions
 kept a `seen` set forever: `migrate_legacy_seen` moves it over);
-`lock:<name>` a poll lease; `host:<host>:leases` sorted set of request leases
-and `host:<host>:next` the earliest time of the next request (ms, Redis clock);
+`deleted:<name>` a mark that a run-time source was just deleted; `lock:<name>` a poll
+lease; `host:<host>:leases` sorted set of request leases and `host:<host>:next` the earliest
+time of the next request (ms, Redis clock);
 `robots:<origin>` the cached robots.txt.
 """
 
@@ -30,6 +31,10 @@ SourceStatus = Literal["active", "paused", "broken", "disabled"]
 SOURCE_STATUSES: Final[tuple[SourceStatus, ...]] = ("active", "paused", "broken", "disabled")
 
 _PUBLISH_ONCE = files("services.fetcher").joinpath("publish_once.lua").read_text("utf-8")
+_SAVE_STATE = files("services.fetcher").joinpath("save_state.lua").read_text("utf-8")
+DELETED_MARK_SECONDS = 3600
+"""How long a deleted source's state cannot be written back (seconds): far longer than a poll
+lasts once every replica has cancelled it (at its next schedule refresh)."""
 LEGACY_SEEN_BATCH = 1000
 """Ids moved per step from the `seen` set of earlier versions into `seen-at`."""
 
@@ -195,6 +200,7 @@ class FetcherStore:
         self._prefix = key_prefix
         self._seen_retention_ms = int(seen_retention_seconds * 1000)
         self._publish_once = redis.register_script(_PUBLISH_ONCE)
+        self._save_state = redis.register_script(_SAVE_STATE)
         self._acquire_host = redis.register_script(_ACQUIRE_HOST)
         self._renew_host = redis.register_script(_RENEW_HOST)
         self._take_lock = redis.register_script(_TAKE_LOCK)
@@ -216,17 +222,18 @@ class FetcherStore:
             results = await pipe.execute()
         return {n: SourceState.from_fields(raw) for n, raw in zip(names, results, strict=True)}
 
-    async def save_state(self, name: str, state: SourceState) -> None:
-        fields = state.to_fields()
-        await self._redis.hset(self.key("source", name), mapping={k: v for k, v in fields.items()})
+    async def save_state(self, name: str, state: SourceState) -> bool:
+        """Save the state of source `name` unless it was deleted lately; False then."""
+        pairs = [part for item in state.to_fields().items() for part in item]
+        saved = await self._save_state(
+            keys=[self.key("source", name), self.key("deleted", name)], args=pairs
+        )
+        return bool(saved)
 
     async def update_state(self, name: str, **changes: object) -> SourceState:
         state = replace(await self.load_state(name), **changes)  # type: ignore[arg-type]
         await self.save_state(name, state)
         return state
-
-    async def delete_state(self, name: str) -> None:
-        await self._redis.delete(self.key("source", name))
 
     async def runtime_sources(self) -> list[SourceConfig]:
         raw = cast(dict[bytes, bytes], await self._redis.hgetall(self.key("sources")))
@@ -235,11 +242,18 @@ class FetcherStore:
     async def add_runtime_source(self, source: SourceConfig) -> bool:
         """False when a run-time source of that name exists already."""
         added = await self._redis.hsetnx(self.key("sources"), source.name, source.model_dump_json())
+        if added:
+            await self._redis.delete(self.key("deleted", source.name))
         return bool(added)
 
     async def remove_runtime_source(self, name: str) -> bool:
-        removed = await self._redis.hdel(self.key("sources"), name)
-        await self.delete_state(name)
+        """Delete a run-time source and its state, and mark it deleted for
+        `DELETED_MARK_SECONDS`: a poll of it still running cannot save its state back."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.key("sources"), name)
+            pipe.set(self.key("deleted", name), 1, ex=DELETED_MARK_SECONDS)
+            pipe.delete(self.key("source", name))
+            removed, *_ = await pipe.execute()
         return bool(removed)
 
     async def unseen(self, ids: Sequence[str], now: datetime) -> set[str]:

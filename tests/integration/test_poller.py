@@ -4,6 +4,7 @@ once, conditional GET, broken feeds and pages dead-lettered, service unharmed.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from contracts import DeadLetter, RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW, dead_letter_stream
@@ -46,6 +48,8 @@ class NewsServer:
         self.feed_body: bytes | None = None
         self.etag = '"v1"'
         self.requests: list[str] = []
+        self.held_reached = threading.Event()
+        self.release_held = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,6 +62,10 @@ class NewsServer:
                         return
                     body = server.feed_body or rss(server.base_url, *server.feed_names)
                     self._send(200, body, "application/rss+xml", {"ETag": server.etag})
+                elif self.path == "/held.xml":  # answers once the test releases it
+                    server.held_reached.set()
+                    server.release_held.wait(10)
+                    self._send(200, rss(server.base_url, "late.html"), "application/rss+xml")
                 elif self.path == "/gone.html":
                     self._send(404, b"not here", "text/plain")
                 else:
@@ -257,3 +265,48 @@ async def test_the_unbounded_seen_set_of_earlier_versions_is_moved_over(
     assert await store.migrate_legacy_seen(datetime.now(UTC)) == 2500
     assert not await redis.exists("newsmon:fetcher:seen")
     assert await store.unseen(["id-0", "id-2499", "id-new"], datetime.now(UTC)) == {"id-new"}
+
+
+async def test_deleting_a_source_cancels_its_poll_and_leaves_no_state_behind(
+    redis: aioredis.Redis, server: NewsServer, registry: CollectorRegistry
+) -> None:
+    http = HttpxClient(
+        user_agent="newsmon-test", timeout_seconds=15, allowed_private_hosts=["127.0.0.1"]
+    )
+    settings = FetcherSettings(
+        host_min_interval_seconds=0, tick_seconds=0.02, state_refresh_seconds=60
+    )
+    poller = Poller(
+        redis=redis,
+        http=http,
+        sources=[],
+        settings=settings,
+        metrics=FetcherMetrics(registry),
+        clock=lambda: NOW,
+    )
+    doomed = SourceConfig(name="doomed", url=f"{server.base_url}/held.xml")
+    assert await poller.add_source(doomed)
+    task = asyncio.create_task(poller.run_forever())
+    try:
+        with capture_logs() as logs:
+            assert await asyncio.to_thread(server.held_reached.wait, 10), "never polled"
+            assert await poller.remove_source("doomed")
+            for _ in range(500):
+                if any(e["event"] == "source deleted, its poll cancelled" for e in logs):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the poll of the deleted source was not cancelled")
+        server.release_held.set()
+        # a poll that outlived its source (another replica's, say) cannot save its state
+        assert not await poller.store.save_state("doomed", await poller.store.load_state("x"))
+        assert not await redis.exists("newsmon:fetcher:source:doomed")
+        assert await published(redis) == []
+        # a source added again under that name is polled and saved as any other
+        assert await poller.add_source(SourceConfig(name="doomed", url=doomed.url))
+        assert await poller.store.save_state("doomed", await poller.store.load_state("x"))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await http.aclose()
