@@ -7,6 +7,7 @@ sees them; each replica re-reads them when the version changed, at most once per
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import redis.asyncio as aioredis
@@ -80,7 +81,9 @@ class Catalog:
             WebhookSubscription.model_validate_json(raw) for _, raw in sorted(subscriptions.items())
         )
         self._version = version
-        self.compiled = self._compile()
+        # compiled in a thread: hundreds of topics take a while, and the event loop keeps
+        # serving (health checks, SSE, consumers) meanwhile
+        self.compiled = await asyncio.to_thread(self._compile)
 
     async def put_topic(self, topic: TopicConfig) -> None:
         if self.is_configured_topic(topic.name):

@@ -5,6 +5,7 @@ last alert said, `n:<topic>` its update number (the compare-and-set guard of upd
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -109,7 +110,10 @@ class AlertHandler:
         await self._catalog.refresh()
         compiled = self._catalog.compiled
         article = event.article
-        matches = compiled.match(
+        # in a thread: with hundreds of topics, compiling them for a new language and
+        # matching take a while, and the event loop keeps serving meanwhile
+        matches = await asyncio.to_thread(
+            compiled.match,
             article_id=article.article_id,
             title=article.title,
             text=article.text,

@@ -3,6 +3,7 @@ real Redis gives one new alert, then debounced update alerts, and never a repeat
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -165,3 +166,29 @@ async def test_alerts_older_than_the_retention_leave_both_streams(redis: aioredi
         ((entry_id, fields),) = await redis.xrange(key)
         assert entry_id != b"1000-0"
         assert TopicAlert.model_validate_json(fields[DATA_FIELD]).kind == "new"
+
+
+async def test_matching_many_topics_leaves_the_event_loop_serving(redis: aioredis.Redis) -> None:
+    """500 topics of 100 terms (the limits) take a while to compile and match: other work
+    of the process (health checks, SSE, other consumers) goes on meanwhile."""
+    topics = tuple(
+        TopicConfig(name=f"topic {n}", keywords=tuple(f"w{n}x{k} p{k}" for k in range(100)))
+        for n in range(500)
+    )
+    handler = _handler(redis, topics, Clock())
+    event = Story("s-busy").add(1, "en", "a", "The market rallied as rates held. " * 50, START)
+    ticks = 0
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    ticker = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    before = ticks
+    await handler(event)
+    served = ticks - before
+    ticker.cancel()
+    assert served > 100, f"the event loop ran {served} times while matching"
