@@ -205,8 +205,12 @@ def test_every_metric_the_dashboard_and_the_rules_query_is_declared() -> None:
         assert not missing, f"the {source} query metrics no service declares: {missing}"
 
 
+PROMETHEUS_SERIES = {"up": {"job", "service"}}
+"""Series Prometheus itself writes per target, with the labels prometheus.yml gives them."""
+
+
 def test_rule_tests_feed_series_with_the_names_and_labels_services_export() -> None:
-    declared = declared_metrics()
+    declared = declared_metrics() | PROMETHEUS_SERIES
     for path in (PROMETHEUS / "tests").glob("*.yml"):
         for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
             for series in case["input_series"]:
@@ -229,6 +233,22 @@ def test_dashboard_panels_query_active_stories_and_empty_extractions_by_reason()
     assert exprs["Empty extractions"] == [
         "sum by (reason) (rate(newsmon_cleaner_empty_extractions_total[5m]))"
     ]
+
+
+def test_alert_rules_cover_redis_memory_and_every_stage_being_down() -> None:
+    rules = {
+        rule["alert"]: rule
+        for group in yaml.safe_load((PROMETHEUS / "rules" / "newsmon.rules.yml").read_text())[
+            "groups"
+        ]
+        for rule in group["rules"]
+    }
+    assert "newsmon_redis_maxmemory_bytes" in rules["NewsmonRedisMemoryHigh"]["expr"]
+    for stage in ("fetcher", "cleaner", "detector", "alerter"):
+        assert f'"stage", "{stage}"' in rules["NewsmonStageDown"]["expr"], stage
+    assert 'up{job="newsmon"} == 0' in rules["NewsmonProcessDown"]["expr"]
+    job = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert job["job_name"] == "newsmon"
 
 
 def test_every_dashboard_panel_has_a_question_and_a_query() -> None:
