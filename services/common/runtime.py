@@ -399,9 +399,22 @@ def _stream_watcher(
                 metrics.lag.labels(position.stream, position.group).set(position.lag)
                 metrics.pending.labels(position.stream, position.group).set(position.pending)
                 metrics.dead_letters.labels(position.stream).set(position.dead_letters)
+            try:
+                await record_redis_memory(redis, metrics)
+            except REDIS_UNAVAILABLE as exc:
+                report_unavailable(exc, task="watch_streams")
+            except RedisError as exc:
+                log.warning("cannot read Redis memory", error=str(exc))
             await asyncio.sleep(seconds)
 
     return watch_streams
+
+
+async def record_redis_memory(redis: aioredis.Redis, metrics: StreamMetrics) -> None:
+    """Set the Redis memory gauges from `INFO memory`: used and the limit (0: none)."""
+    info = await redis.info("memory")
+    metrics.redis_used_memory.set(float(info["used_memory"]))
+    metrics.redis_max_memory.set(float(info.get("maxmemory", 0)))
 
 
 def _reclaimer(

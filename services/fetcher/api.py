@@ -118,7 +118,7 @@ def create_api(
         return Response(status_code=204)
 
     async def ingest(request: Request) -> Response:
-        if token is None and not push_tokens:
+        if not token and not push_tokens:
             return json_error(
                 503, "API disabled: set NEWSMON_FETCHER_API_TOKEN or NEWSMON_FETCHER_PUSH_TOKENS"
             )

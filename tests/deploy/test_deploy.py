@@ -57,6 +57,88 @@ def test_compose_runs_every_service_with_healthchecks_and_persistent_redis() -> 
     assert {"prometheus", "grafana"} <= services.keys()
 
 
+REQUIRED_SECRETS = (
+    "NEWSMON_REDIS_PASSWORD",
+    "NEWSMON_FETCHER_API_TOKEN",
+    "NEWSMON_ALERTER_API_TOKEN",
+    "NEWSMON_ALERTER_READ_TOKEN",
+    "GRAFANA_ADMIN_PASSWORD",
+)
+"""What compose refuses to start without (`${NAME:?...}`: unset or empty both fail)."""
+
+
+def required(name: str) -> re.Pattern[str]:
+    """A compose interpolation of `name` that fails when it is unset or empty."""
+    return re.compile(rf"\$\{{{name}:\?[^}}]*\}}")
+
+
+def published_ports(service: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(host IP or None for all interfaces, rest) of each port a service publishes."""
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append((port.get("host_ip"), str(port.get("published"))))
+            continue
+        parts = str(port).split(":")
+        ports.append((parts[0], ":".join(parts[1:])) if len(parts) == 3 else (None, str(port)))
+    return ports
+
+
+def test_compose_publishes_only_prometheus_and_grafana_and_only_on_loopback() -> None:
+    services = compose()["services"]
+    published = {name: published_ports(service) for name, service in services.items()}
+    assert {name for name, ports in published.items() if ports} == {"prometheus", "grafana"}
+    for name, ports in published.items():
+        for host_ip, rest in ports:
+            assert host_ip == "127.0.0.1", f"{name} publishes {rest} on every interface"
+
+
+def test_compose_refuses_to_start_without_every_password_and_token() -> None:
+    text = (REPO / "compose.yaml").read_text(encoding="utf-8")
+    for name in REQUIRED_SECRETS:
+        uses = re.findall(rf"\$\{{{name}\b[^}}]*\}}", text)
+        assert uses, f"compose does not use {name}"
+        assert all(required(name).fullmatch(use) for use in uses), (
+            f"{name} has a default or may be empty: {uses}"
+        )
+
+
+def test_compose_redis_requires_a_password_the_services_and_healthcheck_use() -> None:
+    services = compose()["services"]
+    redis = services["redis"]
+    command = redis["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert required("NEWSMON_REDIS_PASSWORD").fullmatch(password)
+    assert redis["environment"]["REDISCLI_AUTH"] == password
+    probe = " ".join(redis["healthcheck"]["test"])
+    assert "redis-cli" in probe and "PONG" in probe, "a NOAUTH error must fail the healthcheck"
+    for name in ("fetcher", "cleaner", "detector", "alerter"):
+        url = services[name]["environment"]["NEWSMON_REDIS_URL"]
+        assert url == f"redis://:{password}@redis:6379/0", name
+
+
+def test_compose_gives_each_api_token_only_to_the_service_it_guards() -> None:
+    services = compose()["services"]
+    tokens = {
+        "fetcher": {"NEWSMON_FETCHER_API_TOKEN"},
+        "alerter": {"NEWSMON_ALERTER_API_TOKEN", "NEWSMON_ALERTER_READ_TOKEN"},
+        "cleaner": set(),
+        "detector": set(),
+    }
+    for name, expected in tokens.items():
+        environment = services[name]["environment"]
+        assert {key for key in environment if key.endswith("_TOKEN")} == expected, name
+        for key in expected:
+            assert required(key).fullmatch(environment[key]), f"{name}: {key}"
+
+
+def test_compose_grafana_has_no_anonymous_access_and_no_default_admin_password() -> None:
+    environment = compose()["services"]["grafana"]["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in environment
+    assert required("GRAFANA_ADMIN_PASSWORD").fullmatch(environment["GF_SECURITY_ADMIN_PASSWORD"])
+
+
 def test_prometheus_config_and_rules_are_valid() -> None:
     checked = promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -123,8 +205,12 @@ def test_every_metric_the_dashboard_and_the_rules_query_is_declared() -> None:
         assert not missing, f"the {source} query metrics no service declares: {missing}"
 
 
+PROMETHEUS_SERIES = {"up": {"job", "service"}}
+"""Series Prometheus itself writes per target, with the labels prometheus.yml gives them."""
+
+
 def test_rule_tests_feed_series_with_the_names_and_labels_services_export() -> None:
-    declared = declared_metrics()
+    declared = declared_metrics() | PROMETHEUS_SERIES
     for path in (PROMETHEUS / "tests").glob("*.yml"):
         for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
             for series in case["input_series"]:
@@ -147,6 +233,22 @@ def test_dashboard_panels_query_active_stories_and_empty_extractions_by_reason()
     assert exprs["Empty extractions"] == [
         "sum by (reason) (rate(newsmon_cleaner_empty_extractions_total[5m]))"
     ]
+
+
+def test_alert_rules_cover_redis_memory_and_every_stage_being_down() -> None:
+    rules = {
+        rule["alert"]: rule
+        for group in yaml.safe_load((PROMETHEUS / "rules" / "newsmon.rules.yml").read_text())[
+            "groups"
+        ]
+        for rule in group["rules"]
+    }
+    assert "newsmon_redis_maxmemory_bytes" in rules["NewsmonRedisMemoryHigh"]["expr"]
+    for stage in ("fetcher", "cleaner", "detector", "alerter"):
+        assert f'"stage", "{stage}"' in rules["NewsmonStageDown"]["expr"], stage
+    assert 'up{job="newsmon"} == 0' in rules["NewsmonProcessDown"]["expr"]
+    job = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert job["job_name"] == "newsmon"
 
 
 def test_every_dashboard_panel_has_a_question_and_a_query() -> None:
@@ -181,6 +283,18 @@ def test_image_keeps_embedded_redis_data_in_a_volume_its_user_owns() -> None:
     assert re.search(rf"chown {user}(:{user})? {re.escape(data_dir[1])}\b", run)
     volumes = [args for op, args in instructions if op == "VOLUME"]
     assert any(data_dir[1] in volume for volume in volumes)
+
+
+def test_image_data_folder_is_readable_by_its_user_alone() -> None:
+    """The embedded Redis's AOF in it holds webhook secrets; a named volume copies the
+    image folder's owner and mode when first mounted."""
+    instructions = dockerfile_instructions()
+    env = " ".join(args for op, args in instructions if op == "ENV")
+    data_dir = re.search(r"\bNEWSMON_DATA_DIR=(\S+)", env)
+    assert data_dir
+    run = " ".join(args for op, args in instructions if op == "RUN")
+    assert re.search(rf"chmod 0?700 {re.escape(data_dir[1])}(\s|$)", run)
+    assert "NEWSMON_HTTP_HOST" not in env, "the image listens on 127.0.0.1 unless told otherwise"
 
 
 def test_installed_package_ships_every_data_file_of_the_sources(tmp_path: Path) -> None:
