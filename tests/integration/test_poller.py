@@ -4,22 +4,19 @@ once, conditional GET, broken feeds and pages dead-lettered, service unharmed.""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import redis.asyncio as aioredis
+from harness import LocalHttpServer, local_http, make_poller, send
 from prometheus_client import CollectorRegistry
 
 from contracts import DeadLetter, RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW, dead_letter_stream
 from services.common.bus import DATA_FIELD
-from services.common.metrics import ConsumerMetrics
 from services.fetcher.handlers import Poller
-from services.fetcher.http import HttpxClient
-from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.store import FetcherStore
 
@@ -38,60 +35,32 @@ def rss(base: str, *names: str) -> bytes:
     ).encode()
 
 
-class NewsServer:
+class NewsServer(LocalHttpServer):
     """A feed server whose answers each test sets; counts the requests."""
 
     def __init__(self) -> None:
         self.feed_names: list[str] = ["a.html", "b.html"]
         self.feed_body: bytes | None = None
         self.etag = '"v1"'
-        self.requests: list[str] = []
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                if self.path == "/feed.xml":
-                    if self.headers.get("If-None-Match") == server.etag:
-                        self.send_response(304)
-                        self.end_headers()
-                        return
-                    body = server.feed_body or rss(server.base_url, *server.feed_names)
-                    self._send(200, body, "application/rss+xml", {"ETag": server.etag})
-                elif self.path == "/gone.html":
-                    self._send(404, b"not here", "text/plain")
-                else:
-                    self._send(200, PAGE, "text/html; charset=utf-8")
-
-            def _send(
-                self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
-            ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (extra or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        if handler.path == "/feed.xml":
+            if handler.headers.get("If-None-Match") == self.etag:
+                send(handler, 304)
                 return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+            body = self.feed_body or rss(self.base_url, *self.feed_names)
+            send(handler, 200, body, "application/rss+xml", ETag=self.etag)
+        elif handler.path == "/gone.html":
+            send(handler, 404, b"not here")
+        else:
+            send(handler, 200, PAGE, "text/html; charset=utf-8")
 
 
 @pytest.fixture
 def server() -> Iterator[NewsServer]:
-    news = NewsServer()
-    yield news
-    news.close()
+    with NewsServer() as news:
+        yield news
 
 
 @pytest.fixture
@@ -108,19 +77,9 @@ def registry() -> CollectorRegistry:
 async def poller(
     redis: aioredis.Redis, source: SourceConfig, registry: CollectorRegistry
 ) -> AsyncIterator[Poller]:
-    http = HttpxClient(
-        user_agent="newsmon-test", timeout_seconds=5, allowed_private_hosts=["127.0.0.1"]
-    )
-    yield Poller(
-        redis=redis,
-        http=http,
-        sources=[source],
-        settings=FetcherSettings(host_min_interval_seconds=0),
-        metrics=FetcherMetrics(registry),
-        clock=lambda: NOW,
-        consumer_metrics=ConsumerMetrics(registry),
-    )
-    await http.aclose()
+    settings = FetcherSettings(host_min_interval_seconds=0)
+    async with local_http(settings, timeout_seconds=5) as http:
+        yield make_poller(redis, registry, http, settings, sources=[source], clock=lambda: NOW)
 
 
 async def published(redis: aioredis.Redis) -> list[RawArticle]:
