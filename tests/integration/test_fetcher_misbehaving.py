@@ -21,13 +21,12 @@ import brotli
 import harness
 import pytest
 import redis.asyncio as aioredis
-from harness import LocalHttpServer, local_http, send
+from harness import LocalHttpServer, dead_letters, local_http, published, send
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from contracts import DeadLetter, RawArticle, SourceConfig
-from contracts.streams import ARTICLES_RAW, dead_letter_stream
-from services.common.bus import DATA_FIELD
+from contracts import SourceConfig
+from contracts.streams import ARTICLES_RAW
 from services.fetcher.handlers import LeaseLostError, Poller
 from services.fetcher.http import HttpClient, HttpResponse, HttpxClient
 from services.fetcher.settings import FetcherSettings
@@ -136,16 +135,6 @@ def source(server: MisbehavingServer, path: str = "/feed.xml", **fields: Any) ->
 
 def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
-
-
-async def published(redis: aioredis.Redis) -> list[RawArticle]:
-    entries = await redis.xrange(ARTICLES_RAW)
-    return [RawArticle.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
-
-
-async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
-    entries = await redis.xrange(dead_letter_stream(ARTICLES_RAW))
-    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
 
 
 async def poll_logged(poller: Poller, src: SourceConfig) -> tuple[int, list[dict[str, Any]]]:

@@ -10,12 +10,11 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 import redis.asyncio as aioredis
-from harness import LocalHttpServer, local_http, make_poller, send
+from harness import LocalHttpServer, dead_letters, local_http, make_poller, published, send
 from prometheus_client import CollectorRegistry
 
-from contracts import DeadLetter, RawArticle, SourceConfig
-from contracts.streams import ARTICLES_RAW, dead_letter_stream
-from services.common.bus import DATA_FIELD
+from contracts import SourceConfig
+from contracts.streams import ARTICLES_RAW
 from services.fetcher.handlers import Poller
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.store import FetcherStore
@@ -80,16 +79,6 @@ async def poller(
     settings = FetcherSettings(host_min_interval_seconds=0)
     async with local_http(settings, timeout_seconds=5) as http:
         yield make_poller(redis, registry, http, settings, sources=[source], clock=lambda: NOW)
-
-
-async def published(redis: aioredis.Redis) -> list[RawArticle]:
-    entries = await redis.xrange(ARTICLES_RAW)
-    return [RawArticle.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
-
-
-async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
-    entries = await redis.xrange(dead_letter_stream(ARTICLES_RAW))
-    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
 
 
 async def test_each_item_is_published_once_and_unchanged_feeds_answer_304(
