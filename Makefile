@@ -33,8 +33,8 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check contracts services tests benchmarks
-	$(BIN)/ruff format --check contracts services tests benchmarks
+	$(BIN)/ruff check contracts services tests benchmarks tools
+	$(BIN)/ruff format --check contracts services tests benchmarks tools
 	$(BIN)/mypy
 
 typecheck: $(STAMP)

@@ -33,13 +33,12 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from contracts import SourceConfig  # noqa: E402
 from contracts.streams import ARTICLES_RAW  # noqa: E402
-from services.common.clock import utc_now  # noqa: E402
 from services.common.logs import configure_logging  # noqa: E402
 from services.common.redis import connect  # noqa: E402
 from services.fetcher.app import create_http  # noqa: E402
 from services.fetcher.handlers import Poller  # noqa: E402
-from services.fetcher.metrics import FetcherMetrics  # noqa: E402
 from services.fetcher.settings import FetcherSettings  # noqa: E402
+from tests.harness import free_port, make_poller  # noqa: E402
 
 PAGE = (b"<html><head><title>Story</title></head><body><article>" + b"<p>words</p>" * 150) + (
     b"</article></body></html>"
@@ -88,12 +87,6 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 ITEMS_PER_FEED = int(os.environ.get("BENCH_ITEMS_PER_FEED", "20"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_servers(count: int, items: int) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
@@ -180,14 +173,7 @@ async def bench(args: argparse.Namespace) -> list[str]:
             ]
             registry = CollectorRegistry()
             http = create_http(settings, ("127.0.0.1",))
-            poller = Poller(
-                redis=redis,
-                http=http,
-                sources=sources,
-                settings=settings,
-                metrics=FetcherMetrics(registry),
-                clock=utc_now,
-            )
+            poller = make_poller(redis, registry, http, settings, sources=sources)
             loop = asyncio.create_task(poller.run_forever())
             try:
                 first = await run_round(poller, args.timeout)

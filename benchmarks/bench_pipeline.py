@@ -28,7 +28,6 @@ import asyncio
 import math
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,11 +39,8 @@ from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import redis as sync_redis  # noqa: E402
-from test_faults import RedisServer, ServiceProcess, wait_for  # noqa: E402
 
 from contracts import CleanArticle, StoryEvent, TopicAlert  # noqa: E402
 from contracts.streams import (  # noqa: E402
@@ -66,6 +62,7 @@ from services.samples.corpus import (  # noqa: E402
     render_feed,
     synthetic_corpus,
 )
+from tests.harness import RedisServer, ServiceProcess, wait_for  # noqa: E402
 
 COPIES = 4
 ITEMS_PER_FEED = 100
@@ -88,16 +85,8 @@ FAST_POLLS = {
 class UpProcess(ServiceProcess):
     """`newsmon up`: the four services in one process."""
 
-    def start(self) -> None:
-        self.starts += 1
-        log = (self.logs / f"up-{self.starts}.log").open("wb")
-        self.process = _popen(["up", "--config", str(self.config)], self.env, log)
-
-
-def _popen(args: list[str], env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *args], env=env, stdout=log, stderr=log
-    )
+    def args(self) -> list[str]:
+        return ["up", "--config", str(self.config)]
 
 
 def make_processes(

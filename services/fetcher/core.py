@@ -12,7 +12,7 @@ import json
 import re
 import time
 import zlib
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -145,14 +145,8 @@ def _bozo_reason(parsed: Any) -> str:
 
 
 def _feed_item(entry: Any, *, base_url: str) -> FeedItem | None:
-    link = entry.get("link") or _first_alternate_link(entry)
-    if not isinstance(link, str) or not link.strip():
-        return None
-    try:
-        url = canonical_url(urljoin(base_url, link.strip()))
-    except ValueError:
-        return None
-    if urlsplit(url).scheme not in DEFAULT_PORTS:
+    url = _safe_item_url(entry.get("link") or _first_alternate_link(entry), base_url)
+    if url is None:
         return None
     return FeedItem(
         url=url,
@@ -285,7 +279,6 @@ def next_poll_at(
     *,
     interval_seconds: float,
     ttl_seconds: float | None = None,
-    consecutive_failures: int = 0,
     min_seconds: float = 60,
     max_seconds: float = 86400,
     jitter_ratio: float = 0.0,
@@ -294,21 +287,18 @@ def next_poll_at(
 
     The delay is the configured interval, or the feed's own ttl (how long it says
     it stays fresh: RSS <ttl>, Cache-Control max-age, Expires) when that is
-    longer, doubled for each consecutive failure, stretched by `jitter_ratio`
-    (e.g. a caller's random value in [-0.1, 0.1]) and bounded to
-    [min_seconds, max_seconds], whatever the interval. All durations are seconds;
-    `now` must be tz-aware.
+    longer, stretched by `jitter_ratio` (e.g. a caller's random value in
+    [-0.1, 0.1]) and bounded to [min_seconds, max_seconds], whatever the
+    interval. All durations are seconds; `now` must be tz-aware. (A failed poll
+    is scheduled by `backoff_seconds` instead.)
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if not interval_seconds > 0:
         raise ValueError("interval_seconds must be positive")
-    if consecutive_failures < 0:
-        raise ValueError("consecutive_failures cannot be negative")
     if min_seconds > max_seconds:
         raise ValueError("min_seconds cannot exceed max_seconds")
     delay = max(interval_seconds, ttl_seconds or 0.0)
-    delay *= 2.0 ** min(consecutive_failures, _MAX_BACKOFF_EXPONENT)
     delay *= 1.0 + jitter_ratio
     bounded = min(max(delay, min_seconds), max_seconds)
     return now + timedelta(seconds=bounded)
@@ -323,11 +313,6 @@ def body_digest(body: bytes) -> str:
 def is_unchanged(previous_digest: str | None, body: bytes) -> bool:
     """True when `body` is byte for byte the listing last read in full."""
     return previous_digest is not None and previous_digest == body_digest(body)
-
-
-def new_items(items: Sequence[FeedItem], seen: Set[str]) -> list[FeedItem]:
-    """The items whose article id is not in `seen`, in feed order."""
-    return [item for item in items if article_id(item.url) not in seen]
 
 
 def refuse_xml_entities(body: bytes) -> None:

@@ -18,8 +18,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from services.samples.build_site import BASE_URL_PLACEHOLDER
-
+BASE_URL_PLACEHOLDER = "{{BASE_URL}}"
+"""Where the committed pages and feed (made by tools/build_site.py) say the site's own address."""
 SITE_DIR = Path(__file__).parent / "site"
 FEED_NAME = "feed.xml"
 CONTENT_TYPES = {

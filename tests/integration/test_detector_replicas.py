@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -16,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from harness import ServiceProcess
 
 from contracts import CleanArticle, StoryEvent
 from contracts.streams import ARTICLES_CLEAN, STORIES_EVENTS, dead_letter_stream
@@ -62,15 +60,13 @@ def _copies(story: int, text: str) -> list[CleanArticle]:
     ]
 
 
-def _start_detector(config: Path, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REDIS_URL": redis_url, "NEWSMON_HTTP_PORT": "0"}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "detector", "--config", str(config)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+def _start_detector(config: Path, redis_url: str, logs: Path) -> ServiceProcess:
+    """`newsmon serve detector` with the default settings, its output in `logs`."""
+    logs.mkdir()
+    replica = ServiceProcess("detector", redis_url, config, logs)
+    replica.env = {**os.environ, "REDIS_URL": redis_url, "NEWSMON_HTTP_PORT": "0"}
+    replica.start()
+    return replica
 
 
 async def _wait_for_events(redis: aioredis.Redis, count: int, timeout: float) -> int:
@@ -102,22 +98,16 @@ async def test_two_detector_processes_make_every_story_exactly_once(
         order.extend(chunk)
     config = tmp_path / "newsmon.yaml"
     config.write_text("sources: []\n", encoding="utf-8")
-    log = tmp_path / "detectors.log"
-    replicas = [_start_detector(config, redis_url, log) for _ in range(2)]
+    replicas = [_start_detector(config, redis_url, tmp_path / f"replica-{k}") for k in range(2)]
     try:
         for article in order:
             await publish(redis, ARTICLES_CLEAN, article)
         total = await _wait_for_events(redis, len(order), timeout=480)
-        assert total == len(order), log.read_text()[-3000:]
+        logs = [r.log_path(1).read_text(encoding="utf-8")[-1500:] for r in replicas]
+        assert total == len(order), "\n".join(logs)
     finally:
         for replica in replicas:
-            replica.send_signal(signal.SIGTERM)
-        for replica in replicas:
-            try:
-                replica.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                replica.kill()
-                replica.wait()
+            replica.stop()
 
     # Delivery is at least once (an entry idle past the reclaim delay is handled again, with
     # the same event id), so events count once per event id, the first time.

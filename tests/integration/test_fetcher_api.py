@@ -8,14 +8,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from harness import LocalHttpServer, send
 
 from contracts import NewsmonConfig, RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW
@@ -36,56 +36,30 @@ def api_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSMON_FETCHER_API_TOKEN", TOKEN)
 
 
-class Site:
+class Site(LocalHttpServer):
     """A feed (/feed.xml) and a sitemap (/sitemap.xml), each listing one page."""
 
-    def __init__(self) -> None:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                base = site.base_url
-                if self.path == "/feed.xml":
-                    body = f'<rss version="2.0"><channel><item><link>{base}/f.html</link></item>'
-                    self._send((body + "</channel></rss>").encode(), "application/rss+xml")
-                elif self.path == "/sitemap.xml":
-                    body = (
-                        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-                        f"<url><loc>{base}/s.html</loc></url></urlset>"
-                    )
-                    self._send(body.encode(), "application/xml")
-                elif self.path == "/robots.txt":
-                    self._send(b"", "text/plain", status=404)
-                else:
-                    self._send(b"<html><body>page</body></html>", "text/html")
-
-            def _send(self, body: bytes, content_type: str, status: int = 200) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        base = self.base_url
+        if handler.path == "/feed.xml":
+            body = f'<rss version="2.0"><channel><item><link>{base}/f.html</link></item>'
+            send(handler, 200, (body + "</channel></rss>").encode(), "application/rss+xml")
+        elif handler.path == "/sitemap.xml":
+            body = (
+                '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                f"<url><loc>{base}/s.html</loc></url></urlset>"
+            )
+            send(handler, 200, body.encode(), "application/xml")
+        elif handler.path == "/robots.txt":
+            send(handler, 404)
+        else:
+            send(handler, 200, b"<html><body>page</body></html>", "text/html")
 
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    served = Site()
-    yield served
-    served.close()
+    with Site() as served:
+        yield served
 
 
 async def urls_published(redis: aioredis.Redis) -> list[str]:

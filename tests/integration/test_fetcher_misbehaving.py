@@ -14,22 +14,21 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import brotli
+import harness
 import pytest
 import redis.asyncio as aioredis
+from harness import LocalHttpServer, dead_letters, local_http, published, send
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from contracts import DeadLetter, RawArticle, SourceConfig
-from contracts.streams import ARTICLES_RAW, dead_letter_stream
-from services.common.bus import DATA_FIELD
-from services.common.metrics import ConsumerMetrics
+from contracts import SourceConfig
+from contracts.streams import ARTICLES_RAW
 from services.fetcher.handlers import LeaseLostError, Poller
 from services.fetcher.http import HttpClient, HttpResponse, HttpxClient
-from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
 
 pytestmark = pytest.mark.integration
@@ -64,54 +63,21 @@ def rss(base: str, *names: str, ttl: int | None = None) -> bytes:
     ).encode()
 
 
-def send(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    body: bytes = b"",
-    content_type: str = "text/plain",
-    **headers: str,
-) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in headers.items():
-        handler.send_header(name.replace("_", "-"), value)
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-class MisbehavingServer:
+class MisbehavingServer(LocalHttpServer):
     """Routes set per test; unknown paths are article pages; every request is recorded."""
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
-        self.requests: list[str] = []
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                route = server.routes.get(self.path)
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    if route is not None:
-                        route(self)
-                    elif self.path == "/robots.txt":
-                        send(self, 404)
-                    else:
-                        send(self, 200, PAGE, "text/html; charset=utf-8")
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        class Quiet(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-
-        self.httpd = Quiet(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        route = self.routes.get(handler.path)
+        if route is not None:
+            route(handler)
+        elif handler.path == "/robots.txt":
+            send(handler, 404)
+        else:
+            send(handler, 200, PAGE, "text/html; charset=utf-8")
 
     def feed(self, *names: str, **headers: str) -> Route:
         def respond(handler: BaseHTTPRequestHandler) -> None:
@@ -121,10 +87,6 @@ class MisbehavingServer:
 
     def pages_fetched(self) -> list[str]:
         return [p for p in self.requests if p.endswith(".html")]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -140,14 +102,7 @@ def registry() -> CollectorRegistry:
 
 
 def client_for(settings: FetcherSettings) -> HttpxClient:
-    return HttpxClient(
-        user_agent="newsmon-test/1.0",
-        timeout_seconds=settings.timeout_seconds,
-        read_timeout_seconds=0.5,
-        max_body_bytes=settings.max_body_bytes,
-        max_redirects=4,
-        allowed_private_hosts=["127.0.0.1"],
-    )
+    return local_http(settings, read_timeout_seconds=0.5, max_redirects=4)
 
 
 def make_poller(
@@ -159,16 +114,8 @@ def make_poller(
     sources: tuple[SourceConfig, ...] = (),
     clock: Callable[[], datetime] = lambda: NOW,
 ) -> Poller:
-    """A poller whose metrics, the fetcher's and the shared dead-letter count, are on `registry`."""
-    return Poller(
-        redis=redis,
-        http=http,
-        sources=sources,
-        settings=settings,
-        metrics=FetcherMetrics(registry),
-        clock=clock,
-        consumer_metrics=ConsumerMetrics(registry),
-    )
+    """A poller at NOW whose metrics are on `registry`."""
+    return harness.make_poller(redis, registry, http, settings, sources=sources, clock=clock)
 
 
 SETTINGS = FetcherSettings(
@@ -188,16 +135,6 @@ def source(server: MisbehavingServer, path: str = "/feed.xml", **fields: Any) ->
 
 def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
-
-
-async def published(redis: aioredis.Redis) -> list[RawArticle]:
-    entries = await redis.xrange(ARTICLES_RAW)
-    return [RawArticle.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
-
-
-async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
-    entries = await redis.xrange(dead_letter_stream(ARTICLES_RAW))
-    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
 
 
 async def poll_logged(poller: Poller, src: SourceConfig) -> tuple[int, list[dict[str, Any]]]:
@@ -321,6 +258,13 @@ async def test_a_100_mb_body_is_cut_at_the_cap_and_reported(
     poller: Poller, server: MisbehavingServer, registry: CollectorRegistry
 ) -> None:
     sent = []
+    hung_up = threading.Event()
+
+    def call_until_hung_up(respond: Route, handler: BaseHTTPRequestHandler) -> None:
+        try:
+            respond(handler)
+        finally:
+            hung_up.set()
 
     def huge(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
@@ -331,7 +275,7 @@ async def test_a_100_mb_body_is_cut_at_the_cap_and_reported(
             handler.wfile.write(chunk)
             sent.append(len(chunk))
 
-    server.routes["/feed.xml"] = huge
+    server.routes["/feed.xml"] = lambda h: call_until_hung_up(huge, h)
     count, logs = await poll_logged(poller, source(server))
     assert count == 0
     assert any(
@@ -342,7 +286,7 @@ async def test_a_100_mb_body_is_cut_at_the_cap_and_reported(
     assert metric(
         registry, "newsmon_fetcher_fetch_errors_total", kind="feed", reason="body_too_large"
     )
-    await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(hung_up.wait, 10)
     assert sum(sent) < 100_000_000  # the server could not push it all: the fetcher hung up
     await still_works(poller, server, "/feed.xml")
 
@@ -538,15 +482,8 @@ async def test_the_loop_keeps_running_through_misbehaving_sources(
         source(server, f"/{name}.xml", name=name) for name in ("bomb", "error", "loop", "good")
     ]
     settings = FetcherSettings(host_min_interval_seconds=0, tick_seconds=0.05)
-    async with HttpxClient(user_agent="t", allowed_private_hosts=["127.0.0.1"]) as http:
-        poller = Poller(
-            redis=redis,
-            http=http,
-            sources=sources,
-            settings=settings,
-            metrics=FetcherMetrics(registry),
-            clock=lambda: NOW,
-        )
+    async with client_for(settings) as http:
+        poller = make_poller(redis, registry, http, settings, sources=tuple(sources))
         task = asyncio.create_task(poller.run_forever())
         await asyncio.wait_for(poller.round_completed.wait(), timeout=30)
         assert not task.done()
@@ -573,6 +510,27 @@ class CrashingHttp:
         return await self.inner.get(url, headers=headers)
 
 
+class Counter:
+    count = 0
+
+    async def reach(self, count: int) -> None:
+        while self.count < count:
+            await asyncio.sleep(0.01)
+
+
+def count_refreshes(poller: Poller) -> Counter:
+    """Counts the poller's loop re-reading the schedule from Redis."""
+    counter = Counter()
+    refresh = poller.refresh
+
+    async def counted() -> None:
+        await refresh()
+        counter.count += 1
+
+    poller.refresh = counted  # type: ignore[method-assign]
+    return counter
+
+
 @pytest.mark.parametrize("fault", ["crash", "redis"])
 async def test_a_poll_that_crashes_is_not_retried_on_the_next_tick(
     redis: aioredis.Redis, server: MisbehavingServer, registry: CollectorRegistry, fault: str
@@ -589,11 +547,13 @@ async def test_a_poll_that_crashes_is_not_retried_on_the_next_tick(
     async with client_for(settings) as real:
         http = CrashingHttp(real, src.url if fault == "crash" else "")
         poller = make_poller(redis, registry, http, settings, sources=(src,), clock=lambda: now[0])
+        refreshes = count_refreshes(poller)
         task = asyncio.create_task(poller.run_forever())
         try:
             with capture_logs() as logs:
                 await asyncio.wait_for(poller.round_completed.wait(), timeout=10)
-                await asyncio.sleep(0.5)  # 25 ticks, each re-reading the schedule from Redis
+                # 25 more ticks, each re-reading the schedule from Redis
+                await asyncio.wait_for(refreshes.reach(refreshes.count + 25), timeout=10)
             assert server.requests.count("/feed.xml") + http.crashes == 1
             event = "poll crashed" if fault == "crash" else "poll skipped: Redis unavailable"
             [entry] = [e for e in logs if e["event"] == event]
@@ -769,9 +729,7 @@ async def test_a_poll_whose_lease_another_replica_took_stops_and_leaves_it_to_th
     src = source(server)
     lock = "newsmon:fetcher:lock:s"
     try:
-        async with HttpxClient(
-            user_agent="newsmon-test/1.0", timeout_seconds=10, allowed_private_hosts=["127.0.0.1"]
-        ) as http:
+        async with local_http(settings, timeout_seconds=10) as http:
             poller = make_poller(redis, registry, http, settings, sources=(src,))
             poll = asyncio.create_task(poller._poll_under_lease(src))
             await asyncio.wait_for(requested(server, "/feed.xml"), timeout=10)

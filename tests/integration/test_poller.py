@@ -8,20 +8,17 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import redis.asyncio as aioredis
+from harness import LocalHttpServer, dead_letters, local_http, make_poller, published, send
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from contracts import DeadLetter, RawArticle, SourceConfig
-from contracts.streams import ARTICLES_RAW, dead_letter_stream
-from services.common.bus import DATA_FIELD
-from services.common.metrics import ConsumerMetrics
+from contracts import RawArticle, SourceConfig
+from contracts.streams import ARTICLES_RAW
 from services.fetcher.handlers import Poller
-from services.fetcher.http import HttpxClient
-from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.store import FetcherStore
 
@@ -40,66 +37,38 @@ def rss(base: str, *names: str) -> bytes:
     ).encode()
 
 
-class NewsServer:
+class NewsServer(LocalHttpServer):
     """A feed server whose answers each test sets; counts the requests."""
 
     def __init__(self) -> None:
         self.feed_names: list[str] = ["a.html", "b.html"]
         self.feed_body: bytes | None = None
         self.etag = '"v1"'
-        self.requests: list[str] = []
         self.held_reached = threading.Event()
         self.release_held = threading.Event()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                if self.path == "/feed.xml":
-                    if self.headers.get("If-None-Match") == server.etag:
-                        self.send_response(304)
-                        self.end_headers()
-                        return
-                    body = server.feed_body or rss(server.base_url, *server.feed_names)
-                    self._send(200, body, "application/rss+xml", {"ETag": server.etag})
-                elif self.path == "/held.xml":  # answers once the test releases it
-                    server.held_reached.set()
-                    server.release_held.wait(10)
-                    self._send(200, rss(server.base_url, "late.html"), "application/rss+xml")
-                elif self.path == "/gone.html":
-                    self._send(404, b"not here", "text/plain")
-                else:
-                    self._send(200, PAGE, "text/html; charset=utf-8")
-
-            def _send(
-                self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
-            ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for key, value in (extra or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        if handler.path == "/feed.xml":
+            if handler.headers.get("If-None-Match") == self.etag:
+                send(handler, 304)
                 return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+            body = self.feed_body or rss(self.base_url, *self.feed_names)
+            send(handler, 200, body, "application/rss+xml", ETag=self.etag)
+        elif handler.path == "/held.xml":  # answers once the test releases it
+            self.held_reached.set()
+            self.release_held.wait(10)
+            send(handler, 200, rss(self.base_url, "late.html"), "application/rss+xml")
+        elif handler.path == "/gone.html":
+            send(handler, 404, b"not here")
+        else:
+            send(handler, 200, PAGE, "text/html; charset=utf-8")
 
 
 @pytest.fixture
 def server() -> Iterator[NewsServer]:
-    news = NewsServer()
-    yield news
-    news.close()
+    with NewsServer() as news:
+        yield news
 
 
 @pytest.fixture
@@ -116,29 +85,9 @@ def registry() -> CollectorRegistry:
 async def poller(
     redis: aioredis.Redis, source: SourceConfig, registry: CollectorRegistry
 ) -> AsyncIterator[Poller]:
-    http = HttpxClient(
-        user_agent="newsmon-test", timeout_seconds=5, allowed_private_hosts=["127.0.0.1"]
-    )
-    yield Poller(
-        redis=redis,
-        http=http,
-        sources=[source],
-        settings=FetcherSettings(host_min_interval_seconds=0),
-        metrics=FetcherMetrics(registry),
-        clock=lambda: NOW,
-        consumer_metrics=ConsumerMetrics(registry),
-    )
-    await http.aclose()
-
-
-async def published(redis: aioredis.Redis) -> list[RawArticle]:
-    entries = await redis.xrange(ARTICLES_RAW)
-    return [RawArticle.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
-
-
-async def dead_letters(redis: aioredis.Redis) -> list[DeadLetter]:
-    entries = await redis.xrange(dead_letter_stream(ARTICLES_RAW))
-    return [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+    settings = FetcherSettings(host_min_interval_seconds=0)
+    async with local_http(settings, timeout_seconds=5) as http:
+        yield make_poller(redis, registry, http, settings, sources=[source], clock=lambda: NOW)
 
 
 async def test_each_item_is_published_once_and_unchanged_feeds_answer_304(
@@ -270,20 +219,15 @@ async def test_the_unbounded_seen_set_of_earlier_versions_is_moved_over(
 async def test_deleting_a_source_cancels_its_poll_and_leaves_no_state_behind(
     redis: aioredis.Redis, server: NewsServer, registry: CollectorRegistry
 ) -> None:
-    http = HttpxClient(
-        user_agent="newsmon-test", timeout_seconds=15, allowed_private_hosts=["127.0.0.1"]
-    )
     settings = FetcherSettings(
         host_min_interval_seconds=0, tick_seconds=0.02, state_refresh_seconds=60
     )
-    poller = Poller(
-        redis=redis,
-        http=http,
-        sources=[],
-        settings=settings,
-        metrics=FetcherMetrics(registry),
-        clock=lambda: NOW,
-    )
+    async with local_http(settings, timeout_seconds=15) as http:
+        poller = make_poller(redis, registry, http, settings, clock=lambda: NOW)
+        await _delete_while_polling(redis, server, poller)
+
+
+async def _delete_while_polling(redis: aioredis.Redis, server: NewsServer, poller: Poller) -> None:
     doomed = SourceConfig(name="doomed", url=f"{server.base_url}/held.xml")
     assert await poller.add_source(doomed)
     task = asyncio.create_task(poller.run_forever())
@@ -309,4 +253,3 @@ async def test_deleting_a_source_cancels_its_poll_and_leaves_no_state_behind(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await http.aclose()

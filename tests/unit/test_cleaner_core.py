@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.cleaner.core import Extraction, extract
-from services.samples.build_site import SITES
 from services.samples.server import sample_pages
+from tools.build_site import SITES
 
 PAGES = {path.name[:3]: path for path in sample_pages()}
 EXPECTED_LANG = {"000": "fr", "001": "fr", "002": "it", "003": "fr", "004": "pt"}

@@ -10,15 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.fetcher.core import (
-    LEASE_RETRIES,
     FeedError,
-    FeedItem,
     Lease,
     ParsedFeed,
     article_id,
     canonical_url,
     lease_ms,
-    new_items,
     next_poll_at,
     parse_feed,
     pushed_page_url,
@@ -259,8 +256,7 @@ def test_article_id_is_short_stable_and_shared_by_spellings_of_one_page() -> Non
     ident = article_id("https://example.com/a?b=1&utm_source=rss")
     assert ident == article_id("HTTPS://EXAMPLE.com:443/a?b=1#x")
     assert ident.startswith("a-")
-    assert len(ident) == 18
-    assert int(ident[2:], 16) >= 0
+    assert len(ident) == 18 and set(ident[2:]) <= set("0123456789abcdef")
     assert ident != article_id("https://example.com/A?b=1")
 
 
@@ -278,17 +274,6 @@ def test_a_longer_feed_ttl_wins_and_a_shorter_one_is_ignored() -> None:
     assert next_poll_at(NOW, interval_seconds=300, ttl_seconds=60) == NOW + timedelta(seconds=300)
 
 
-@pytest.mark.parametrize(("failures", "delay"), [(0, 300), (1, 600), (2, 1200), (3, 2400)])
-def test_failures_back_off_exponentially(failures: int, delay: float) -> None:
-    got = next_poll_at(NOW, interval_seconds=300, consecutive_failures=failures)
-    assert got == NOW + timedelta(seconds=delay)
-
-
-def test_backoff_is_capped_even_after_thousands_of_failures() -> None:
-    got = next_poll_at(NOW, interval_seconds=300, consecutive_failures=5000, max_seconds=3600)
-    assert got == NOW + timedelta(seconds=3600)
-
-
 def test_too_short_an_interval_is_raised_to_the_minimum() -> None:
     assert next_poll_at(NOW, interval_seconds=5, min_seconds=60) == NOW + timedelta(seconds=60)
 
@@ -304,40 +289,16 @@ def test_next_poll_keeps_the_callers_timezone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("interval", "failures", "shortest", "longest"),
-    [(0, 0, 60, 86400), (60, -1, 60, 86400), (60, 0, 10, 5)],
+    ("interval", "shortest", "longest"), [(0, 60, 86400), (-60, 60, 86400), (60, 10, 5)]
 )
-def test_next_poll_rejects_nonsense(
-    interval: float, failures: int, shortest: float, longest: float
-) -> None:
+def test_next_poll_rejects_nonsense(interval: float, shortest: float, longest: float) -> None:
     with pytest.raises(ValueError):
-        next_poll_at(
-            NOW,
-            interval_seconds=interval,
-            consecutive_failures=failures,
-            min_seconds=shortest,
-            max_seconds=longest,
-        )
+        next_poll_at(NOW, interval_seconds=interval, min_seconds=shortest, max_seconds=longest)
 
 
 def test_next_poll_refuses_a_naive_clock() -> None:
     with pytest.raises(ValueError, match="timezone"):
         next_poll_at(datetime(2024, 5, 6, 12, 0), interval_seconds=300)
-
-
-def _item(url: str) -> FeedItem:
-    return FeedItem(url=url, title=None, published=None, guid=None)
-
-
-def test_new_items_are_the_unseen_ones_in_feed_order() -> None:
-    items = [_item("https://e.com/3"), _item("https://e.com/1"), _item("https://e.com/2")]
-    seen = {article_id("https://e.com/1")}
-    assert new_items(items, seen) == [items[0], items[2]]
-
-
-def test_nothing_is_new_once_everything_was_seen() -> None:
-    items = [_item("https://e.com/1")]
-    assert new_items(items, {article_id(items[0].url)}) == []
 
 
 def test_a_pushed_page_url_is_canonical() -> None:
@@ -381,9 +342,8 @@ def test_a_lease_is_renewed_a_third_into_it_and_counts_from_the_renewal_sent() -
 
 def test_a_failed_renewal_is_tried_again_soon_but_never_past_the_lease() -> None:
     lease = Lease(seconds=5.0, since=100.0)
-    assert lease.renew_at(102.0, failed=True) == pytest.approx(102.0 + 5.0 / LEASE_RETRIES)
+    assert lease.renew_at(102.0, failed=True) == pytest.approx(102.5)  # ten tries in 5 s
     assert lease.renew_at(104.9, failed=True) == 105.0
-    assert not lease.held(lease.renew_at(104.9, failed=True))
 
 
 @given(

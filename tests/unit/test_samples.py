@@ -10,8 +10,8 @@ import feedparser
 import httpx
 import pytest
 
-from services.samples.build_site import SEED_META, build
 from services.samples.server import SampleSite, sample_pages
+from tools.build_site import SEED_META, build
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "seeds"
 

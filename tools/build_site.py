@@ -1,8 +1,9 @@
 """Render the seed articles as a small static news site (pages, RSS feed, README).
 
-Run from the repo root: `python -m services.samples.build_site`. It reads the seeds in
-`../shared/seeds` and rewrites `services/samples/site/`. The output is committed, so the demo
-and the tests work in clones that have no `../shared`.
+Run from the repo root: `python -m tools.build_site`. It reads the seeds in `../shared/seeds`
+and `tools/sample_site.yaml` (the sites' chrome, the seeds' dates and authors) and rewrites
+`services/samples/site/`. The output is committed, so the demo and the tests work in clones
+that have no `../shared`; this tool is for development and is not part of the package.
 
 Each seed is plain text as a scraper saved it: headline, body, then the site's boilerplate
 tail. The pages put that tail back where it lives on a real site (disclaimer, related
@@ -18,11 +19,15 @@ import html
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
-BASE_URL_PLACEHOLDER = "{{BASE_URL}}"
+import yaml
+
+from services.samples.server import BASE_URL_PLACEHOLDER
+
 LONG_PARAGRAPH_CHARS = 1200
 STANDFIRST_MAX_CHARS = 250
 HEADING_MAX_CHARS = 130
@@ -112,207 +117,25 @@ class Page:
         return f"https://{self.style.domain}/{self.style.lang}/news/{self.meta.slug}"
 
 
-CEST = timezone(timedelta(hours=2))
-BRT = timezone(timedelta(hours=-3))
+DATA_FILE = Path(__file__).with_name("sample_site.yaml")
 
-SITES: dict[str, SiteStyle] = {
-    "fr": SiteStyle(
-        name="L'Écho des Chaînes",
-        domain="www.echo-des-chaines.example",
-        lang="fr",
-        locale="fr_FR",
-        nav=(
-            "Accueil",
-            "Actualités",
-            "Bitcoin",
-            "Ethereum",
-            "Marchés",
-            "DeFi",
-            "NFT",
-            "Intelligence artificielle",
-            "Régulation",
-            "Analyses",
-            "Entretiens",
-            "Podcasts",
-            "Événements",
-            "Newsletter",
-            "Glossaire",
-            "À propos",
-        ),
-        cookie_text=(
-            "Nous utilisons des cookies pour mesurer l'audience, personnaliser les contenus et "
-            "les publicités. Vous pouvez modifier vos choix à tout moment."
-        ),
-        cookie_accept="Tout accepter",
-        cookie_settings="Paramétrer",
-        footer_links=(
-            "Mentions légales",
-            "Politique de confidentialité",
-            "Gestion des cookies",
-            "Contact",
-            "Publicité",
-            "Carrières",
-            "Plan du site",
-            "Flux RSS",
-        ),
-        rights="Tous droits réservés.",
-        by="Par",
-        related_prefix="actualites",
-        prices_path="cours",
-        trending=(
-            "Les ETF Ether enregistrent leur plus forte semaine de souscriptions depuis juillet",
-            "Stablecoins : l'Union européenne précise les règles de MiCA pour les émetteurs",
-            "Le hashrate de Bitcoin atteint un nouveau sommet historique",
-        ),
-    ),
-    "it": SiteStyle(
-        name="Il Blocco Quotidiano",
-        domain="www.bloccoquotidiano.example",
-        lang="it",
-        locale="it_IT",
-        nav=(
-            "Home",
-            "Notizie",
-            "Bitcoin",
-            "Ethereum",
-            "Mercati",
-            "DeFi",
-            "NFT",
-            "Intelligenza artificiale",
-            "Regolamentazione",
-            "Analisi",
-            "Interviste",
-            "Podcast",
-            "Eventi",
-            "Newsletter",
-            "Glossario",
-            "Chi siamo",
-        ),
-        cookie_text=(
-            "Utilizziamo i cookie per misurare il pubblico e personalizzare contenuti e "
-            "annunci. Puoi modificare le tue scelte in qualsiasi momento."
-        ),
-        cookie_accept="Accetta tutto",
-        cookie_settings="Impostazioni",
-        footer_links=(
-            "Note legali",
-            "Informativa sulla privacy",
-            "Gestione dei cookie",
-            "Contatti",
-            "Pubblicità",
-            "Lavora con noi",
-            "Mappa del sito",
-            "Feed RSS",
-        ),
-        rights="Tutti i diritti riservati.",
-        by="Di",
-        related_prefix="notizie",
-        prices_path="prezzi",
-        trending=(
-            "Gli ETF su Ether registrano la settimana di afflussi più forte da luglio",
-            "Stablecoin: l'UE chiarisce le regole MiCA per gli emittenti",
-            "L'hashrate di Bitcoin tocca un nuovo massimo storico",
-        ),
-    ),
-    "pt": SiteStyle(
-        name="Correio Cripto",
-        domain="www.correiocripto.example",
-        lang="pt",
-        locale="pt_BR",
-        nav=(
-            "Início",
-            "Notícias",
-            "Bitcoin",
-            "Ethereum",
-            "Mercados",
-            "DeFi",
-            "NFT",
-            "Inteligência artificial",
-            "Regulação",
-            "Análises",
-            "Entrevistas",
-            "Podcasts",
-            "Eventos",
-            "Newsletter",
-            "Glossário",
-            "Sobre nós",
-        ),
-        cookie_text=(
-            "Usamos cookies para medir a audiência e personalizar conteúdos e anúncios. "
-            "Você pode alterar suas escolhas a qualquer momento."
-        ),
-        cookie_accept="Aceitar todos",
-        cookie_settings="Configurar",
-        footer_links=(
-            "Termos de uso",
-            "Política de privacidade",
-            "Preferências de cookies",
-            "Contato",
-            "Anuncie",
-            "Trabalhe conosco",
-            "Mapa do site",
-            "Feed RSS",
-        ),
-        rights="Todos os direitos reservados.",
-        by="Por",
-        related_prefix="noticias",
-        prices_path="cotacoes",
-        trending=(
-            "ETFs de Ether têm a semana de maiores entradas desde julho",
-            "Stablecoins: UE detalha regras do MiCA para emissores",
-            "Hashrate do Bitcoin atinge nova máxima histórica",
-        ),
-    ),
-}
 
-SEED_META: dict[str, SeedMeta] = {
-    "000": SeedMeta(
-        site="fr",
-        slug="sam-altman-a16z",
-        published=datetime(2025, 10, 9, 8, 30, tzinfo=CEST),
-        author="Long Yue",
-    ),
-    "001": SeedMeta(
-        site="fr",
-        slug="nadella-altman-dialogue",
-        published=datetime(2025, 10, 30, 18, 5, tzinfo=CEST),
-        author="Claire Dubois",
-        headline=(
-            "Satya Nadella et Sam Altman : la course à l'IA entre dans sa phase de "
-            "« guerre physique »"
-        ),
-    ),
-    "002": SeedMeta(
-        site="it",
-        slug="sam-altman-a16z",
-        published=datetime(2025, 10, 9, 11, 45, tzinfo=CEST),
-        author="Long Yue",
-    ),
-    "003": SeedMeta(
-        site="fr",
-        slug="sam-altman-entrevue-resume",
-        published=datetime(2025, 10, 3, 14, 20, tzinfo=CEST),
-        author="Julien Marchand",
-        headline=(
-            "Sam Altman sur ChatGPT, la course à la puissance de calcul, Microsoft et les "
-            "créateurs : le résumé de l'entrevue"
-        ),
-    ),
-    "004": SeedMeta(
-        site="pt",
-        slug="sam-altman-a16z",
-        published=datetime(2025, 10, 9, 9, 10, tzinfo=BRT),
-        author="Long Yue",
-    ),
-}
+def _load_data(path: Path) -> tuple[dict[str, SiteStyle], dict[str, SeedMeta], tuple[Any, ...]]:
+    """The sites, the seeds' metadata and the price rows kept in `path`."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    sites = {key: SiteStyle(**_tuples(fields)) for key, fields in data["sites"].items()}
+    seeds = {
+        seed_id: SeedMeta(**{**fields, "published": datetime.fromisoformat(fields["published"])})
+        for seed_id, fields in data["seeds"].items()
+    }
+    return sites, seeds, tuple(tuple(row) for row in data["prices"])
 
-PRICES: tuple[tuple[str, str, str, str], ...] = (
-    ("Bitcoin", "BTC", "112 430", "+1,8 %"),
-    ("Ethereum", "ETH", "4 105", "+2,4 %"),
-    ("BNB", "BNB", "1 162", "-0,7 %"),
-    ("Solana", "SOL", "198,6", "+3,1 %"),
-    ("XRP", "XRP", "2,41", "-1,2 %"),
-)
+
+def _tuples(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+
+
+SITES, SEED_META, PRICES = _load_data(DATA_FILE)
 
 
 def escape(value: str) -> str:
@@ -692,7 +515,7 @@ def render_readme(pages: list[Page]) -> str:
     )
     return f"""# Sample news site
 
-Generated by `python -m services.samples.build_site` from the five seed articles in
+Generated by `python -m tools.build_site` from the five seed articles in
 `../shared/seeds` (do not edit by hand; rebuild instead). Served by
 `python -m services.samples.server` and used by the demo and the tests.
 
@@ -728,10 +551,10 @@ def build(seed_texts: dict[str, str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seeds", type=Path, default=repo_root / ".." / "shared" / "seeds")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "site")
+    parser.add_argument("--out", type=Path, default=repo_root / "services" / "samples" / "site")
     args = parser.parse_args(argv)
     seed_texts = {
         path.name[:3]: path.read_text(encoding="utf-8")
