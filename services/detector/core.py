@@ -208,24 +208,13 @@ DEFAULT_PARAMS = GroupingParams()
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where an article goes: an existing story, or a new one with a derived id."""
+    """Where an article goes (or went, once stored): an existing story, or a new one with a
+    derived id; what the handler and the CLI see of a placement."""
 
     story_id: str
     created: bool
     reason: JoinReason
     similarity: float
-    matched_article_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """The outcome of placing an article, as the handler and the CLI see it."""
-
-    story_id: str
-    created: bool
-    reason: JoinReason
-    similarity: float
-    matched_article_id: str | None
 
 
 @functools.lru_cache(maxsize=1 << 16)

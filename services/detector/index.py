@@ -37,7 +37,6 @@ from services.detector.core import (
     Decision,
     Fingerprint,
     GroupingParams,
-    Placement,
     StoryState,
     TokenStats,
     assign_story,
@@ -84,7 +83,7 @@ class PlacementConflictError(RuntimeError):
 class Lookup:
     """What the index knows that is relevant to one fingerprint, at commit sequence `version`."""
 
-    existing: Placement | None
+    existing: Decision | None
     candidates: tuple[StoryState, ...] = ()
     stats: TokenStats = field(default_factory=TokenStats)
     version: int = 0
@@ -103,7 +102,7 @@ class StoryIndex(Protocol):
 
     async def commit(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime
-    ) -> Placement | None:
+    ) -> Decision | None:
         """Store the decision atomically; None when a concurrent commit invalidated `lookup`."""
         ...
 
@@ -161,16 +160,6 @@ def posting_check(logical_key: str, simhash: int) -> bytes:
     band = int(logical_key[1 : logical_key.index(":")])
     values = simhash_bands(simhash)
     return b"".join(values[(band + step) % SIMHASH_BANDS].to_bytes(2, "big") for step in (1, 2))
-
-
-def _placement(decision: Decision) -> Placement:
-    return Placement(
-        story_id=decision.story_id,
-        created=decision.created,
-        reason=decision.reason,
-        similarity=decision.similarity,
-        matched_article_id=decision.matched_article_id,
-    )
 
 
 def _member(fp: Fingerprint, decision: Decision, joined_at: datetime) -> StoryMember:
@@ -247,7 +236,7 @@ class MemoryStoryIndex:
 
     def __init__(self, *, window_hours: float = DEFAULT_PARAMS.window_hours) -> None:
         self._window_hours = window_hours
-        self._placements: dict[str, Placement] = {}
+        self._placements: dict[str, Decision] = {}
         self._stories: dict[int, StoryState] = {}
         self._numbers: dict[str, int] = {}
         self._postings: dict[str, dict[int, int]] = {}
@@ -296,7 +285,7 @@ class MemoryStoryIndex:
 
     async def commit(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime
-    ) -> Placement | None:
+    ) -> Decision | None:
         """Store the article in its story; refuse when the lookup went stale."""
         known = self._placements.get(fp.article_id)
         if known is not None:
@@ -333,10 +322,9 @@ class MemoryStoryIndex:
                 self._languages[token] = language
             elif language not in seen_in.split(","):
                 self._languages[token] = seen_in + "," + language
-        placement = _placement(decision)
-        self._placements[fp.article_id] = placement
+        self._placements[fp.article_id] = decision
         self._members.setdefault(decision.story_id, []).append(_member(fp, decision, joined_at))
-        return placement
+        return decision
 
     async def snapshot(self, story_id: str) -> StorySnapshot | None:
         """The story as stored, or None."""
@@ -781,18 +769,12 @@ def decode_story(record: str) -> StoryState:
 
 
 def _encode_placement(decision: Decision) -> str:
-    return "\t".join(
-        [
-            decision.story_id,
-            decision.reason,
-            repr(decision.similarity),
-            decision.matched_article_id or "",
-        ]
-    )
+    return "\t".join([decision.story_id, decision.reason, repr(decision.similarity)])
 
 
-def _decode_placement(record: str) -> Placement:
-    _number, story_id, reason, similarity, matched = record.split("\t")
+def _decode_placement(record: str) -> Decision:
+    # records written before 2026-12 hold a fifth, always empty field
+    _number, story_id, reason, similarity = record.split("\t")[:4]
     join_reason: JoinReason
     if reason == "exact":
         join_reason = "exact"
@@ -802,7 +784,7 @@ def _decode_placement(record: str) -> Placement:
         join_reason = "translation"
     else:
         join_reason = "new"
-    return Placement(story_id, False, join_reason, float(similarity), matched or None)
+    return Decision(story_id, False, join_reason, float(similarity))
 
 
 def _text(value: bytes | str) -> str:
@@ -934,7 +916,7 @@ class RedisStoryIndex:
 
     async def commit(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime
-    ) -> Placement | None:
+    ) -> Decision | None:
         """One script call: idempotency check, conflict check, then every write (including
         the story's close time in the open-stories set)."""
         keys, args = self._commit_call(fp, decision, lookup, joined_at)
@@ -944,7 +926,7 @@ class RedisStoryIndex:
             return None
         if status == "existing":
             return _decode_placement(_text(payload))
-        return _placement(decision)
+        return decision
 
     async def create_stories(self, fps: Sequence[Fingerprint], at: datetime) -> None:
         """Bulk load: one new story per fingerprint, with the same keys and values as the
@@ -1034,7 +1016,7 @@ async def place_article(
     now: datetime,
     *,
     params: GroupingParams = DEFAULT_PARAMS,
-) -> Placement:
+) -> Decision:
     """Fingerprint, look up candidates, decide, commit; look up again if a rival commit won.
 
     Idempotent: an article placed before keeps its story and comes back with created=False.
