@@ -604,13 +604,6 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body), f"t={timestamp},v1={parts.get('v1')}")
 
 
-def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> float:
-    """Wait before retry `attempt` (1 = first retry): base * 2^(attempt-1), at most `cap`,
-    scaled by `jitter` in [0, 1) into [half, all] of it so retries of many senders spread."""
-    delay = min(cap, base * 2.0 ** (attempt - 1))
-    return float(delay / 2 + delay / 2 * jitter)
-
-
 def is_retryable_status(status: int) -> bool:
     """Server errors, timeouts and rate limits may pass later; other refusals will not."""
     return status >= 500 or status in (408, 425, 429)

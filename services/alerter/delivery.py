@@ -50,8 +50,9 @@ from contracts import TopicAlert
 from contracts.streams import ALERTS, DEAD_LETTER_RETENTION_SECONDS, dead_letter_stream
 from contracts.subscriptions import WebhookSubscription
 from services.alerter.catalog import Catalog
-from services.alerter.core import SIGNATURE_HEADER, backoff_seconds, is_retryable_status, sign
+from services.alerter.core import SIGNATURE_HEADER, is_retryable_status, sign
 from services.alerter.metrics import AlerterMetrics
+from services.common.backoff import backoff_seconds
 from services.common.bus import DATA_FIELD, dead_letter, park
 from services.common.clock import Clock
 from services.common.consumer import validation_summary
@@ -59,6 +60,10 @@ from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.outbound import BlockedAddressError, guarded_client
 from services.common.streams import ClaimedEntry, claim_idle
 from services.common.tasks import raise_if_cancelled
+
+WEBHOOK_RETRY_SPREAD = 0.5
+"""Webhook retries wait half to one and a half times the doubling delay: many alerts failing
+at once (a subscriber down) do not all retry at the same moment."""
 
 log = structlog.get_logger("newsmon.alerter.delivery")
 
@@ -378,7 +383,8 @@ class WebhookWorker:
                         attempt,
                         base=self._policy.base_seconds,
                         cap=self._policy.max_seconds,
-                        jitter=self._rng.random(),
+                        spread=WEBHOOK_RETRY_SPREAD,
+                        draw=self._rng.uniform(-1, 1),
                     )
                 )
         return error

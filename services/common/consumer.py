@@ -20,12 +20,16 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from contracts.streams import DEAD_LETTER_RETENTION_SECONDS
+from services.common.backoff import backoff_seconds
 from services.common.bus import dead_letter, decode, park
 from services.common.clock import Clock
 from services.common.errors import PermanentError
 from services.common.metrics import ConsumerMetrics
 from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.tasks import raise_if_cancelled
+
+MAX_RETRY_SECONDS = 30.0
+"""Longest wait between two tries of a failing message."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,7 +84,9 @@ class Consumer(Generic[M]):
                     attempt=attempt,
                     error=_describe(exc),
                 )
-                await asyncio.sleep(self.retry_base_seconds * 2 ** (attempt - 1))
+                await asyncio.sleep(
+                    backoff_seconds(attempt, base=self.retry_base_seconds, cap=MAX_RETRY_SECONDS)
+                )
             else:
                 self.metrics.messages.labels(self.stream, "processed").inc()
                 self.metrics.handler_seconds.labels(self.stream).observe(
@@ -130,12 +136,13 @@ class Backoff:
 
     first: float
     cap: float = 10.0
-    delay: float = 0.0
+    waits: int = 0
 
     async def wait(self, service: str, stream: str, exc: BaseException) -> None:
-        self.delay = min(max(self.delay * 2, self.first, 0.05), self.cap)
-        report_unavailable(exc, service=service, stream=stream, retry_in_seconds=self.delay)
-        await asyncio.sleep(self.delay)
+        self.waits += 1
+        delay = backoff_seconds(self.waits, base=max(self.first, 0.05), cap=self.cap)
+        report_unavailable(exc, service=service, stream=stream, retry_in_seconds=delay)
+        await asyncio.sleep(delay)
 
 
 def _describe(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from starlette.responses import JSONResponse
 
 from contracts import NewsmonConfig
+from services.common.backoff import backoff_seconds
 from services.common.clock import Clock
 from services.common.consumer import Backoff, Consumer
 from services.common.metrics import ConsumerMetrics, StreamMetrics
@@ -242,7 +243,7 @@ async def supervised(
 ) -> None:
     """Run a background task forever: when it fails (Redis went away, a bug), report or
     log it and start it again after a delay doubling up to `max_delay` seconds."""
-    delay = first_delay
+    failures = 0
     name = getattr(factory, "__name__", "task")
     while True:
         raise_if_cancelled()
@@ -258,10 +259,8 @@ async def supervised(
             log.warning("background task lost Redis, restarting", task=name, error=str(exc))
         except Exception:
             log.exception("background task failed, restarting", task=name)
-        if time.monotonic() - started > max_delay:
-            delay = first_delay
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay)
+        failures = 1 if time.monotonic() - started > max_delay else failures + 1
+        await asyncio.sleep(backoff_seconds(failures, base=first_delay, cap=max_delay))
 
 
 class PrefixRoutedApp(AsgiFastStream):

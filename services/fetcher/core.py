@@ -73,9 +73,6 @@ _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_PAIR_SAFE = "/%:@!$'()*+,;=?-._~"
 """Characters left as they are; anything else (spaces, controls, non-ASCII) is %-encoded."""
 
-_MAX_BACKOFF_EXPONENT = 62
-"""2**62 times any interval already exceeds any sensible cap; bounds the float arithmetic."""
-
 
 @dataclass(frozen=True, slots=True)
 class FeedItem:
@@ -546,15 +543,6 @@ def robots_allows(status: int | None, body: str, *, user_agent: str, url: str) -
     parser = RobotFileParser()
     parser.parse(body.splitlines())
     return parser.can_fetch(user_agent, url)
-
-
-def backoff_seconds(
-    failures: int, *, base_seconds: float, max_seconds: float, jitter_ratio: float
-) -> float:
-    """Exponential backoff after `failures` failures in a row: base * 2**(failures-1),
-    stretched by `jitter_ratio` (a caller's random value, e.g. in [-0.25, 0.25]), capped."""
-    exponent = min(max(failures - 1, 0), _MAX_BACKOFF_EXPONENT)
-    return min(base_seconds * 2.0**exponent * (1.0 + jitter_ratio), max_seconds)
 
 
 LEASE_RETRIES = 10

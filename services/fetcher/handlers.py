@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from contracts import RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW, DEAD_LETTER_RETENTION_SECONDS
+from services.common.backoff import backoff_seconds
 from services.common.bus import dead_letter, park
 from services.common.clock import Clock
 from services.common.metrics import ConsumerMetrics
@@ -35,7 +36,6 @@ from services.fetcher.core import (
     FeedItem,
     Lease,
     article_id,
-    backoff_seconds,
     body_digest,
     canonical_url,
     child_sitemap_batch,
@@ -333,9 +333,10 @@ class Poller:
         interval, with jitter, never before `retry_after`, within the poll bounds."""
         delay = backoff_seconds(
             failures,
-            base_seconds=source.interval_seconds,
-            max_seconds=self._settings.max_poll_seconds,
-            jitter_ratio=self._rng.uniform(-1, 1) * self._settings.backoff_jitter_ratio,
+            base=source.interval_seconds,
+            cap=self._settings.max_poll_seconds,
+            spread=self._settings.backoff_jitter_ratio,
+            draw=self._rng.uniform(-1, 1),
         )
         delay = max(delay, retry_after or 0.0, self._settings.min_poll_seconds)
         return min(delay, self._settings.max_poll_seconds)

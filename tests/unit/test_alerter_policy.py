@@ -6,10 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from contracts import StoryMember, StorySnapshot, TopicConfig
 from contracts.topics import TermConfig
 from services.alerter.core import (
@@ -17,7 +13,6 @@ from services.alerter.core import (
     CompiledTopics,
     Lexicon,
     UpdatePolicy,
-    backoff_seconds,
     new_alert,
     sign,
     story_is_large_enough,
@@ -144,22 +139,6 @@ def test_a_signature_verifies_and_a_tampered_or_stale_one_does_not() -> None:
     assert not verify_signature("s3cret-s3cret-s3cret", header, body + b" ", now=1_700_000_010)
     assert not verify_signature("other-secret-xxxxxx", header, body, now=1_700_000_010)
     assert not verify_signature("s3cret-s3cret-s3cret", header, body, now=1_700_009_999)
-
-
-@pytest.mark.parametrize(
-    ("attempt", "longest"), [(1, 1.0), (2, 2.0), (3, 4.0), (9, 256.0), (10, 300.0), (40, 300.0)]
-)
-def test_backoff_doubles_from_the_base_up_to_the_cap_jitter_taking_off_half(
-    attempt: int, longest: float
-) -> None:
-    assert backoff_seconds(attempt, base=1.0, cap=300.0, jitter=0.999999) == pytest.approx(longest)
-    assert backoff_seconds(attempt, base=1.0, cap=300.0, jitter=0.0) == longest / 2
-
-
-@given(st.integers(1, 40), st.floats(0, 0.999))
-def test_backoff_never_shrinks_from_one_attempt_to_the_next(attempt: int, jitter: float) -> None:
-    delay = backoff_seconds(attempt, base=1.0, cap=300.0, jitter=jitter)
-    assert 0.5 <= delay <= backoff_seconds(attempt + 1, base=1.0, cap=300.0, jitter=jitter) <= 300
 
 
 def test_built_in_lexicon_loads_and_knows_common_terms() -> None:

@@ -15,7 +15,6 @@ from contracts import SourceConfig
 from services.common.outbound import is_public_address
 from services.fetcher.core import (
     FeedError,
-    backoff_seconds,
     child_sitemap_batch,
     freshness_seconds,
     gunzip_capped,
@@ -222,24 +221,6 @@ def test_robots_txt_4xx_allows_5xx_disallows_and_2xx_is_obeyed(
 def test_origin_and_host_are_the_politeness_units() -> None:
     assert origin_of("HTTPS://News.Example.com:443/a?b#c") == "https://news.example.com"
     assert host_of("http://user@127.0.0.1:8080/x") == "127.0.0.1:8080"
-
-
-@given(
-    failures=st.integers(min_value=1, max_value=200),
-    jitter=st.floats(min_value=-0.25, max_value=0.25),
-)
-def test_backoff_grows_with_failures_and_stays_capped(failures: int, jitter: float) -> None:
-    delay = backoff_seconds(failures, base_seconds=60, max_seconds=86400, jitter_ratio=jitter)
-    assert 0 < delay <= 86400
-    longer = backoff_seconds(failures + 1, base_seconds=60, max_seconds=86400, jitter_ratio=jitter)
-    assert longer >= delay
-
-
-def test_backoff_doubles_from_the_base() -> None:
-    delays = [
-        backoff_seconds(n, base_seconds=10, max_seconds=1e9, jitter_ratio=0) for n in (1, 2, 3)
-    ]
-    assert delays == [10, 20, 40]
 
 
 def test_a_source_state_survives_its_redis_hash_and_reads_as_the_api_shows_it() -> None:
