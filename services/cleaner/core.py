@@ -295,15 +295,107 @@ def markup_author(tree: HtmlElement) -> str | None:
     of it before searching; checking only the few elements the search finds gives the same
     answer, faster, and leaves `tree` as it was for the extraction that follows.
     """
-    for expression in AUTHOR_XPATHS:
-        for element in expression(tree):
-            if IN_DISCARDED(element):
-                continue
-            removed = set(DISCARDED_INSIDE(element))
-            content = " ".join(" ".join(texts_outside(element, removed)).split())
-            if 2 < len(content) < AUTHOR_MAX_CHARS:
-                return normalize_authors(None, content)
+    for element in byline_candidates(tree):
+        if IN_DISCARDED(element):
+            continue
+        removed = set(DISCARDED_INSIDE(element))
+        content = " ".join(" ".join(texts_outside(element, removed)).split())
+        if 2 < len(content) < AUTHOR_MAX_CHARS:
+            return normalize_authors(None, content)
     return None
+
+
+def byline_candidates(tree: HtmlElement) -> Iterator[HtmlElement]:
+    """What trafilatura's byline expressions select, the first expression's elements first.
+
+    libxml2 spends ~2 µs an element on each of the three expressions (a tag test and a dozen
+    attribute tests); one pass in Python over the elements gives the same elements in the same
+    order, 3-4x faster. Used only while trafilatura's expressions are the ones translated here.
+    """
+    if not BYLINE_PASS_CURRENT:
+        for expression in AUTHOR_XPATHS:
+            yield from expression(tree)
+        return
+    first: list[HtmlElement] = []
+    second: list[HtmlElement] = []
+    third: list[HtmlElement] = []
+    rel_me = {rel.getparent() for rel in tree.iter("rel") if rel.text_content() == "me"}
+    for element in tree.iter(etree.Element):
+        tag, get = element.tag, element.get
+        css, ident = get("class"), get("id")
+        if not (
+            (css and BYLINE_CLASS_ANY.search(css))
+            or (ident and BYLINE_ID_ANY.search(ident))
+            or tag == "author"
+            or element in rel_me
+        ) and BYLINE_RARE_ATTRIBUTES.isdisjoint(element.keys()):
+            continue  # the common case: nothing any of the three expressions tests for
+        css, ident = css or "", ident or ""
+        prop, component = get("itemprop") or "", get("data-component") or ""
+        if tag == "author" or (
+            tag in BYLINE_TAGS_FIRST
+            and (
+                "author" in (get("rel"), ident, css)
+                or prop == "author name"
+                or get("data-testid") in ("AuthorCard", "AuthorURL")
+                or BYLINE_CLASS_FIRST.search(css)
+                or element in rel_me
+            )
+        ):
+            first.append(element)
+        if tag in BYLINE_TAGS_SECOND and (
+            css in ("byline", "username", "byl", "BBL")
+            or "author" in prop
+            or BYLINE_ID_SECOND.search(ident)
+            or BYLINE_CLASS_SECOND.search(css)
+        ):
+            second.append(element)
+        if (
+            "Byline" in component
+            or "author" in prop
+            or "author" in ident
+            or "Author" in ident
+            or BYLINE_CLASS_THIRD.search(css)
+        ):
+            third.append(element)
+    yield from first
+    yield from second
+    yield from third
+
+
+# trafilatura's byline expressions (AUTHOR_XPATHS), whitespace normalised, as byline_candidates
+# translates them; another trafilatura version with other expressions gets them evaluated as is
+BYLINE_XPATHS_TRANSLATED = (
+    "//*[self::a or self::address or self::div or self::link or self::p or self::span or "
+    "self::strong][ @rel='author' or @id='author' or @class='author' or @itemprop='author name' "
+    "or rel='me' or @data-testid='AuthorCard' or @data-testid='AuthorURL' or re:test(@class, "
+    "'author-?name|AuthorName|authorName')]|//author",
+    "//*[self::a or self::div or self::h3 or self::h4 or self::p or self::span][ @class='byline' "
+    "or @class='username' or @class='byl' or @class='BBL' or contains(@itemprop, 'author') or "
+    "re:test(@id, 'author|zuozhe|bianji|xiaobian') or re:test(@class, "
+    "'author|channel-name|zuozhe|bianji|xiaobian|submitted-by|posted-by|journalist-name')]",
+    "//*[ contains(@data-component, 'Byline') or contains(@itemprop, 'author') or "
+    "re:test(@id, '[Aa]uthor') or re:test(@class, '[Aa]uthor|screenname|writer|[Bb]yline')]",
+)
+BYLINE_PASS_CURRENT = (
+    tuple(" ".join(expression.path.split()) for expression in AUTHOR_XPATHS)
+    == BYLINE_XPATHS_TRANSLATED
+)
+BYLINE_TAGS_FIRST = frozenset({"a", "address", "div", "link", "p", "span", "strong"})
+BYLINE_TAGS_SECOND = frozenset({"a", "div", "h3", "h4", "p", "span"})
+BYLINE_CLASS_FIRST = re.compile("author-?name|AuthorName|authorName")
+BYLINE_ID_SECOND = re.compile("author|zuozhe|bianji|xiaobian")
+BYLINE_CLASS_SECOND = re.compile(
+    "author|channel-name|zuozhe|bianji|xiaobian|submitted-by|posted-by|journalist-name"
+)
+BYLINE_CLASS_THIRD = re.compile("[Aa]uthor|screenname|writer|[Bb]yline")
+# a quick test: a class or id any of the three could select, or an attribute tested apart
+BYLINE_CLASS_ANY = re.compile(
+    "[Aa]uthor|channel-name|zuozhe|bianji|xiaobian|submitted-by|posted-by|journalist-name|"
+    "screenname|writer|[Bb]yline|^(?:byl|BBL|username)$"
+)
+BYLINE_ID_ANY = re.compile("[Aa]uthor|zuozhe|bianji|xiaobian")
+BYLINE_RARE_ATTRIBUTES = frozenset({"itemprop", "rel", "data-testid", "data-component"})
 
 
 def discard_expressions() -> tuple[XPath, XPath]:

@@ -10,8 +10,9 @@ import lxml.html
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trafilatura.xpaths import AUTHOR_XPATHS
 
-from services.cleaner.core import Extraction, extract
+from services.cleaner.core import HTML_PARSER, Extraction, byline_candidates, extract
 from services.samples.build_site import SITES
 from services.samples.server import sample_pages
 
@@ -361,3 +362,55 @@ def test_article_kept_in_an_aside_when_no_paragraph_is_outside_page_chrome() -> 
         f'<nav><a href="/">Home</a></nav><aside>{body}</aside></body></html>'
     )
     assert STORY[1] in extract(page).text
+
+
+def test_byline_pass_selects_what_trafilaturas_byline_expressions_select() -> None:
+    attributes = [
+        *(f'{name}="{value}"' for name in ("class", "id") for value in BYLINE_VALUES),
+        *(
+            f'{name}="{value}"'
+            for name in ("rel", "itemprop", "data-testid", "data-component")
+            for value in ("author", "author name", "me", "AuthorCard", "AuthorURL", "Byline")
+        ),
+        'class="x" id="y" title="author"',  # nothing the expressions test
+        "",
+    ]
+    tags = ("a", "address", "div", "link", "p", "span", "strong", "h3", "h4", "li", "author")
+    cells = [f"<{tag} {attrs}>A. Writer</{tag}>" for tag in tags for attrs in attributes]
+    page = (
+        f"<html><body>{''.join(cells)}<div><rel>me</rel></div><p><rel>you</rel></p></body></html>"
+    )
+    tree = lxml.html.fromstring(page, parser=HTML_PARSER)
+    expected = [element for expression in AUTHOR_XPATHS for element in expression(tree)]
+    assert len(expected) > 100
+    assert list(byline_candidates(tree)) == expected
+
+
+BYLINE_VALUES = (
+    "author",
+    "Author",
+    "authorname",
+    "author-name",
+    "AuthorName",
+    "authorName",
+    "post-author",
+    "byline",
+    "Byline",
+    "bylines",
+    "byl",
+    "BBL",
+    "byl x",
+    "username",
+    "user username",
+    "screenname",
+    "writer",
+    "channel-name",
+    "zuozhe",
+    "bianji",
+    "xiaobian",
+    "submitted-by",
+    "posted-by",
+    "journalist-name",
+    "auth",
+    "name",
+)
