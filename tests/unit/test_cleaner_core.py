@@ -10,9 +10,16 @@ import lxml.html
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trafilatura.utils import repair_faulty_html
 from trafilatura.xpaths import AUTHOR_XPATHS
 
-from services.cleaner.core import HTML_PARSER, Extraction, byline_candidates, extract
+from services.cleaner.core import (
+    HTML_PARSER,
+    Extraction,
+    byline_candidates,
+    extract,
+    needs_repair,
+)
 from services.samples.build_site import SITES
 from services.samples.server import sample_pages
 
@@ -414,3 +421,24 @@ BYLINE_VALUES = (
     "auth",
     "name",
 )
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<!DOCTYPE html>\n<html><body><p>x</p></body></html>",
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "http://www.w3.org/TR/xhtml1/DTD/'
+        'xhtml1-strict.dtd">\n<html><p>a</p></html>',
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN"><html><p>a</p></html>',
+        "<!doctype html><html><p>one line</p></html>",
+        "<html/>\n<body><p>x</p></body>",
+        "<html lang='en'\n/>\n<body><p>x</p></body>",
+        "<html><p>a\x00b\x0bc\x1fd</p></html>",
+        "<html><p>a\ufffeb\uffffc</p></html>",
+        "<html><p>tab\tnewline\ncarriage return\r</p></html>",
+    ],
+)
+def test_the_repair_runs_on_exactly_the_pages_trafilatura_would_change(page: str) -> None:
+    beginning = page[:50].lower()
+    changed = repair_faulty_html(page, beginning) != page
+    assert needs_repair(page, page.encode("utf-8"), beginning) == changed
