@@ -442,3 +442,27 @@ def test_the_repair_runs_on_exactly_the_pages_trafilatura_would_change(page: str
     beginning = page[:50].lower()
     changed = repair_faulty_html(page, beginning) != page
     assert needs_repair(page, page.encode("utf-8"), beginning) == changed
+
+
+def test_hidden_and_loading_elements_are_dropped_but_a_finished_one_is_kept() -> None:
+    hidden = "<p hidden>Subscribe to read the rest of this story in our app.</p>"
+    loading = '<div aria-busy="true"><p>Loading the comments, this takes a second.</p></div>'
+    done = f'<div aria-busy="false"><p>{html.escape(STORY[2])}</p></div>'
+    page = article(STORY[:2]).replace("</article>", f"{hidden}{loading}{done}</article>")
+    text = extract(page).text
+    assert "Subscribe" not in text
+    assert "Loading" not in text
+    assert STORY[2] in text
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<meta http-equiv="Content-Language" content="de-AT">',
+        '<meta property="og:locale" content="de_DE">',
+        '<meta http-equiv="content-type" content="text/html"><meta property="og:locale" '
+        'content="de_DE">',
+    ],
+)
+def test_language_declared_in_meta_tags_when_html_has_none(head: str) -> None:
+    assert extract(article(["Ein kurzer Satz."], lang="", head=head)).lang == "de"
