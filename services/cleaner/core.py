@@ -457,17 +457,24 @@ def anchor_texts(tree: HtmlElement) -> LinkTexts:
 
     trafilatura's own link output changes what it extracts, so links are read from the input.
     """
-    texts = (
-        normalize_line(anchor.text_content())
+    raw = {
+        (anchor.text or "") if not len(anchor) else text_of(anchor)  # most links are one text
         for anchor in tree.iter("a")
         if not anchor.get("href", "").startswith("#")  # a table of contents repeats headings
-    )
+    }
+    texts = (normalize_line(text) for text in raw)
     folded = frozenset(text.casefold() for text in texts if text and not SHOWN_ADDRESS.search(text))
     return LinkTexts(
         folded,
         frozenset(text.split()[0] for text in folded),
         frozenset(text.split()[-1] for text in folded),
     )
+
+
+def text_of(element: HtmlElement) -> str:
+    """An element's text without its tail, as `text_content()` gives it, in less time."""
+    text: str = etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+    return text
 
 
 def strip_code(tree: HtmlElement) -> None:
@@ -542,7 +549,7 @@ def join_split_body(tree: HtmlElement) -> None:
 
 def paragraph_chars(element: HtmlElement) -> int:
     """Characters of text in an element's own paragraphs (<p> children), the prose it holds."""
-    return sum(len(p.text_content().strip()) for p in element.iterchildren("p"))
+    return sum(len(text_of(p).strip()) for p in element.iterchildren("p"))
 
 
 def normalize_line(text: str) -> str:
