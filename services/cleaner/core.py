@@ -537,6 +537,9 @@ def join_split_body(tree: HtmlElement) -> None:
     }
     if all(len(group) < 2 for group in parts.values()):
         return  # the common case, decided without trafilatura's costlier body expressions
+    candidates = [part for group in parts.values() if len(group) > 1 for part in group]
+    if BODY_TESTS and not any(test(part) for part in candidates for test in BODY_TESTS):
+        return  # trafilatura's body, whichever it is, is none of the parts
     body = next((found[0] for expr in BODY_XPATH if (found := expr(tree))), None)
     group = parts.get((body.tag, body.get("class", ""))) if body is not None else None
     if body is None or not group or body not in group:
@@ -545,6 +548,32 @@ def join_split_body(tree: HtmlElement) -> None:
     for other in group:
         if other is not body and other not in ancestors and body not in set(other.iterancestors()):
             body.extend(list(other))
+
+
+def body_tests() -> tuple[XPath, ...]:
+    """trafilatura's body expressions as tests of one element: does it match one of them?
+
+    The body they select matches one, so a page whose candidate parts match none is decided
+    without searching the whole page (1.5 ms). Empty, and the page searched, when an
+    expression is not of the form this rewrites (".//" only at the start of a path).
+    """
+    tests = []
+    for expression in BODY_XPATH:
+        path = " ".join(expression.path.split())
+        if path.count(".//") != len(re.findall(r"(?:^|[(|])\s*\.//", path)):
+            return ()
+        path = path.replace(".//", "self::").replace(")[1]", ")")  # "(...)[1]": the first
+        path = path[:-3] if path.endswith("][1]") else path  # ".//*[...][1]": a first child
+        if "[1]" in path:
+            return ()
+        try:
+            tests.append(XPath(path, namespaces={"re": "http://exslt.org/regular-expressions"}))
+        except etree.XPathSyntaxError:
+            return ()
+    return tuple(tests)
+
+
+BODY_TESTS = body_tests()
 
 
 def paragraph_chars(element: HtmlElement) -> int:

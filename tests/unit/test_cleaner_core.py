@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trafilatura.utils import repair_faulty_html
-from trafilatura.xpaths import AUTHOR_XPATHS
+from trafilatura.xpaths import AUTHOR_XPATHS, BODY_XPATH
 
 from services.cleaner.core import (
+    BODY_TESTS,
     HTML_PARSER,
     Extraction,
     byline_candidates,
@@ -466,3 +467,32 @@ def test_hidden_and_loading_elements_are_dropped_but_a_finished_one_is_kept() ->
 )
 def test_language_declared_in_meta_tags_when_html_has_none(head: str) -> None:
     assert extract(article(["Ein kurzer Satz."], lang="", head=head)).lang == "de"
+
+
+def test_every_body_trafilatura_can_select_passes_the_one_element_body_tests() -> None:
+    containers = [
+        '<div class="post">',
+        '<section itemprop="articleBody">',
+        "<article>",
+        '<div id="story">',
+        '<div class="story-body">',
+        '<main id="content">',
+        '<div class="main-content">',
+        '<section class="Page-content">',
+        '<div role="main">',
+        "<main>",
+        '<div class="sidebar">',
+    ]
+    prose = "<p>The harbour reopened on Tuesday after three weeks of repairs.</p>"
+    selected = [0] * len(BODY_XPATH)
+    for container in containers:
+        tag = container[1:].split(" ")[0].rstrip(">")
+        page = f"<html><body><div>{container}{prose}</{tag}></div></body></html>"
+        tree = lxml.html.fromstring(page, parser=HTML_PARSER)
+        assert len(BODY_TESTS) == len(BODY_XPATH)
+        for index, (expression, test) in enumerate(zip(BODY_XPATH, BODY_TESTS, strict=True)):
+            for element in expression(tree):
+                selected[index] += 1
+                assert test(element), (container, expression.path)
+        assert not any(test(tree.find(".//p")) for test in BODY_TESTS)
+    assert all(selected)  # every expression selected a container of the list
