@@ -204,7 +204,7 @@ def needs_repair(html: str, data: bytes, beginning: str) -> bool:
     slash in its first line, or a self-closing <html/> in the first lines."""
     if len(data.translate(None, XML_FORBIDDEN_BYTES)) != len(data):
         return True
-    if b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data:  # U+FFFE, U+FFFF
+    if "\ufffe" in html or "\uffff" in html:  # faster found in the str than in the bytes
         return True
     if "doctype" in beginning:  # trafilatura rewrites the first line (and adds a "\n" if none)
         end = html.find("\n")
