@@ -159,7 +159,7 @@ def extract(html: str, *, url: str | None = None, lang_hint: str | None = None) 
 
 def extract_checked(html: str, *, url: str | None, lang_hint: str | None) -> Extraction:
     """Classify unusable input, then parse once and extract."""
-    if not html or not html.strip():
+    if not html or html.isspace():  # no copy of the page, unlike strip()
         return empty_extraction("empty_input", url)
     try:
         data = html.encode("utf-8")
