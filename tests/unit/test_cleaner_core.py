@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from trafilatura.utils import repair_faulty_html
 from trafilatura.xpaths import AUTHOR_XPATHS, BODY_XPATH
 
+from services.cleaner import core
 from services.cleaner.core import (
     BODY_TESTS,
     HTML_PARSER,
@@ -496,3 +497,15 @@ def test_every_body_trafilatura_can_select_passes_the_one_element_body_tests() -
                 assert test(element), (container, expression.path)
         assert not any(test(tree.find(".//p")) for test in BODY_TESTS)
     assert all(selected)  # every expression selected a container of the list
+
+
+@pytest.mark.parametrize("seed_id", sorted(EXPECTED_LANG))
+def test_extraction_without_trafilaturas_copy_gives_what_bare_extraction_gives(
+    seed_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert core.BARE_EXTRACTION_CURRENT  # else the fallback below is all there is to test
+    page = page_html(seed_id)
+    short = article(["Too short."])
+    fast = extract(page), extract(short)
+    monkeypatch.setattr(core, "BARE_EXTRACTION_CURRENT", False)
+    assert (extract(page), extract(short)) == fast
