@@ -631,14 +631,23 @@ def normalize_line(text: str) -> str:
 def element_lines(element: HtmlElement) -> list[str]:
     """An output element's text, one entry per line break (<lb/>) it holds."""
     pieces: list[str] = []
-    for node in element.iter():
-        if node is not element and node.tag == "lb":
-            pieces.append("\n")
-        if node.text and node.tag != "lb":
-            pieces.append(node.text)
-        if node is not element and node.tail:
-            pieces.append(node.tail)
+    if element.tag != "lb":
+        collect_text(element, pieces)
     return [line for line in map(normalize_line, " ".join(pieces).split("\n")) if line]
+
+
+def collect_text(node: HtmlElement, pieces: list[str]) -> None:
+    """A node's text pieces in document order (a child's tail after the child's own text), a
+    line break for each <lb/>."""
+    if node.text:
+        pieces.append(node.text)
+    for child in node:
+        if child.tag == "lb":
+            pieces.append("\n")
+        else:
+            collect_text(child, pieces)
+        if child.tail:
+            pieces.append(child.tail)
 
 
 def link_share(line: str, links: LinkTexts) -> float:

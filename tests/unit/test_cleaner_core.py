@@ -509,3 +509,15 @@ def test_extraction_without_trafilaturas_copy_gives_what_bare_extraction_gives(
     fast = extract(page), extract(short)
     monkeypatch.setattr(core, "BARE_EXTRACTION_CURRENT", False)
     assert (extract(page), extract(short)) == fast
+
+
+def test_text_around_a_nested_list_stays_in_the_order_of_the_page() -> None:
+    item = (
+        "The works were paid by the port: <ul><li>four hundred metres of breakwater,</li>"
+        "<li>new wave sensors,</li></ul> and a new control room."
+    )
+    page = article(STORY).replace("</article>", f"<ul><li>{item}</li></ul></article>")
+    assert (
+        "The works were paid by the port: four hundred metres of breakwater, new wave sensors, "
+        "and a new control room." in extract(page).text
+    )
