@@ -10,8 +10,18 @@ import lxml.html
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trafilatura.utils import repair_faulty_html
+from trafilatura.xpaths import AUTHOR_XPATHS, BODY_XPATH
 
-from services.cleaner.core import Extraction, extract
+from services.cleaner import core
+from services.cleaner.core import (
+    BODY_TESTS,
+    HTML_PARSER,
+    Extraction,
+    byline_candidates,
+    extract,
+    needs_repair,
+)
 from services.samples.server import sample_pages
 from tools.build_site import SITES
 
@@ -361,3 +371,153 @@ def test_article_kept_in_an_aside_when_no_paragraph_is_outside_page_chrome() -> 
         f'<nav><a href="/">Home</a></nav><aside>{body}</aside></body></html>'
     )
     assert STORY[1] in extract(page).text
+
+
+def test_byline_pass_selects_what_trafilaturas_byline_expressions_select() -> None:
+    attributes = [
+        *(f'{name}="{value}"' for name in ("class", "id") for value in BYLINE_VALUES),
+        *(
+            f'{name}="{value}"'
+            for name in ("rel", "itemprop", "data-testid", "data-component")
+            for value in ("author", "author name", "me", "AuthorCard", "AuthorURL", "Byline")
+        ),
+        'class="x" id="y" title="author"',  # nothing the expressions test
+        "",
+    ]
+    tags = ("a", "address", "div", "link", "p", "span", "strong", "h3", "h4", "li", "author")
+    cells = [f"<{tag} {attrs}>A. Writer</{tag}>" for tag in tags for attrs in attributes]
+    page = (
+        f"<html><body>{''.join(cells)}<div><rel>me</rel></div><p><rel>you</rel></p></body></html>"
+    )
+    tree = lxml.html.fromstring(page, parser=HTML_PARSER)
+    expected = [element for expression in AUTHOR_XPATHS for element in expression(tree)]
+    assert len(expected) > 100
+    assert list(byline_candidates(tree)) == expected
+
+
+BYLINE_VALUES = (
+    "author",
+    "Author",
+    "authorname",
+    "author-name",
+    "AuthorName",
+    "authorName",
+    "post-author",
+    "byline",
+    "Byline",
+    "bylines",
+    "byl",
+    "BBL",
+    "byl x",
+    "username",
+    "user username",
+    "screenname",
+    "writer",
+    "channel-name",
+    "zuozhe",
+    "bianji",
+    "xiaobian",
+    "submitted-by",
+    "posted-by",
+    "journalist-name",
+    "auth",
+    "name",
+)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<!DOCTYPE html>\n<html><body><p>x</p></body></html>",
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "http://www.w3.org/TR/xhtml1/DTD/'
+        'xhtml1-strict.dtd">\n<html><p>a</p></html>',
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN"><html><p>a</p></html>',
+        "<!doctype html><html><p>one line</p></html>",
+        "<html/>\n<body><p>x</p></body>",
+        "<html lang='en'\n/>\n<body><p>x</p></body>",
+        "<html><p>a\x00b\x0bc\x1fd</p></html>",
+        "<html><p>a\ufffeb\uffffc</p></html>",
+        "<html><p>tab\tnewline\ncarriage return\r</p></html>",
+    ],
+)
+def test_the_repair_runs_on_exactly_the_pages_trafilatura_would_change(page: str) -> None:
+    beginning = page[:50].lower()
+    changed = repair_faulty_html(page, beginning) != page
+    assert needs_repair(page, page.encode("utf-8"), beginning) == changed
+
+
+def test_hidden_and_loading_elements_are_dropped_but_a_finished_one_is_kept() -> None:
+    hidden = "<p hidden>Subscribe to read the rest of this story in our app.</p>"
+    loading = '<div aria-busy="true"><p>Loading the comments, this takes a second.</p></div>'
+    done = f'<div aria-busy="false"><p>{html.escape(STORY[2])}</p></div>'
+    page = article(STORY[:2]).replace("</article>", f"{hidden}{loading}{done}</article>")
+    text = extract(page).text
+    assert "Subscribe" not in text
+    assert "Loading" not in text
+    assert STORY[2] in text
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<meta http-equiv="Content-Language" content="de-AT">',
+        '<meta property="og:locale" content="de_DE">',
+        '<meta http-equiv="content-type" content="text/html"><meta property="og:locale" '
+        'content="de_DE">',
+    ],
+)
+def test_language_declared_in_meta_tags_when_html_has_none(head: str) -> None:
+    assert extract(article(["Ein kurzer Satz."], lang="", head=head)).lang == "de"
+
+
+def test_every_body_trafilatura_can_select_passes_the_one_element_body_tests() -> None:
+    containers = [
+        '<div class="post">',
+        '<section itemprop="articleBody">',
+        "<article>",
+        '<div id="story">',
+        '<div class="story-body">',
+        '<main id="content">',
+        '<div class="main-content">',
+        '<section class="Page-content">',
+        '<div role="main">',
+        "<main>",
+        '<div class="sidebar">',
+    ]
+    prose = "<p>The harbour reopened on Tuesday after three weeks of repairs.</p>"
+    selected = [0] * len(BODY_XPATH)
+    for container in containers:
+        tag = container[1:].split(" ")[0].rstrip(">")
+        page = f"<html><body><div>{container}{prose}</{tag}></div></body></html>"
+        tree = lxml.html.fromstring(page, parser=HTML_PARSER)
+        assert len(BODY_TESTS) == len(BODY_XPATH)
+        for index, (expression, test) in enumerate(zip(BODY_XPATH, BODY_TESTS, strict=True)):
+            for element in expression(tree):
+                selected[index] += 1
+                assert test(element), (container, expression.path)
+        assert not any(test(tree.find(".//p")) for test in BODY_TESTS)
+    assert all(selected)  # every expression selected a container of the list
+
+
+@pytest.mark.parametrize("seed_id", sorted(EXPECTED_LANG))
+def test_extraction_without_trafilaturas_copy_gives_what_bare_extraction_gives(
+    seed_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert core.BARE_EXTRACTION_CURRENT  # else the fallback below is all there is to test
+    page = page_html(seed_id)
+    short = article(["Too short."])
+    fast = extract(page), extract(short)
+    monkeypatch.setattr(core, "BARE_EXTRACTION_CURRENT", False)
+    assert (extract(page), extract(short)) == fast
+
+
+def test_text_around_a_nested_list_stays_in_the_order_of_the_page() -> None:
+    item = (
+        "The works were paid by the port: <ul><li>four hundred metres of breakwater,</li>"
+        "<li>new wave sensors,</li></ul> and a new control room."
+    )
+    page = article(STORY).replace("</article>", f"<ul><li>{item}</li></ul></article>")
+    assert (
+        "The works were paid by the port: four hundred metres of breakwater, new wave sensors, "
+        "and a new control room." in extract(page).text
+    )
