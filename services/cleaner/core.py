@@ -316,10 +316,19 @@ def trafilatura_body(tree: HtmlElement, options: Extractor) -> _Element | None:
 
 # the source of trafilatura's bare_extraction that trafilatura_body follows (2.3.1)
 BARE_EXTRACTION_SHA256 = "2e57adb3062086f9695046cf58b1a8825143322fe74e74739791dff6d8da9fea"
-BARE_EXTRACTION_CURRENT = (
-    hashlib.sha256(inspect.getsource(trafilatura.bare_extraction).encode()).hexdigest()
-    == BARE_EXTRACTION_SHA256
-)
+
+
+def _is_known_bare_extraction() -> bool:
+    """Whether trafilatura's bare_extraction is the one `trafilatura_body` follows (False
+    also when its source cannot be read, as in an installation without .py files)."""
+    try:
+        source = inspect.getsource(trafilatura.bare_extraction)
+    except (OSError, TypeError):
+        return False
+    return hashlib.sha256(source.encode()).hexdigest() == BARE_EXTRACTION_SHA256
+
+
+BARE_EXTRACTION_CURRENT = _is_known_bare_extraction()
 
 
 def page_metadata(tree: HtmlElement, url: str | None) -> Document:
