@@ -181,7 +181,7 @@ async def _latency(url: str, count: int) -> list[float]:
         metrics=AlerterMetrics(CollectorRegistry()),
         clock=utc_now,
         consumer_name="bench",
-        allowed_private_hosts=("127.0.0.1",),  # the benchmark's own receiver
+        allowed_private_hosts=("127.0.0.1:*",),  # the benchmark's own receiver
     )
     task = asyncio.create_task(worker.run())
     for number in range(count):

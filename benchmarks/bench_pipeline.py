@@ -264,7 +264,7 @@ def write_config(path: Path, feed_urls: Sequence[str], interval_seconds: float) 
     )
     path.write_text(
         f"sources:\n{sources}topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
-        'allowed_private_hosts: ["127.0.0.1"]\n',
+        'allowed_private_hosts: ["127.0.0.1:*"]\n',
         encoding="utf-8",
     )
     return path

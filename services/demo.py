@@ -18,6 +18,7 @@ from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
@@ -60,7 +61,7 @@ def demo_config(feed_url: str) -> NewsmonConfig:
         {
             "sources": [SourceConfig(name=SAMPLE_SOURCE, url=feed_url, interval_seconds=300)],
             "topics": topics["topics"],
-            "allowed_private_hosts": ["127.0.0.1"],
+            "allowed_private_hosts": [urlsplit(feed_url).netloc],  # the sample site alone
         }
     )
 

@@ -122,7 +122,7 @@ def local_http(settings: FetcherSettings, **overrides: Any) -> HttpxClient:
         "user_agent": "newsmon-test/1.0",
         "timeout_seconds": settings.timeout_seconds,
         "max_body_bytes": settings.max_body_bytes,
-        "allowed_private_hosts": ["127.0.0.1"],
+        "allowed_private_hosts": ["127.0.0.1:*"],
         **overrides,
     }
     return HttpxClient(**options)

@@ -2,10 +2,11 @@
 
 Every outbound connection resolves its host here and connects only to an address that was
 checked: private, loopback, link-local, multicast and reserved addresses are refused unless
-the host is allow-listed (`allowed_private_hosts`). The check happens at connect time, so it
-covers every redirect hop, and the connection goes to the checked address (no second DNS
-lookup for a rebinding server to answer differently). Environment proxies are never used:
-a proxy would connect on our behalf, past the check.
+the host and port are allow-listed (`allowed_private_hosts`: "host:port", "host:*" for
+every port, or a bare "host" for the web's ports 80 and 443 only). The check happens at
+connect time, so it covers every redirect hop, and the connection goes to the checked address
+(no second DNS lookup for a rebinding server to answer differently). Environment proxies are
+never used: a proxy would connect on our behalf, past the check.
 """
 
 from __future__ import annotations
@@ -19,9 +20,23 @@ from collections.abc import Collection, Iterable
 import httpcore
 import httpx
 
+from contracts.config import ANY_PORT, allow_list_entry
+
+WEB_PORTS = frozenset({80, 443})
+"""The ports a bare host in the allow-list opens: its web servers, not its other services."""
+
 
 class BlockedAddressError(Exception):
     """A host resolved only to addresses newsmon must not contact."""
+
+
+def is_allowed(entries: Collection[tuple[str, str]], host: str, port: int) -> bool:
+    """Whether the allow-list lets newsmon reach `host` on `port` at a private address."""
+    return any(
+        name == host
+        and (given == ANY_PORT or given == str(port) or (not given and port in WEB_PORTS))
+        for name, given in entries
+    )
 
 
 def is_public_address(address: str) -> bool:
@@ -41,7 +56,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     address it checked (see the module's docstring)."""
 
     def __init__(self, allowed_hosts: Collection[str]) -> None:
-        self._allowed = frozenset(h.lower().strip("[]") for h in allowed_hosts)
+        self._allowed = frozenset(allow_list_entry(entry) for entry in allowed_hosts)
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -61,12 +76,15 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(f"cannot resolve {name}: {exc}") from exc
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         usable = (
-            addresses if name in self._allowed else [a for a in addresses if is_public_address(a)]
+            addresses
+            if is_allowed(self._allowed, name, port)
+            else [a for a in addresses if is_public_address(a)]
         )
         if not usable:
             raise BlockedAddressError(
-                f"{name} resolves to {', '.join(addresses) or 'nothing'}: private, loopback, "
-                "link-local or multicast addresses are refused (allowed_private_hosts)"
+                f"{name}:{port} resolves to {', '.join(addresses) or 'nothing'}: private, "
+                "loopback, link-local or multicast addresses are refused unless allow-listed"
+                " with their port (allowed_private_hosts)"
             )
         for address in usable[:-1]:  # each checked address in turn, as browsers do
             with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):

@@ -108,7 +108,7 @@ def test_up_runs_the_pipeline_serves_metrics_and_stops_on_sigterm(tmp_path: Path
         config = (
             f"sources:\n  - name: sample-news\n    url: {site.feed_url}\n"
             "topics:\n  - name: OpenAI\n    keywords: [OpenAI]\n"
-            'allowed_private_hosts: ["127.0.0.1"]\n'
+            'allowed_private_hosts: ["127.0.0.1:*"]\n'
         )
         with newsmon_up(config, tmp_path) as (base_url, process):
             alerts = wait_for_metric(

@@ -82,7 +82,7 @@ def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
             + "".join(sources)
             + f"topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
             "  - name: OpenAI\n    keywords: [OpenAI]\n"
-            'allowed_private_hosts: ["127.0.0.1"]\n',
+            'allowed_private_hosts: ["127.0.0.1:*"]\n',
             encoding="utf-8",
         )
         services = {
@@ -212,7 +212,7 @@ def polling_fetcher(redis_server: RedisServer, feeds: HoldingFeeds, work: Path) 
             f"  - name: {name}\n    url: {feeds.base_url}/{name}.xml\n    interval_seconds: 2\n"
             for name in feeds.names
         )
-        + 'allowed_private_hosts: ["127.0.0.1"]\n',
+        + 'allowed_private_hosts: ["127.0.0.1:*"]\n',
         encoding="utf-8",
     )
     fetcher = ServiceProcess("fetcher", redis_server.url, config, work)

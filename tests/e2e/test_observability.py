@@ -36,7 +36,7 @@ def running_newsmon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         config = (
             f"sources:\n  - name: sample-news\n    url: {site.feed_url}\n"
             "topics:\n  - name: OpenAI\n    keywords: [OpenAI]\n"
-            'allowed_private_hosts: ["127.0.0.1"]\n'
+            'allowed_private_hosts: ["127.0.0.1:*"]\n'
         )
         with newsmon_up(config, work) as (base_url, _):
             wait_for_metric(base_url, 'newsmon_alerter_alerts_total{kind="new",topic="OpenAI"}', 3)

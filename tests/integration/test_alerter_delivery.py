@@ -53,7 +53,7 @@ OUTAGE_SECONDS = float(os.environ.get("NEWSMON_TEST_WEBHOOK_OUTAGE_SECONDS", "60
 """How long the receiver is down (seconds): a minute, as users see when an endpoint restarts."""
 OUTAGE_RETRIES = RetryPolicy(max_attempts=60, base_seconds=0.2, max_seconds=3.0, timeout_seconds=5)
 """Retries spanning at least 85 s (each wait is at least half of min(3, 0.2 * 2^n) seconds)."""
-LOCAL_RECEIVERS = ("127.0.0.1",)
+LOCAL_RECEIVERS = ("127.0.0.1:*",)
 """The tests' receivers listen on loopback, which webhooks may reach only when allow-listed."""
 FAST_RETRIES = RetryPolicy(max_attempts=12, base_seconds=0.05, max_seconds=0.5, timeout_seconds=5)
 

@@ -80,7 +80,7 @@ async def test_sources_are_added_listed_paused_resumed_and_removed_over_http(
 ) -> None:
     config = NewsmonConfig(
         sources=(SourceConfig(name="configured", url=f"{site.base_url}/feed.xml"),),
-        allowed_private_hosts=("127.0.0.1",),
+        allowed_private_hosts=("127.0.0.1:*",),
     )
     settings = CommonSettings(redis_url=redis_url, http_port=0)
     async with (
@@ -130,7 +130,7 @@ async def test_without_the_token_nothing_is_pushed_added_or_paused(
 ) -> None:
     config = NewsmonConfig(
         sources=(SourceConfig(name="configured", url=f"{site.base_url}/feed.xml"),),
-        allowed_private_hosts=("127.0.0.1",),
+        allowed_private_hosts=("127.0.0.1:*",),
     )
     settings = CommonSettings(redis_url=redis_url, http_port=0)
     fake = {"url": "https://www.reuters.com/world/fake", "html": "<p>x</p>"}
@@ -238,7 +238,7 @@ async def test_pushed_pages_carry_their_publisher_and_are_counted_as_ingest(
     monkeypatch.setenv("NEWSMON_FETCHER_PUSH_TOKENS", json.dumps(publishers))
     config = NewsmonConfig(
         sources=(SourceConfig(name="broken", url=f"{site.base_url}/not-a-feed.html"),),
-        allowed_private_hosts=("127.0.0.1",),
+        allowed_private_hosts=("127.0.0.1:*",),
     )
     settings = CommonSettings(redis_url=redis_url, http_port=0)
     dead = {"stream": ARTICLES_RAW, "reason": "broken_feed"}

@@ -207,7 +207,7 @@ async def client() -> AsyncIterator[HttpxClient]:
         timeout_seconds=0.3,
         max_body_bytes=10_000,
         max_redirects=3,
-        allowed_private_hosts=["127.0.0.1"],
+        allowed_private_hosts=["127.0.0.1:*"],
     ) as http:
         yield http
 
@@ -369,9 +369,29 @@ async def test_loopback_is_refused_unless_allow_listed(base_url: str, host: str)
     assert "allowed_private_hosts" in str(raised.value)
 
 
+async def test_an_allow_listed_host_is_reached_on_its_listed_port_only(base_url: str) -> None:
+    """Allowing the sample site on 127.0.0.1 must not open the other services there."""
+    port = int(base_url.rsplit(":", 1)[1])
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        other_port = other.getsockname()[1]
+        for allowed in ([f"127.0.0.1:{port}"], ["127.0.0.1"]):
+            async with HttpxClient(
+                user_agent="t", timeout_seconds=2, allowed_private_hosts=allowed
+            ) as http:
+                with pytest.raises(PermanentFetchError) as raised:
+                    await http.get(f"http://127.0.0.1:{other_port}/admin")
+                assert raised.value.reason == "blocked_address", allowed
+    async with HttpxClient(
+        user_agent="t", timeout_seconds=2, allowed_private_hosts=[f"127.0.0.1:{port}"]
+    ) as http:
+        assert (await http.get(f"{base_url}/page")).status == 200
+
+
 async def test_an_allow_listed_name_may_resolve_to_loopback(base_url: str) -> None:
     port = base_url.rsplit(":", 1)[1]
-    async with HttpxClient(user_agent="t", allowed_private_hosts=["localhost"]) as http:
+    async with HttpxClient(user_agent="t", allowed_private_hosts=[f"localhost:{port}"]) as http:
         try:
             response = await http.get(f"http://localhost:{port}/page")
         except TransientFetchError:

@@ -77,7 +77,7 @@ async def test_a_fetcher_killed_mid_poll_publishes_every_item_exactly_once_after
     config = tmp_path / "newsmon.yaml"
     config.write_text(
         f"sources:\n  - name: slow\n    url: {site.base_url}/feed.xml\n"
-        '    interval_seconds: 300\nallowed_private_hosts: ["127.0.0.1"]\n',
+        '    interval_seconds: 300\nallowed_private_hosts: ["127.0.0.1:*"]\n',
         encoding="utf-8",
     )
     service = fetcher(config, redis_url, tmp_path)

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts import SourceConfig
-from services.common.outbound import is_public_address
+from contracts import NewsmonConfig, SourceConfig
+from contracts.config import allow_list_entry
+from services.common.outbound import is_allowed, is_public_address
 from services.fetcher.core import (
     FeedError,
     child_sitemap_batch,
@@ -289,3 +290,27 @@ def test_successive_batches_read_every_child_once_per_pass(count: int, limit: in
         if cursor >= count:
             break
     assert read == list(range(count))
+
+
+@pytest.mark.parametrize(
+    ("entry", "parsed"),
+    [
+        ("Example.org:8080", ("example.org", "8080")),
+        ("127.0.0.1:*", ("127.0.0.1", "*")),
+        ("127.0.0.1", ("127.0.0.1", "")),
+        ("[::1]:8080", ("::1", "8080")),
+        ("::1", ("::1", "")),
+    ],
+)
+def test_allow_list_entries_name_a_host_and_its_port(entry: str, parsed: tuple[str, str]) -> None:
+    assert allow_list_entry(entry) == parsed
+
+
+def test_a_bare_host_opens_its_web_ports_only_and_a_bad_port_is_refused() -> None:
+    entries = [allow_list_entry("127.0.0.1"), allow_list_entry("10.0.0.5:8080")]
+    assert is_allowed(entries, "127.0.0.1", 443) and is_allowed(entries, "127.0.0.1", 80)
+    assert not is_allowed(entries, "127.0.0.1", 6379)
+    assert is_allowed(entries, "10.0.0.5", 8080) and not is_allowed(entries, "10.0.0.5", 8081)
+    for bad in ("host:port", "host:0", "host:70000", ":80"):
+        with pytest.raises(ValueError, match="host:port"):
+            NewsmonConfig(allowed_private_hosts=(bad,))
