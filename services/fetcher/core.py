@@ -13,10 +13,10 @@ import re
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 from xml.etree.ElementTree import Element, ParseError
@@ -582,3 +582,166 @@ class Lease:
 def lease_ms(seconds: float) -> int:
     """A lease length as Redis takes it: whole milliseconds, at least 1."""
     return max(int(seconds * 1000), 1)
+
+
+# -- a source's state and how a poll changes it ---------------------------------------------
+
+SourceStatus = Literal["active", "paused", "broken", "disabled"]
+SOURCE_STATUSES: Final[tuple[SourceStatus, ...]] = ("active", "paused", "broken", "disabled")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the fetcher remembers of a source between polls (times: Unix seconds)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    next_poll_at: float = 0.0
+    failures: int = 0
+    status: SourceStatus = "active"
+    url: str | None = None
+    """The URL a permanent redirect moved the source to; None: as configured."""
+    last_poll_at: float | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    sitemap_cursor: int = 0
+    """A sitemap index read in part: the first child sitemap the next poll reads (0: none
+    pending). While a pass is under way the index is fetched unconditionally."""
+    body_digest: str | None = None
+    """Digest of the last listing read in full (`core.body_digest`): a server that sends no
+    validators still costs no parsing while its feed is unchanged."""
+
+    def conditional_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.sitemap_cursor:
+            return headers
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+    def is_due(self, now: float) -> bool:
+        return self.status in ("active", "broken") and self.next_poll_at <= now
+
+    def to_fields(self) -> dict[str, str | float | int]:
+        return {
+            "etag": self.etag or "",
+            "last_modified": self.last_modified or "",
+            "next_poll_at": self.next_poll_at,
+            "failures": self.failures,
+            "status": self.status,
+            "url": self.url or "",
+            "last_poll_at": "" if self.last_poll_at is None else self.last_poll_at,
+            "last_status": self.last_status or "",
+            "last_error": self.last_error or "",
+            "sitemap_cursor": self.sitemap_cursor,
+            "body_digest": self.body_digest or "",
+        }
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[bytes, bytes]) -> SourceState:
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        status = fields.get("status") or "active"
+        return cls(
+            etag=fields.get("etag") or None,
+            last_modified=fields.get("last_modified") or None,
+            next_poll_at=float(fields.get("next_poll_at") or 0.0),
+            failures=int(fields.get("failures") or 0),
+            status=status if status in SOURCE_STATUSES else "active",
+            url=fields.get("url") or None,
+            last_poll_at=float(fields["last_poll_at"]) if fields.get("last_poll_at") else None,
+            last_status=fields.get("last_status") or None,
+            last_error=fields.get("last_error") or None,
+            sitemap_cursor=int(fields.get("sitemap_cursor") or 0),
+            body_digest=fields.get("body_digest") or None,
+        )
+
+
+SourceEvent = Literal["recovered", "broken", "disabled"]
+"""A change of a source's health worth a log line and a metric."""
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """The source's state after a poll, and the health change the poll made, if any."""
+
+    state: SourceState
+    event: SourceEvent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What a response lets the next poll check for changes."""
+
+    etag: str | None
+    last_modified: str | None
+    body_digest: str | None
+
+
+def after_success(
+    state: SourceState,
+    *,
+    now: float,
+    next_poll_at: float,
+    last_status: str,
+    validators: Validators | None,
+    sitemap_cursor: int = 0,
+) -> PollOutcome:
+    """A poll that worked: the source is active again (a broken one has recovered), its
+    validators replaced unless `validators` is None, its next poll at `next_poll_at`."""
+    kept = validators or Validators(state.etag, state.last_modified, state.body_digest)
+    return PollOutcome(
+        replace(
+            state,
+            etag=kept.etag,
+            last_modified=kept.last_modified,
+            body_digest=kept.body_digest,
+            next_poll_at=next_poll_at,
+            failures=0,
+            status="active",
+            last_poll_at=now,
+            last_status=last_status,
+            last_error=None,
+            sitemap_cursor=sitemap_cursor,
+        ),
+        "recovered" if state.status == "broken" else None,
+    )
+
+
+def after_failure(
+    state: SourceState,
+    *,
+    now: float,
+    backoff_seconds: float,
+    reason: str,
+    error: str,
+    gone: bool,
+    broken_after_failures: int,
+    broken_retry_seconds: float,
+) -> PollOutcome:
+    """A poll that failed: retried after `backoff_seconds`; a source that is gone (410) is
+    disabled; after `broken_after_failures` failures in a row it is broken and retried no
+    sooner than `broken_retry_seconds` (seconds; times: Unix seconds)."""
+    failures = state.failures + 1
+    status: SourceStatus = state.status
+    event: SourceEvent | None = None
+    delay = backoff_seconds
+    if gone:
+        status, event = "disabled", "disabled"
+    elif failures >= broken_after_failures:
+        delay = max(delay, broken_retry_seconds)
+        event = None if status == "broken" else "broken"
+        status = "broken"
+    return PollOutcome(
+        replace(
+            state,
+            next_poll_at=now + delay,
+            failures=failures,
+            status=status,
+            last_poll_at=now,
+            last_status=reason,
+            last_error=error[:500],
+        ),
+        event,
+    )

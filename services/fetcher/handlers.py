@@ -32,9 +32,15 @@ from services.common.metrics import ConsumerMetrics
 from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.tasks import raise_if_cancelled
 from services.fetcher.core import (
+    SOURCE_STATUSES,
     FeedError,
     FeedItem,
     Lease,
+    PollOutcome,
+    SourceState,
+    Validators,
+    after_failure,
+    after_success,
     article_id,
     body_digest,
     canonical_url,
@@ -58,7 +64,7 @@ from services.fetcher.http import (
 )
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
-from services.fetcher.store import SOURCE_STATUSES, FetcherStore, SourceState
+from services.fetcher.store import FetcherStore
 
 log = structlog.get_logger("newsmon.fetcher")
 
@@ -547,27 +553,26 @@ class Poller:
             max_seconds=self._settings.max_poll_seconds,
             jitter_ratio=self._rng.uniform(-1, 1) * self._settings.poll_jitter_ratio,
         )
-        if state.status == "broken":
-            self._metrics.events.labels("recovered").inc()
-            log.info("source recovered", source=source.name, after_failures=state.failures)
-        await self._save(
-            source.name,
-            replace(
-                state,
-                etag=state.etag if keep else response.headers.get("etag"),
-                last_modified=state.last_modified
-                if keep
-                else response.headers.get("last-modified"),
-                next_poll_at=due.timestamp(),
-                failures=0,
-                status="active",
-                last_poll_at=now.timestamp(),
-                last_status=last_status,
-                last_error=None,
-                sitemap_cursor=sitemap_cursor,
-                body_digest=state.body_digest if keep else body_digest(response.body),
-            ),
+        validators = (
+            None
+            if keep
+            else Validators(
+                response.headers.get("etag"),
+                response.headers.get("last-modified"),
+                body_digest(response.body),
+            )
         )
+        outcome = after_success(
+            state,
+            now=now.timestamp(),
+            next_poll_at=due.timestamp(),
+            last_status=last_status,
+            validators=validators,
+            sitemap_cursor=sitemap_cursor,
+        )
+        if outcome.event == "recovered":
+            log.info("source recovered", source=source.name, after_failures=state.failures)
+        await self._record(source, outcome)
         self.polls_completed += 1
 
     async def _failed(
@@ -581,45 +586,41 @@ class Poller:
     ) -> None:
         """Back off (exponentially, with jitter, never before Retry-After); mark the source
         broken after N failures in a row, disabled on 410 Gone; park permanent failures."""
-        now = self._clock().timestamp()
-        failures = state.failures + 1
-        status = state.status
         self._metrics.polls.labels("broken_feed" if reason == "broken_feed" else "failed").inc()
         retry_after = exc.retry_after_seconds if isinstance(exc, TransientFetchError) else None
-        delay = self._backoff_delay(source, failures, retry_after)
-        if exc is not None and exc.status == 410:
-            status = "disabled"
-            self._metrics.events.labels("disabled").inc()
+        outcome = after_failure(
+            state,
+            now=self._clock().timestamp(),
+            backoff_seconds=self._backoff_delay(source, state.failures + 1, retry_after),
+            reason=reason,
+            error=error,
+            gone=exc is not None and exc.status == 410,
+            broken_after_failures=self._settings.broken_after_failures,
+            broken_retry_seconds=self._settings.broken_retry_seconds,
+        )
+        new = outcome.state
+        if outcome.event == "disabled":
             log.error("source disabled: gone (410)", source=source.name, url=source.url)
-        elif failures >= self._settings.broken_after_failures:
-            delay = max(delay, self._settings.broken_retry_seconds)
-            if status != "broken":
-                self._metrics.events.labels("broken").inc()
-                log.error("source broken", source=source.name, failures=failures, reason=reason)
-            status = "broken"
+        elif outcome.event == "broken":
+            log.error("source broken", source=source.name, failures=new.failures, reason=reason)
         log.warning(
             "source poll failed",
             source=source.name,
             reason=reason,
             error=error,
-            failures=failures,
-            retry_in_seconds=round(delay, 1),
+            failures=new.failures,
+            retry_in_seconds=round(new.next_poll_at - (new.last_poll_at or 0.0), 1),
         )
         if exc is None or isinstance(exc, PermanentFetchError):
             await self._park(reason, f"source {source.name} ({source.url}): {error}", body)
-        await self._save(
-            source.name,
-            replace(
-                state,
-                next_poll_at=now + delay,
-                failures=failures,
-                status=status,
-                last_poll_at=now,
-                last_status=reason,
-                last_error=error[:500],
-            ),
-        )
+        await self._record(source, outcome)
         self.polls_completed += 1
+
+    async def _record(self, source: SourceConfig, outcome: PollOutcome) -> None:
+        """Store a poll's outcome and count the health change it made."""
+        if outcome.event is not None:
+            self._metrics.events.labels(outcome.event).inc()
+        await self._save(source.name, outcome.state)
 
     # -- items -------------------------------------------------------------------------------
 

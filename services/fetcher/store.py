@@ -14,11 +14,11 @@ time of the next request (ms, Redis clock);
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Final, Literal, cast
+from typing import cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
@@ -26,9 +26,7 @@ from pydantic import BaseModel
 from contracts import SourceConfig
 from contracts.streams import ARTICLES_RAW
 from services.common.bus import DATA_FIELD, encode
-
-SourceStatus = Literal["active", "paused", "broken", "disabled"]
-SOURCE_STATUSES: Final[tuple[SourceStatus, ...]] = ("active", "paused", "broken", "disabled")
+from services.fetcher.core import SourceState
 
 _PUBLISH_ONCE = files("services.fetcher").joinpath("publish_once.lua").read_text("utf-8")
 _SAVE_STATE = files("services.fetcher").joinpath("save_state.lua").read_text("utf-8")
@@ -101,74 +99,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-@dataclass(frozen=True, slots=True)
-class SourceState:
-    """What the fetcher remembers of a source between polls (times: Unix seconds)."""
-
-    etag: str | None = None
-    last_modified: str | None = None
-    next_poll_at: float = 0.0
-    failures: int = 0
-    status: SourceStatus = "active"
-    url: str | None = None
-    """The URL a permanent redirect moved the source to; None: as configured."""
-    last_poll_at: float | None = None
-    last_status: str | None = None
-    last_error: str | None = None
-    sitemap_cursor: int = 0
-    """A sitemap index read in part: the first child sitemap the next poll reads (0: none
-    pending). While a pass is under way the index is fetched unconditionally."""
-    body_digest: str | None = None
-    """Digest of the last listing read in full (`core.body_digest`): a server that sends no
-    validators still costs no parsing while its feed is unchanged."""
-
-    def conditional_headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if self.sitemap_cursor:
-            return headers
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        if self.last_modified:
-            headers["If-Modified-Since"] = self.last_modified
-        return headers
-
-    def is_due(self, now: float) -> bool:
-        return self.status in ("active", "broken") and self.next_poll_at <= now
-
-    def to_fields(self) -> dict[str, str | float | int]:
-        return {
-            "etag": self.etag or "",
-            "last_modified": self.last_modified or "",
-            "next_poll_at": self.next_poll_at,
-            "failures": self.failures,
-            "status": self.status,
-            "url": self.url or "",
-            "last_poll_at": "" if self.last_poll_at is None else self.last_poll_at,
-            "last_status": self.last_status or "",
-            "last_error": self.last_error or "",
-            "sitemap_cursor": self.sitemap_cursor,
-            "body_digest": self.body_digest or "",
-        }
-
-    @classmethod
-    def from_fields(cls, raw: Mapping[bytes, bytes]) -> SourceState:
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
-        status = fields.get("status") or "active"
-        return cls(
-            etag=fields.get("etag") or None,
-            last_modified=fields.get("last_modified") or None,
-            next_poll_at=float(fields.get("next_poll_at") or 0.0),
-            failures=int(fields.get("failures") or 0),
-            status=status if status in SOURCE_STATUSES else "active",
-            url=fields.get("url") or None,
-            last_poll_at=float(fields["last_poll_at"]) if fields.get("last_poll_at") else None,
-            last_status=fields.get("last_status") or None,
-            last_error=fields.get("last_error") or None,
-            sitemap_cursor=int(fields.get("sitemap_cursor") or 0),
-            body_digest=fields.get("body_digest") or None,
-        )
 
 
 def _iso(timestamp: float | None) -> str | None:

@@ -16,6 +16,11 @@ from contracts.config import allow_list_entry
 from services.common.outbound import is_allowed, is_public_address
 from services.fetcher.core import (
     FeedError,
+    SourceState,
+    SourceStatus,
+    Validators,
+    after_failure,
+    after_success,
     child_sitemap_batch,
     freshness_seconds,
     gunzip_capped,
@@ -27,7 +32,7 @@ from services.fetcher.core import (
     retry_after_seconds,
     robots_allows,
 )
-from services.fetcher.store import SourceState, SourceStatus, describe_source
+from services.fetcher.store import describe_source
 
 NOW = datetime(2025, 10, 9, 12, 0, tzinfo=UTC)
 BASE = "https://news.example.com/sitemap.xml"
@@ -314,3 +319,45 @@ def test_a_bare_host_opens_its_web_ports_only_and_a_bad_port_is_refused() -> Non
     for bad in ("host:port", "host:0", "host:70000", ":80"):
         with pytest.raises(ValueError, match="host:port"):
             NewsmonConfig(allowed_private_hosts=(bad,))
+
+
+FAILURE = {"reason": "http_503", "error": "HTTP 503", "broken_retry_seconds": 21_600.0}
+
+
+def test_failures_back_off_then_break_the_source_and_a_success_recovers_it() -> None:
+    state = SourceState(etag='"v1"', status="active")
+    events = []
+    for _ in range(3):
+        outcome = after_failure(
+            state, now=1000.0, backoff_seconds=120.0, gone=False, broken_after_failures=3, **FAILURE
+        )
+        state = outcome.state
+        events.append(outcome.event)
+    assert events == [None, None, "broken"] and state.status == "broken"
+    assert state.next_poll_at == 1000.0 + 21_600.0  # a broken source waits the long retry
+    again = after_failure(
+        state, now=1000.0, backoff_seconds=120.0, gone=False, broken_after_failures=3, **FAILURE
+    )
+    assert again.event is None  # broken once, not again on every failure
+
+    recovered = after_success(
+        state, now=2000.0, next_poll_at=2300.0, last_status="ok", validators=None
+    )
+    assert recovered.event == "recovered"
+    assert (recovered.state.status, recovered.state.failures) == ("active", 0)
+    assert recovered.state.etag == '"v1"'  # nothing new to check against: kept
+
+
+def test_a_gone_feed_is_disabled_and_new_validators_replace_old_ones() -> None:
+    gone = after_failure(
+        SourceState(), now=0.0, backoff_seconds=60.0, gone=True, broken_after_failures=8, **FAILURE
+    )
+    assert (gone.event, gone.state.status) == ("disabled", "disabled")
+    fresh = after_success(
+        SourceState(etag='"v1"', body_digest="old"),
+        now=0.0,
+        next_poll_at=300.0,
+        last_status="ok",
+        validators=Validators('"v2"', None, "new"),
+    )
+    assert (fresh.state.etag, fresh.state.body_digest, fresh.event) == ('"v2"', "new", None)
