@@ -14,9 +14,9 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
@@ -50,10 +50,8 @@ from services.fetcher.core import (
     is_unchanged,
     lease_ms,
     next_poll_at,
-    origin_of,
     parse_feed,
     parse_sitemap,
-    robots_allows,
 )
 from services.fetcher.http import (
     FetchError,
@@ -62,7 +60,9 @@ from services.fetcher.http import (
     PermanentFetchError,
     TransientFetchError,
 )
+from services.fetcher.leases import LeaseLostError, while_leased
 from services.fetcher.metrics import FetcherMetrics
+from services.fetcher.politeness import HostGate, RobotsCache
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.store import FetcherStore
 
@@ -73,7 +73,7 @@ INGEST_SOURCE = "ingest"
 """The default source of pushed pages, and the `source` label of every pushed item's metric
 (a client's free-text source name would make the label unbounded)."""
 
-__all__ = ["INGEST_SOURCE", "IngestResult", "Poller", "SourceState", "status_class"]
+__all__ = ["INGEST_SOURCE", "IngestResult", "Poller", "status_class"]
 
 T = TypeVar("T")
 
@@ -109,21 +109,6 @@ class _Listing:
     ttl_seconds: float | None
     complete: bool
     sitemap_cursor: int = 0
-
-
-@dataclass(slots=True)
-class _HostQueue:
-    """A host's request slots in this process and the requests using or awaiting them;
-    dropped (with its metric series) once no request uses it, so hosts do not pile up."""
-
-    slots: asyncio.Semaphore
-    users: int = 0
-    waiting: int = 0
-
-
-class LeaseLostError(Exception):
-    """A poll's lease was taken by another replica, or ran out unrenewed: the poll was
-    stopped."""
 
 
 @dataclass(slots=True)
@@ -167,9 +152,8 @@ class Poller:
         )
         self._legacy_seen_migrated = False
         self._poll_slots = asyncio.Semaphore(settings.max_concurrent_polls)
-        self._hosts: dict[str, _HostQueue] = {}
-        self._robots: dict[str, tuple[float, int | None, str]] = {}
-        self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._hosts = HostGate(self.store, settings, metrics)
+        self._robots = RobotsCache(self.store, settings)
         self._known: list[SourceConfig] = []
         self._due_at: dict[str, float] = {}
         """Next poll per source as this process knows it (inf: paused or disabled);
@@ -355,7 +339,7 @@ class Poller:
         if not await self.store.try_lock(source.name, self._token, lease_ms(seconds)):
             return 0
         try:
-            return await self._while_leased(
+            return await while_leased(
                 Lease(seconds, taken_at),
                 lambda ms: self.store.renew_lock(source.name, self._token, ms),
                 self._poll_if_due(source),
@@ -369,51 +353,6 @@ class Poller:
             self._due_at[source.name] = _due_at(state)
             return 0
         return await self.poll(source)
-
-    async def _while_leased(
-        self, lease: Lease, renew: Callable[[int], Awaitable[bool]], work: Coroutine[Any, Any, T]
-    ) -> T:
-        """Run `work` while renewing `lease`; once the lease is lost, stop `work` and raise
-        `LeaseLostError` (the reason: "taken" or "ran out")."""
-        task = asyncio.create_task(work)
-        keeper = asyncio.create_task(self._keep_lease(lease, renew))
-        try:
-            await asyncio.wait((task, keeper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            keeper.cancel()
-            if not task.done():
-                task.cancel()
-            await asyncio.wait((task, keeper))
-        if task.cancelled():  # the keeper ended first: the lease is lost
-            raise LeaseLostError(keeper.result())
-        return task.result()
-
-    async def _keep_lease(self, lease: Lease, renew: Callable[[int], Awaitable[bool]]) -> str:
-        """Renew `lease` (`renew(ms)`: False when it is no longer ours) every third of its
-        length, sooner after a failed renewal; returns why it was lost: "taken", or
-        "ran out" when no renewal was confirmed in time. Runs until cancelled otherwise."""
-        failed = False
-        while True:
-            raise_if_cancelled()
-            now = time.monotonic()
-            await asyncio.sleep(max(lease.renew_at(now, failed=failed) - now, 0.0))
-            sent_at = time.monotonic()
-            if not lease.held(sent_at):
-                return "ran out"
-            try:
-                async with asyncio.timeout(lease.expires_at - sent_at):
-                    ours = await renew(lease_ms(lease.seconds))
-            except (*REDIS_UNAVAILABLE, TimeoutError) as exc:
-                report_unavailable(exc, task="lease renewal")
-                failed = True
-                continue
-            except RedisError as exc:
-                log.warning("lease renewal failed", error=str(exc))
-                failed = True
-                continue
-            if not ours:
-                return "taken"
-            lease, failed = lease.renewed(sent_at), False
 
     # -- one poll ----------------------------------------------------------------------------
 
@@ -721,10 +660,10 @@ class Poller:
     async def _get(
         self, kind: str, url: str, headers: dict[str, str], *, robots: bool
     ) -> HttpResponse:
-        if robots and not await self._robots_allow(url):
+        if robots and not await self._robots.allows(url, self._fetch_robots):
             self._metrics.fetch_errors.labels(kind, "robots_disallowed").inc()
             raise PermanentFetchError(url, "robots_disallowed", "disallowed by robots.txt")
-        async with self._host_slot(host_of(url)):
+        async with self._hosts.slot(host_of(url)):
             started = time.perf_counter()
             try:
                 response = await self._http.get(url, headers=headers)
@@ -740,105 +679,15 @@ class Poller:
         self._metrics.bytes.inc(len(response.body))
         return response
 
-    @contextlib.asynccontextmanager
-    async def _host_slot(self, host: str) -> AsyncIterator[None]:
-        """Hold one of the host's request slots, shared with other replicas through Redis
-        (a lease renewed while the request runs), and keep to the host's request rate;
-        waiting requests are the host's queue."""
-        settings = self._settings
-        queue = self._hosts.get(host)
-        if queue is None:
-            queue = self._hosts[host] = _HostQueue(asyncio.Semaphore(settings.host_concurrency))
-        queue.users += 1
-        try:
-            token = uuid.uuid4().hex
-            self._queued(host, queue, +1)
-            try:
-                await queue.slots.acquire()
-                try:
-                    while True:
-                        raise_if_cancelled()
-                        taken_at = time.monotonic()
-                        wait_ms = await self.store.acquire_host(
-                            host,
-                            token,
-                            limit=settings.host_concurrency,
-                            lease_ms=lease_ms(settings.poll_lease_seconds),
-                            interval_ms=int(settings.host_min_interval_seconds * 1000),
-                        )
-                        if wait_ms == 0:
-                            break
-                        await asyncio.sleep(0.05 if wait_ms < 0 else wait_ms / 1000)
-                except BaseException:
-                    queue.slots.release()
-                    raise
-            finally:
-                self._queued(host, queue, -1)
-            keeper = asyncio.create_task(
-                self._keep_lease(
-                    Lease(settings.poll_lease_seconds, taken_at),
-                    lambda ms: self.store.renew_host(host, token, ms),
-                )
-            )
-            try:
-                yield
-            finally:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper  # a lost slot only loosens politeness: the request goes on
-                try:
-                    await self.store.release_host(host, token)
-                finally:
-                    queue.slots.release()  # after Redis's slot: the next waiter finds it free
-        finally:
-            queue.users -= 1
-            if queue.users == 0:
-                del self._hosts[host]
-
-    def _queued(self, host: str, queue: _HostQueue, change: int) -> None:
-        """Count a request joining (+1) or leaving (-1) the host's queue; the host's series
-        exists only while something waits, so hosts linked once do not stay forever."""
-        queue.waiting += change
-        if queue.waiting:
-            self._metrics.host_queue.labels(host).set(queue.waiting)
-        else:
-            with contextlib.suppress(KeyError):
-                self._metrics.host_queue.remove(host)
-
-    async def _robots_allow(self, url: str) -> bool:
-        """robots.txt's verdict for `url`, cached in memory and in Redis."""
-        origin = origin_of(url)
-        cached = self._robots.get(origin)
-        if cached is None or cached[0] < time.monotonic():
-            async with self._robots_locks.setdefault(origin, asyncio.Lock()):
-                cached = self._robots.get(origin)
-                if cached is None or cached[0] < time.monotonic():
-                    stored = await self.store.cached_robots(origin)
-                    if stored is None:
-                        stored = await self._fetch_robots(origin)
-                    ttl = (
-                        self._settings.robots_ttl_seconds
-                        if stored[0] is not None and stored[0] < 500
-                        else self._settings.robots_error_ttl_seconds
-                    )
-                    # Memory holds it briefly, so a change another replica read shows soon.
-                    cached = (time.monotonic() + min(ttl, 300.0), stored[0], stored[1])
-                    self._robots[origin] = cached
-        return robots_allows(cached[1], cached[2], user_agent=self._settings.user_agent, url=url)
-
     async def _fetch_robots(self, origin: str) -> tuple[int | None, str]:
+        """An origin's robots.txt: (status, body); (status or None, "") when it failed."""
         try:
             response = await self._get("robots", f"{origin}/robots.txt", {}, robots=False)
-            found: tuple[int | None, str] = (response.status, response.text()[:500_000])
         except FetchError as exc:
             if exc.reason == "blocked_address":
                 raise
-            found = (exc.status, "")
-        ok = found[0] is not None and found[0] < 500
-        ttl = self._settings.robots_ttl_seconds if ok else self._settings.robots_error_ttl_seconds
-        await self.store.cache_robots(origin, found[0], found[1], ttl)
-        log.info("robots.txt read", origin=origin, status=found[0])
-        return found
+            return exc.status, ""
+        return response.status, response.text()[:500_000]
 
     async def _park(self, reason: str, error: str, body: bytes) -> None:
         log.error("fetch dead-lettered", reason=reason, error=error)

@@ -27,8 +27,9 @@ from structlog.testing import capture_logs
 
 from contracts import SourceConfig
 from contracts.streams import ARTICLES_RAW
-from services.fetcher.handlers import LeaseLostError, Poller
+from services.fetcher.handlers import Poller
 from services.fetcher.http import HttpClient, HttpResponse, HttpxClient
+from services.fetcher.leases import LeaseLostError
 from services.fetcher.settings import FetcherSettings
 
 pytestmark = pytest.mark.integration
