@@ -35,11 +35,8 @@ from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from contracts import (  # noqa: E402
-    CleanArticle,
     NewsmonConfig,
     StoryEvent,
-    StoryMember,
-    StorySnapshot,
     TopicAlert,
     TopicConfig,
 )
@@ -55,6 +52,7 @@ from services.alerter.stories import StoryView  # noqa: E402
 from services.common.bus import publish  # noqa: E402
 from services.common.clock import utc_now  # noqa: E402
 from services.common.redis import connect, redis_url_for  # noqa: E402
+from tests.harness import GrowingStory  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "eval" / "stories" / "wmt-newstest.jsonl"
 NOW = datetime(2013, 1, 1, tzinfo=UTC)
@@ -71,49 +69,18 @@ def _topics() -> tuple[TopicConfig, ...]:
 
 def _events(limit: int) -> list[StoryEvent]:
     rows = [json.loads(line) for line in DATA.open(encoding="utf-8")][:limit]
-    members: dict[str, list[StoryMember]] = {}
+    stories: dict[str, GrowingStory] = {}
     events = []
     for number, row in enumerate(rows):
-        article = CleanArticle(
-            article_id=f"a{number}",
-            url=f"http://x/{number}",
-            source=f"outlet-{row['lang']}",
-            title=row["title"],
-            text=row["text"],
-            lang=row["lang"],
-            fetched_at=NOW,
-            cleaned_at=NOW,
-        )
-        story = members.setdefault(row["story"], [])
-        story.append(
-            StoryMember(
-                article_id=article.article_id,
-                lang=article.lang,
-                source=article.source,
-                url=article.url,
-                title=article.title,
-                reason="translation" if story else "new",
-                similarity=0.5,
-                joined_at=NOW,
-            )
-        )
-        snapshot = StorySnapshot(
-            story_id=row["story"],
-            members=tuple(story),
-            languages=tuple(dict.fromkeys(m.lang or "" for m in story)),
-            sources=tuple(dict.fromkeys(m.source for m in story)),
-            first_seen=NOW,
-            last_seen=NOW,
-        )
+        story = stories.setdefault(row["story"], GrowingStory(row["story"], NOW))
         events.append(
-            StoryEvent(
-                event_id=f"{row['story']}:{number}",
-                kind="updated" if len(story) > 1 else "created",
-                story=snapshot,
-                article=article,
-                reason=story[-1].reason,
-                similarity=0.5,
-                occurred_at=NOW,
+            story.add(
+                f"a{number}",
+                lang=row["lang"],
+                source=f"outlet-{row['lang']}",
+                title=row["title"],
+                text=row["text"],
+                when=NOW,
             )
         )
     return events

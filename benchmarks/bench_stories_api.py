@@ -33,11 +33,8 @@ import uvicorn  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from contracts import (  # noqa: E402
-    CleanArticle,
     NewsmonConfig,
     StoryEvent,
-    StoryMember,
-    StorySnapshot,
 )
 from services.alerter.api import create_api  # noqa: E402
 from services.alerter.catalog import Catalog  # noqa: E402
@@ -46,6 +43,7 @@ from services.alerter.metrics import AlerterMetrics  # noqa: E402
 from services.alerter.stories import StoryView  # noqa: E402
 from services.common.http_api import ApiTokens  # noqa: E402
 from services.common.redis import connect, redis_url_for  # noqa: E402
+from tests.harness import GrowingStory  # noqa: E402
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "ru", "ja", "zh", "ar", "hi", "ko")
 TOPICS = ("energy", "rare", *(f"topic-{n}" for n in range(20)))
@@ -66,53 +64,18 @@ def _topics_of(rng: random.Random) -> list[str]:
 
 def _events(number: int, start: datetime, rng: random.Random) -> list[StoryEvent]:
     """The events of one synthetic story: one per article, its snapshot growing."""
-    story_id = f"s-{number:012x}"
-    members: list[StoryMember] = []
+    story = GrowingStory(f"s-{number:012x}", start)
     events = []
     joined = start
     for index in range(rng.choice((1, 1, 1, 2, 2, 3))):
-        lang = rng.choice(LANGUAGES)
-        source = f"outlet-{rng.randrange(300)}"
-        title = " ".join(rng.choices(WORDS, k=8)) + f" {number}"
-        url = f"https://{source}.example/{number}/{index}"
-        member = StoryMember(
-            article_id=f"a-{number}-{index}",
-            lang=lang,
-            source=source,
-            url=url,
-            title=title,
-            reason="new" if index == 0 else "translation",
-            similarity=0.0 if index == 0 else 0.7,
-            joined_at=joined,
-        )
-        members.append(member)
-        snapshot = StorySnapshot(
-            story_id=story_id,
-            members=tuple(members),
-            languages=tuple(dict.fromkeys(m.lang or "?" for m in members)),
-            sources=tuple(dict.fromkeys(m.source for m in members)),
-            first_seen=members[0].joined_at,
-            last_seen=joined,
-        )
-        article = CleanArticle(
-            article_id=member.article_id,
-            url=url,
-            source=source,
-            title=title,
-            text="",
-            lang=lang,
-            fetched_at=joined,
-            cleaned_at=joined,
-        )
         events.append(
-            StoryEvent(
-                event_id=f"{story_id}:{member.article_id}",
-                kind="created" if index == 0 else "updated",
-                story=snapshot,
-                article=article,
-                reason=member.reason,
-                similarity=member.similarity,
-                occurred_at=joined,
+            story.add(
+                f"a-{number}-{index}",
+                lang=rng.choice(LANGUAGES),
+                source=f"outlet-{rng.randrange(300)}",
+                title=" ".join(rng.choices(WORDS, k=8)) + f" {number}",
+                text="",
+                when=joined,
             )
         )
         joined += timedelta(seconds=rng.randrange(1, 600))

