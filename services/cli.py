@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gzip
 import json
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -125,10 +124,16 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=Path(".newsmon/demo"), help="embedded Redis data folder"
     )
     demo.add_argument("--timeout", type=float, default=180.0, help="give up after (seconds)")
-    demo.add_argument(
+    serving = demo.add_mutually_exclusive_group()
+    serving.add_argument(
         "--exit",
         action="store_true",
         help="exit after the summary (the default when not run in a terminal)",
+    )
+    serving.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep serving the page until Ctrl-C (the default in a terminal)",
     )
     demo.set_defaults(run=_run_demo)
     return parser
@@ -168,13 +173,10 @@ def startup_line(names: Sequence[str], redis_url: str, http_url: str, *, embedde
 def _serve_forever(
     factories: list[ServiceFactory], config: NewsmonConfig, settings: CommonSettings
 ) -> int:
-    from services.common.pipeline import running_services
+    from services.common.pipeline import running_services, stop_on_signals
 
     async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         async with running_services(factories, settings=settings, config=config) as pipeline:
             names = [service.name for service in pipeline.services]
             embedded = not settings.redis_url
@@ -329,7 +331,7 @@ def _run_demo(args: argparse.Namespace, settings: CommonSettings) -> int:
         settings,
         data_dir=args.data_dir,
         timeout_seconds=args.timeout,
-        keep_serving=sys.stdin.isatty() and sys.stdout.isatty() and not args.exit,
+        keep_serving=args.serve or (sys.stdin.isatty() and sys.stdout.isatty() and not args.exit),
     )
 
 

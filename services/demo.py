@@ -35,7 +35,7 @@ from contracts.streams import (
 from services.alerter.app import create_service as create_alerter
 from services.alerter.settings import AlerterSettings
 from services.common.bus import DATA_FIELD
-from services.common.pipeline import running_services, wait_until_done
+from services.common.pipeline import running_services, stop_on_signals, wait_until_done
 from services.common.runtime import ServiceFactory
 from services.common.settings import CommonSettings
 from services.registry import SERVICES
@@ -151,6 +151,7 @@ async def _metrics_excerpt(url: str) -> list[str]:
 
 async def _demo(settings: CommonSettings, timeout_seconds: float, keep_serving: bool) -> int:
     started = time.perf_counter()
+    stop = stop_on_signals() if keep_serving else None
     alerter_settings = AlerterSettings()
     if alerter_settings.read_token is None:
         alerter_settings = alerter_settings.model_copy(
@@ -182,14 +183,16 @@ async def _demo(settings: CommonSettings, timeout_seconds: float, keep_serving: 
             if not done:
                 print(f"newsmon demo: not finished after {timeout_seconds:.0f} s", file=sys.stderr)
                 return 1
-            if keep_serving:
+            if stop is not None:
                 print(
                     f"\nThe stories page: {page}  (sign in with the token"
                     f" {alerter_settings.read_token}); API: {pipeline.http_url}/stories."
                     "\nServing until Ctrl-C.",
                     flush=True,
                 )
-                await asyncio.Event().wait()
+                await stop.wait()
+                print("newsmon demo: stopped", file=sys.stderr)
+                return 0
     print(
         f"\nThe stories page was served at {page} during the run (`newsmon demo` in a terminal"
         " keeps serving it); `newsmon up --config examples/newsmon.yaml` keeps the pipeline,"
@@ -211,8 +214,4 @@ def run_demo(
             "http_port": _free_port(settings.http_port),
         }
     )
-    try:
-        return asyncio.run(_demo(settings, timeout_seconds, keep_serving))
-    except KeyboardInterrupt:
-        print("newsmon demo: stopped", file=sys.stderr)
-        return 0
+    return asyncio.run(_demo(settings, timeout_seconds, keep_serving))

