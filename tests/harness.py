@@ -127,8 +127,9 @@ def send(
 
 
 class LocalHttpServer:
-    """An HTTP server on a free port of 127.0.0.1, each GET answered in a thread by `respond`
-    (or by the `respond` method of a subclass); `requests` lists the paths asked for.
+    """An HTTP server on a free port of 127.0.0.1, each GET or POST answered in a thread by
+    `respond` (or by the `respond` method of a subclass), a POST once its body is read (it is
+    not kept); `requests` lists the paths asked for.
 
     A client hanging up mid-response is what several tests do on purpose: it is not logged.
     """
@@ -143,6 +144,11 @@ class LocalHttpServer:
                 server.requests.append(self.path)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     answer(self)
+
+            def do_POST(self) -> None:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
 
             def log_message(self, format: str, *args: object) -> None:
                 return
