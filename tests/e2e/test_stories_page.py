@@ -111,6 +111,16 @@ def test_a_story_shows_its_versions_side_by_side_by_language(
     _screenshot(signed_in, "story")
 
 
+def test_the_alerts_of_a_topic_are_listed(signed_in: WebDriver, seeded: SeededNewsmon) -> None:
+    signed_in.get(f"{seeded.base_url}/ui/alerts")
+    signed_in.find_element(By.LINK_TEXT, "OpenAI").click()
+    WebDriverWait(signed_in, 20).until(lambda d: "topic=OpenAI" in d.current_url)
+    alerts = signed_in.find_elements(By.CSS_SELECTOR, "li.alert")
+    assert len(alerts) == 3
+    assert all("OpenAI" in a.find_element(By.CSS_SELECTOR, ".terms").text for a in alerts)
+    _screenshot(signed_in, "alerts")
+
+
 def test_a_new_story_appears_without_a_reload(signed_in: WebDriver, seeded: SeededNewsmon) -> None:
     signed_in.get(f"{seeded.base_url}/ui")
     WebDriverWait(signed_in, 20).until(
