@@ -111,8 +111,8 @@ def _writable(cache_dir: Path | None) -> Path:
             choice.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue
-        if os.access(choice, os.W_OK):
-            return choice
+        if os.access(choice, os.W_OK) and choice.stat().st_uid == os.getuid():
+            return choice  # ours alone: another user could not swap the tries in a shared /tmp
     return choices[-1]
 
 
