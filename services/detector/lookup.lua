@@ -4,14 +4,15 @@
 -- every token involved and the commit sequence number observed. No writes.
 -- Built by `lookup_call` in stored.py.
 -- KEYS: 1 sequence number, 2 story count, 3 the article's placement,
---       4-7 the packed posting keys of the simhash's bands 0-3
+--       4-7 the packed posting keys of the simhash's bands 0-3,
+--       then one statistics bucket per anchor of the article (as in ARGV)
 -- ARGV: 1 max distance (bits), 2-3 simhash high/low 32 bits, 4 query tokens,
 --       5 max candidates, 6 oldest open last-seen (epoch s), 7 key tag ('{prefix}:'),
 --       8.. the article's anchors
--- Keys only known here, from data read here (all under the key tag, so in the slot of KEYS):
--- story records `r:<number>` (numbers read from posting lists), statistics buckets `d:<b>`
--- of the candidates' anchors, and token posting keys `t:<b>` (which anchors are queried
--- depends on their counts, read here); the article's anchors' buckets are built here too.
+-- Keys only known here, from data read here (named under the key tag, so in the slot of
+-- KEYS): the token posting keys `t:<bucket>` of the anchors queried (the rarest, by counts
+-- read here), the story records `r:<number>` (numbers read from posting lists) and the
+-- statistics buckets `d:<bucket>` of the candidates' anchors (read from their records).
 -- Reply: {version, placement} when placed before, else
 --        {version, false, story count, "token count languages" lines, {number, record}...}
 local seq_key, stories_key, article_key = KEYS[1], KEYS[2], KEYS[3]
@@ -87,12 +88,12 @@ local function story(n)
   return f
 end
 
--- A token's statistics as stored (false when unseen), read once.
+-- A token's statistics as stored (false when unseen), read once, from `key` when declared.
 local stats = {}
-local function stats_of(token)
+local function stats_of(token, key)
   local value = stats[token]
   if value == nil then
-    value = redis.call('HGET', tag .. 'd:' .. bucket(token), token) or false
+    value = redis.call('HGET', key or (tag .. 'd:' .. bucket(token)), token) or false
     stats[token] = value
   end
   return value
@@ -127,7 +128,7 @@ end
 -- shared IDF weight, then most recent (`rank_candidates` in core.py).
 local dfs, known = {}, {}
 for i, token in ipairs(tokens) do
-  dfs[i] = stat(stats_of(token))
+  dfs[i] = stat(stats_of(token, KEYS[7 + i]))
   if dfs[i] > 0 then known[#known + 1] = i end
 end
 table.sort(known, function(a, b)

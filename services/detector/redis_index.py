@@ -68,7 +68,7 @@ class RedisStoryIndex:
         window_hours: float = DEFAULT_PARAMS.window_hours,
     ) -> None:
         self._redis = redis
-        self._space = KeySpace(prefix)
+        self._space = KeySpace.of(prefix)
         self._ttl = story_ttl_seconds
         self._window_hours = window_hours
         self._window_seconds = math.ceil(window_hours * 3600)

@@ -88,6 +88,7 @@ def token_slot(token: str) -> tuple[str, bytes]:
     return digest[:3], bytes.fromhex(digest[3:11])
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stats_bucket(token: str) -> str:
     """The statistics hash holding a token's story count: one of 1,024 (the top 10 bits of
     its sha1, as 3 hex digits). Fewer than the posting keys: a hash of up to 128 fields stays
@@ -187,14 +188,15 @@ def decode_placement(record: str) -> Decision:
 
 @dataclass(frozen=True, slots=True)
 class KeySpace:
-    """Names of one index's Redis keys: all under the hash tag `{prefix}`."""
+    """Names of one index's Redis keys: all under one hash tag."""
 
-    prefix: str
+    tag: str
+    """What every key name starts with: `{prefix}:`."""
 
-    @property
-    def tag(self) -> str:
-        """What every key name starts with: `{prefix}:`."""
-        return "{" + self.prefix + "}:"
+    @classmethod
+    def of(cls, prefix: str) -> KeySpace:
+        """The keys of the index named `prefix`."""
+        return cls("{" + prefix + "}:")
 
     def key(self, suffix: str) -> str:
         """The key named `suffix` in this index."""
@@ -218,7 +220,11 @@ def lookup_call(
 ) -> ScriptCall:
     """KEYS and ARGV of `lookup.lua` for `fp`; `oldest_last_seen`: epoch seconds."""
     bands = [space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)]
-    keys = [*space.counters(fp.article_id), *bands]
+    keys = [
+        *space.counters(fp.article_id),
+        *bands,
+        *(space.stats(token) for token, _ in fp.anchors),
+    ]
     args: list[ScriptArg] = [
         params.near_duplicate_max_distance,
         fp.simhash >> 32,

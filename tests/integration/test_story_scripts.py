@@ -38,7 +38,7 @@ from services.detector.stored import (
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2025, 10, 10, 12, 0, tzinfo=UTC)
-SPACE = KeySpace("test:scripts")
+SPACE = KeySpace.of("test:scripts")
 TTL_SECONDS = 3600
 WINDOW_SECONDS = 7 * 24 * 3600
 
