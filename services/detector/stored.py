@@ -305,14 +305,12 @@ def commit_call(
         decision.story_id,
         epoch(write.story.last_seen) + window_seconds,
         window_seconds,
-        len(anchors),
+        "".join("1" if token in new else "0" for token in anchors),
         len(written),
     ]
-    for token in anchors:
-        args += [token, int(token in new)]
     for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
         args += [tag, posting_check(logical, fp.simhash)]
-    return keys, args
+    return keys, [*args, *anchors]
 
 
 @dataclass(frozen=True, slots=True)
