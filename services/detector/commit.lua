@@ -9,9 +9,9 @@
 -- ARGV: 1 observed sequence number, 2 story number ('' = new story), 3 expected story
 --       version, 4 story record (after its version), 5 placement (after the story number),
 --       6 member JSON, 7 ttl (s), 8 language, 9 key tag ('{prefix}:'), 10 story id,
---       11 closes at (epoch s), 12 open-stories ttl (s), 13 story count increments (one
---       digit per anchor, in anchor order), 14 number of posting keys written, then per
---       posting key written (entry tag, entry check), then the story's anchors
+--       11 closes at (epoch s), 12 open-stories ttl (s), 13 the story's anchors,
+--       space-separated (one argument: cheaper to send than one each), 14 their story count
+--       increments (one digit per anchor), then per posting key written (entry tag, check)
 -- Keys only known here, under the key tag: the story record `r:<number>` (a new story's number
 -- is the sequence number taken here) and the records of the stories at the head of a posting
 -- key (numbers read from it) that `post` checks for expiry.
@@ -22,9 +22,9 @@ local observed, number, expected = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local story_record, placement, member = ARGV[4], ARGV[5], ARGV[6]
 local ttl, language, tag = tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local story_id, closes_at, open_ttl = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
-local increments, written = ARGV[13], tonumber(ARGV[14])
-local first_stats, first_posting = 6, 6 + #increments
-local first_entry, first_anchor = 15, 15 + 2 * written
+local anchors = ARGV[13] == '' and {} or split(ARGV[13], ' ')
+local increments, written = ARGV[14], (#ARGV - 14) / 2
+local first_stats, first_posting = 6, 6 + #anchors
 
 -- Put the entry `entry_tag .. packed .. check` (`packed`: the story number) at the tail of a
 -- packed posting string, after the header (the sequence number of its last write); `moved`:
@@ -101,12 +101,12 @@ redis.call('ZADD', open_key, closes_at, story_id)
 redis.call('EXPIRE', open_key, open_ttl)
 local header, packed = pack(seq), pack(tonumber(number))
 for i = 0, written - 1 do
-  local at = first_entry + 2 * i
+  local at = 15 + 2 * i
   post(KEYS[first_posting + i], ARGV[at], packed, ARGV[at + 1], header, moved)
 end
-for i = 0, #increments - 1 do
-  local add = tonumber(string.sub(increments, i + 1, i + 1))
-  count_token(KEYS[first_stats + i], ARGV[first_anchor + i], add, language, ttl)
+for i, token in ipairs(anchors) do
+  local add = tonumber(string.sub(increments, i, i))
+  count_token(KEYS[first_stats + i - 1], token, add, language, ttl)
 end
 redis.call('EXPIRE', seq_key, ttl)
 redis.call('EXPIRE', stories_key, ttl)

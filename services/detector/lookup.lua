@@ -4,23 +4,23 @@
 -- every token involved and the commit sequence number observed. No writes.
 -- Built by `lookup_call` in stored.py.
 -- KEYS: 1 sequence number, 2 story count, 3 the article's placement,
---       4-7 the packed posting keys of the simhash's bands 0-3,
---       then one statistics bucket per anchor of the article (as in ARGV)
+--       4-7 the packed posting keys of the simhash's bands 0-3
 -- ARGV: 1 max distance (bits), 2-3 simhash high/low 32 bits, 4 query tokens,
 --       5 max candidates, 6 oldest open last-seen (epoch s), 7 key tag ('{prefix}:'),
---       8.. the article's anchors
--- Keys only known here, from data read here (named under the key tag, so in the slot of
--- KEYS): the token posting keys `t:<bucket>` of the anchors queried (the rarest, by counts
--- read here), the story records `r:<number>` (numbers read from posting lists) and the
--- statistics buckets `d:<bucket>` of the candidates' anchors (read from their records).
+--       8 the article's anchors, space-separated (one argument: cheaper to send than one each)
+-- Keys named here under the key tag (so in the slot of KEYS), not declared: the token posting
+-- keys `t:<bucket>` of the anchors queried (the rarest, by counts read here), the story
+-- records `r:<number>` (numbers read from posting lists) and the statistics buckets
+-- `d:<bucket>` of the article's anchors and of the candidates' (read from their records).
+-- The article's buckets could be declared, but the family is named here anyway, and one key
+-- argument per anchor (up to 160) costs the client more than hashing them here.
 -- Reply: {version, placement} when placed before, else
 --        {version, false, story count, "token count languages" lines, {number, record}...}
 local seq_key, stories_key, article_key = KEYS[1], KEYS[2], KEYS[3]
 local max_distance, hi, lo = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local query_tokens, max_candidates = tonumber(ARGV[4]), tonumber(ARGV[5])
 local cutoff, tag = tonumber(ARGV[6]), ARGV[7]
-local tokens = {}
-for i = 8, #ARGV do tokens[#tokens + 1] = ARGV[i] end
+local tokens = ARGV[8] == '' and {} or split(ARGV[8], ' ')
 
 local version = tonumber(redis.call('GET', seq_key) or '0')
 local existing = redis.call('GET', article_key)
@@ -88,12 +88,12 @@ local function story(n)
   return f
 end
 
--- A token's statistics as stored (false when unseen), read once, from `key` when declared.
+-- A token's statistics as stored (false when unseen), read once.
 local stats = {}
-local function stats_of(token, key)
+local function stats_of(token)
   local value = stats[token]
   if value == nil then
-    value = redis.call('HGET', key or (tag .. 'd:' .. bucket(token)), token) or false
+    value = redis.call('HGET', tag .. 'd:' .. bucket(token), token) or false
     stats[token] = value
   end
   return value
@@ -128,7 +128,7 @@ end
 -- shared IDF weight, then most recent (`rank_candidates` in core.py).
 local dfs, known = {}, {}
 for i, token in ipairs(tokens) do
-  dfs[i] = stat(stats_of(token, KEYS[7 + i]))
+  dfs[i] = stat(stats_of(token))
   if dfs[i] > 0 then known[#known + 1] = i end
 end
 table.sort(known, function(a, b)

@@ -13,7 +13,7 @@ not grow with the number of stories. The data format and each script's KEYS and 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from importlib.resources import files
 
@@ -37,12 +37,12 @@ from services.detector.stored import (
 SHARED_LUA = "shared.lua"
 
 
-def script_source(body: str, constants: Mapping[str, int] = SCRIPT_CONSTANTS) -> str:
+def script_source(body: str) -> str:
     """A story index script as Redis runs it. Redis has no `require`, so the pieces are
-    concatenated: one `local NAME = value` line per constant, then `shared.lua` (the helpers
-    every script may use), then `body`."""
+    concatenated: one `local NAME = value` line per constant of `SCRIPT_CONSTANTS`, then
+    `shared.lua` (the helpers every script may use), then `body`."""
     shared = files("services.detector").joinpath(SHARED_LUA).read_text("utf-8")
-    declared = [f"local {key} = {value}" for key, value in constants.items()]
+    declared = [f"local {key} = {value}" for key, value in SCRIPT_CONSTANTS.items()]
     return "\n".join([*declared, shared, body])
 
 

@@ -93,7 +93,8 @@ def stats_bucket(token: str) -> str:
     """The statistics hash holding a token's story count: one of 1,024 (the top 10 bits of
     its sha1, as 3 hex digits). Fewer than the posting keys: a hash of up to 128 fields stays
     compact (listpack), and each hash costs about 100 bytes of key overhead."""
-    return f"{int(token_slot(token)[0], 16) >> 2:03x}"
+    digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).digest()
+    return f"{digest[0] << 2 | digest[1] >> 6:03x}"
 
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
@@ -220,11 +221,7 @@ def lookup_call(
 ) -> ScriptCall:
     """KEYS and ARGV of `lookup.lua` for `fp`; `oldest_last_seen`: epoch seconds."""
     bands = [space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)]
-    keys = [
-        *space.counters(fp.article_id),
-        *bands,
-        *(space.stats(token) for token, _ in fp.anchors),
-    ]
+    keys = [*space.counters(fp.article_id), *bands]
     args: list[ScriptArg] = [
         params.near_duplicate_max_distance,
         fp.simhash >> 32,
@@ -233,7 +230,7 @@ def lookup_call(
         params.max_candidates,
         oldest_last_seen,
         space.tag,
-        *(token for token, _ in fp.anchors),
+        " ".join(token for token, _ in fp.anchors),
     ]
     return keys, args
 
@@ -305,12 +302,12 @@ def commit_call(
         decision.story_id,
         epoch(write.story.last_seen) + window_seconds,
         window_seconds,
+        " ".join(anchors),
         "".join("1" if token in new else "0" for token in anchors),
-        len(written),
     ]
     for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
         args += [tag, posting_check(logical, fp.simhash)]
-    return keys, [*args, *anchors]
+    return keys, args
 
 
 @dataclass(frozen=True, slots=True)
