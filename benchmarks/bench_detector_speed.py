@@ -45,12 +45,9 @@ from services.detector.core import (  # noqa: E402
     new_story_id,
     normalised_words,
 )
-from services.detector.index import (  # noqa: E402
-    BAND_KEY_PREFIX,
-    BandTable,
-    RedisStoryIndex,
-    place_article,
-)
+from services.detector.index import BandTable, place_article  # noqa: E402
+from services.detector.redis_index import RedisStoryIndex  # noqa: E402
+from services.detector.stored import BAND_KEY_PREFIX  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "eval" / "stories" / "wmt-newstest.jsonl"
 NOW = datetime(2013, 1, 1, tzinfo=UTC)

@@ -55,7 +55,7 @@ from services.detector.core import (  # noqa: E402
     fingerprint,
     normalised_words,
 )
-from services.detector.index import RedisStoryIndex  # noqa: E402
+from services.detector.redis_index import RedisStoryIndex  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "eval" / "stories"
 FILES = ("wmt-newstest.jsonl", "wmt-world.jsonl")

@@ -14,8 +14,8 @@ from services.common.runtime import BackgroundTask, Deps, Service, Subscription
 from services.common.tasks import raise_if_cancelled
 from services.detector.core import DEFAULT_PARAMS
 from services.detector.handlers import DetectHandler, count_open_stories, open_stories_key
-from services.detector.index import RedisStoryIndex
 from services.detector.metrics import DetectorMetrics
+from services.detector.redis_index import RedisStoryIndex
 from services.detector.settings import DetectorSettings
 
 NAME = "detector"

@@ -26,7 +26,7 @@ import re
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -159,8 +159,19 @@ class TokenStats:
 
 
 def idf(documents: int, frequency: int) -> float:
-    """Smoothed IDF in nats (the Lua lookup script computes the same formula)."""
+    """Smoothed IDF in nats (`idf` in shared.lua computes the same formula)."""
     return math.log((documents + IDF_PRIOR_DOCUMENTS + 1) / (frequency + 0.5))
+
+
+def merge_languages(seen: str | None, languages: Iterable[str]) -> str:
+    """A token's languages (comma-separated, in the order first seen; None: none yet) once
+    also seen in `languages`: the new ones appended. Both indexes keep `TokenStats.languages`
+    by this rule (`merge_languages` in shared.lua for Redis)."""
+    merged = seen.split(",") if seen is not None else []
+    for language in languages:
+        if language not in merged:
+            merged.append(language)
+    return ",".join(merged)
 
 
 @dataclass(frozen=True, slots=True)

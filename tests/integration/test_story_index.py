@@ -24,12 +24,9 @@ from services.detector.core import (
     new_story_id,
 )
 from services.detector.handlers import count_open_stories, open_stories_key
-from services.detector.index import (
-    MemoryStoryIndex,
-    RedisStoryIndex,
-    place_article,
-    token_slot,
-)
+from services.detector.index import MemoryStoryIndex, place_article
+from services.detector.redis_index import RedisStoryIndex
+from services.detector.stored import token_slot
 from tests.conftest import SHARED, require_shared
 
 pytestmark = pytest.mark.integration

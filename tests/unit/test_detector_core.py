@@ -30,13 +30,8 @@ from services.detector.core import (
     story_after_join,
     text_simhash,
 )
-from services.detector.index import (
-    BandTable,
-    MemoryStoryIndex,
-    decode_story,
-    encode_story,
-    place_article,
-)
+from services.detector.index import BandTable, MemoryStoryIndex, place_article
+from services.detector.stored import decode_placement, decode_story, encode_story
 
 NOW = datetime(2025, 10, 10, 12, 0, tzinfo=UTC)
 SEEDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "seeds"
@@ -357,7 +352,5 @@ def test_the_detectors_simhash_measures_edits_as_the_simhash_package_does() -> N
 
 
 def test_placements_stored_by_earlier_versions_still_read() -> None:
-    from services.detector.index import _decode_placement
-
     earlier = "12\ts-0123456789ab\ttranslation\t0.71\t"  # with the always-empty fifth field
-    assert _decode_placement(earlier) == Decision("s-0123456789ab", False, "translation", 0.71)
+    assert decode_placement(earlier) == Decision("s-0123456789ab", False, "translation", 0.71)

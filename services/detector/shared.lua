@@ -1,0 +1,78 @@
+-- Pieces shared by the story index's scripts. Redis has no `require`: `load_script` in
+-- redis_index.py puts the constants (`local NAME = value` lines from stored.py) and this file
+-- in front of each script. Each piece names its Python twin, which follows the same rule.
+
+-- `text` cut at each plain (not pattern) `sep`.
+local function split(text, sep)
+  local out, start = {}, 1
+  while true do
+    local at = string.find(text, sep, start, true)
+    if not at then out[#out + 1] = string.sub(text, start); return out end
+    out[#out + 1] = string.sub(text, start, at - 1)
+    start = at + 1
+  end
+end
+
+-- A 4-byte big-endian number (story number, sequence number) at byte `at` of `s`.
+local function num(s, at)
+  local a, b, c, d = string.byte(s, at, at + 3)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- The inverse of `num`.
+local function pack(n)
+  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+    math.floor(n / 256) % 256, n % 256)
+end
+
+-- A token's statistics bucket (3 hex digits): `stats_bucket` in stored.py.
+local function bucket(token)
+  return string.format('%03x', math.floor(tonumber(string.sub(redis.sha1hex(token), 1, 3), 16) / 4))
+end
+
+-- A token's posting bucket (3 hex digits) and its 4-byte tag there: `token_slot` in stored.py.
+local function slot(token)
+  local digest = redis.sha1hex(token)
+  local tag = string.gsub(string.sub(digest, 4, 11), '..', function(h)
+    return string.char(tonumber(h, 16))
+  end)
+  return string.sub(digest, 1, 3), tag
+end
+
+-- Smoothed IDF in nats: `idf` in core.py.
+local function idf(documents, frequency)
+  return math.log((documents + IDF_PRIOR_DOCUMENTS + 1) / (frequency + 0.5))
+end
+
+-- A token's statistics as stored ('count languages', or nil): its story count and languages.
+local function stat(value)
+  if not value then return 0, nil end
+  local at = string.find(value, ' ', 1, true)
+  return tonumber(string.sub(value, 1, at - 1)), string.sub(value, at + 1)
+end
+
+-- A token's languages (comma-separated; nil: none yet) once also seen in `languages`: the
+-- new ones appended in order; and whether that changed them. `merge_languages` in core.py.
+local function merge_languages(seen, languages)
+  local changed = false
+  for _, language in ipairs(split(languages, ',')) do
+    if not seen then
+      seen = language; changed = true
+    elseif not string.find(',' .. seen .. ',', ',' .. language .. ',', 1, true) then
+      seen = seen .. ',' .. language; changed = true
+    end
+  end
+  return seen, changed
+end
+
+-- Raise a token's story count by `add` and merge `languages` into its languages, in the
+-- statistics hash `key`; written only when that changes something. `TokenStats` in core.py
+-- holds the same counts in memory.
+local function count_token(key, token, add, languages, ttl)
+  local count, seen = stat(redis.call('HGET', key, token))
+  local merged, changed = merge_languages(seen, languages)
+  if add > 0 or changed then
+    redis.call('HSET', key, token, (count + add) .. ' ' .. merged)
+    redis.call('EXPIRE', key, ttl)
+  end
+end

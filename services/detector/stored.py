@@ -1,0 +1,424 @@
+"""The story index's Redis data format and its script calls, as pure functions.
+
+What the Lua scripts (`lookup.lua`, `commit.lua`, `bulk.lua`, beside this file) read and
+write, and the one place where each script's KEYS and ARGV are put in order (`lookup_call`,
+`commit_call`, `bulk_call`): every script's header lists the same order. No I/O here; the
+adapter that runs the scripts is `redis_index.RedisStoryIndex`.
+
+Every key lives under the hash tag `{prefix}` (`KeySpace`), so the keys one script touches
+share one Redis Cluster slot:
+
+* `seq` the commit sequence number, `stories` the story count, `open` story ids scored by
+  when each story closes;
+* `r:<number>` a story's record (its version, then `encode_story`), `a:<article id>` an
+  article's placement (its story number, then `encode_placement`), `m:<story id>` the story's
+  member list (JSON, in join order);
+* `s<band>:<high byte>` (1,024) and `t:<bucket>` (4,096) packed posting keys: a 4-byte header
+  (sequence number of the key's last write) then entries, oldest first, of a tag (`posting_slot`),
+  a 4-byte story number and a check (`posting_check`);
+* `d:<bucket>` (1,024) token statistics hashes: token -> "story count languages".
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts.messages import JoinReason
+from services.detector.core import (
+    IDF_PRIOR_DOCUMENTS,
+    SIMHASH_BANDS,
+    UNKNOWN_LANGUAGE,
+    Decision,
+    Fingerprint,
+    GroupingParams,
+    StoryState,
+    TokenStats,
+    merge_languages,
+    new_story_id,
+    simhash_bands,
+)
+from services.detector.index import (
+    POSTING_FETCH,
+    Lookup,
+    band_keys,
+    epoch,
+    lookup_keys,
+    plan_write,
+    story_member,
+)
+
+POSTING_KEY_CAP = 16_384
+"""Entries kept per packed Redis posting key (many lists share one); the oldest fall off."""
+POSTING_SMALL_KEY = 4096
+"""Packed posting keys shorter than this (bytes) are rewritten whole rather than appended to:
+APPEND reserves as much again as the string holds, which doubles a small index's memory."""
+BAND_KEY_PREFIX = "s"
+"""Packed band keys are named `s<band>:<high byte>`; the `b` keys of the 5-byte entry layout
+before are no longer read and expire with their TTL."""
+BAND_ENTRY_BYTES = 10
+"""A band posting entry: the band's value (2 bytes, little-endian), the story number (4
+bytes), the next two bands of the simhash (4 bytes)."""
+POSTING_HEAD_CHECKS = 64
+"""Entries at the head of a packed posting key checked for expired stories per write."""
+SCRIPT_CONSTANTS: Mapping[str, int] = {
+    "IDF_PRIOR_DOCUMENTS": IDF_PRIOR_DOCUMENTS,
+    "POSTING_FETCH": POSTING_FETCH,
+    "POSTING_KEY_CAP": POSTING_KEY_CAP,
+    "POSTING_SMALL_KEY": POSTING_SMALL_KEY,
+    "POSTING_HEAD_CHECKS": POSTING_HEAD_CHECKS,
+    "BAND_ENTRY_BYTES": BAND_ENTRY_BYTES,
+}
+"""The constants the scripts read, by name (`load_script` declares them as Lua locals)."""
+
+ScriptArg = str | int | bytes
+ScriptCall = tuple[list[str], list[ScriptArg]]
+"""A script's KEYS and ARGV, in the order its header lists."""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def token_slot(token: str) -> tuple[str, bytes]:
+    """Where a token's postings live in Redis: its bucket (3 hex digits of its sha1, 4,096
+    posting keys) and its 4-byte tag in that bucket's postings (the next 8 hex digits)."""
+    digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return digest[:3], bytes.fromhex(digest[3:11])
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def stats_bucket(token: str) -> str:
+    """The statistics hash holding a token's story count: one of 1,024 (the top 10 bits of
+    its sha1, as 3 hex digits). Fewer than the posting keys: a hash of up to 128 fields stays
+    compact (listpack), and each hash costs about 100 bytes of key overhead."""
+    digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).digest()
+    return f"{digest[0] << 2 | digest[1] >> 6:03x}"
+
+
+def posting_slot(logical_key: str) -> tuple[str, bytes]:
+    """The packed Redis posting key holding a logical posting list, and the list's tag there:
+    band lists share a key per band and high byte (tag: the band's 2 bytes, low byte first:
+    every entry of the key has the same high byte, and a byte search stops wherever the
+    tag's first byte occurs), token lists a key per bucket (tag: 4 bytes of the token's
+    sha1)."""
+    if logical_key.startswith("t:"):
+        bucket, tag = token_slot(logical_key[2:])
+        return "t:" + bucket, tag
+    band, value = logical_key[1:].split(":")
+    number = int(value, 16)
+    return f"{BAND_KEY_PREFIX}{band}:{number >> 8:02x}", number.to_bytes(2, "little")
+
+
+def posting_check(logical_key: str, simhash: int) -> bytes:
+    """What a packed posting entry carries after the story number: for a band list, the next
+    two bands of the story's simhash (4 bytes), so a lookup rules out the stories that share
+    one band by chance (at 1M stories, about 60 a lookup) without reading their records;
+    nothing for a token list."""
+    if logical_key.startswith("t:"):
+        return b""
+    band = int(logical_key[1 : logical_key.index(":")])
+    values = simhash_bands(simhash)
+    return b"".join(values[(band + step) % SIMHASH_BANDS].to_bytes(2, "big") for step in (1, 2))
+
+
+def encode_story(story: StoryState) -> str:
+    """A story summary as stored after its version: tab-separated, compact, and readable by
+    the Lua lookup (field 4 last seen, 6 simhashes, 9 anchors)."""
+    anchors = " ".join(
+        token if count == 1 else f"{token}/{count}" for token, count in story.anchors
+    )
+    return "\t".join(
+        [
+            story.story_id,
+            str(epoch(story.first_seen)),
+            str(epoch(story.last_seen)),
+            ",".join(story.languages),
+            ",".join(f"{value:016x}" for value in story.simhashes),
+            ",".join(story.content_hashes),
+            str(story.members),
+            anchors,
+        ]
+    )
+
+
+def _from_epoch(seconds: str) -> datetime:
+    return datetime.fromtimestamp(int(seconds), UTC)
+
+
+def decode_story(record: str) -> StoryState:
+    """The inverse of `encode_story`, with the version the commit script put in front."""
+    version, story_id, first, last, languages, simhashes, hashes, members, anchors = record.split(
+        "\t"
+    )
+    items = [item.partition("/") for item in anchors.split(" ") if item]
+    return StoryState(
+        story_id=story_id,
+        first_seen=_from_epoch(first),
+        last_seen=_from_epoch(last),
+        languages=tuple(languages.split(",")),
+        simhashes=tuple(int(value, 16) for value in simhashes.split(",")),
+        content_hashes=tuple(hashes.split(",")),
+        anchors=tuple((token, int(count or 1)) for token, _, count in items),
+        members=int(members),
+        version=int(version),
+    )
+
+
+def encode_placement(decision: Decision) -> str:
+    """An article's placement as stored after its story number."""
+    return "\t".join([decision.story_id, decision.reason, repr(decision.similarity)])
+
+
+def decode_placement(record: str) -> Decision:
+    """The inverse of `encode_placement`, with the story number in front."""
+    # records written before 2026-12 hold a fifth, always empty field
+    _number, story_id, reason, similarity = record.split("\t")[:4]
+    join_reason: JoinReason
+    if reason == "exact":
+        join_reason = "exact"
+    elif reason == "near_duplicate":
+        join_reason = "near_duplicate"
+    elif reason == "translation":
+        join_reason = "translation"
+    else:
+        join_reason = "new"
+    return Decision(story_id, False, join_reason, float(similarity))
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Names of one index's Redis keys: all under one hash tag."""
+
+    tag: str
+    """What every key name starts with: `{prefix}:`."""
+
+    @classmethod
+    def of(cls, prefix: str) -> KeySpace:
+        """The keys of the index named `prefix`."""
+        return cls("{" + prefix + "}:")
+
+    def key(self, suffix: str) -> str:
+        """The key named `suffix` in this index."""
+        return self.tag + suffix
+
+    def counters(self, article_id: str) -> list[str]:
+        """The sequence number, the story count and the article's placement."""
+        return [self.key("seq"), self.key("stories"), self.key("a:" + article_id)]
+
+    def members(self, story_id: str) -> str:
+        """A story's member list."""
+        return self.key("m:" + story_id)
+
+    def stats(self, token: str) -> str:
+        """The statistics hash holding a token's story count and languages."""
+        return self.key("d:" + stats_bucket(token))
+
+
+def lookup_call(
+    space: KeySpace, fp: Fingerprint, params: GroupingParams, oldest_last_seen: int
+) -> ScriptCall:
+    """KEYS and ARGV of `lookup.lua` for `fp`; `oldest_last_seen`: epoch seconds."""
+    bands = [space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)]
+    keys = [*space.counters(fp.article_id), *bands]
+    args: list[ScriptArg] = [
+        params.near_duplicate_max_distance,
+        fp.simhash >> 32,
+        fp.simhash & 0xFFFFFFFF,
+        params.query_tokens,
+        params.max_candidates,
+        oldest_last_seen,
+        space.tag,
+        " ".join(token for token, _ in fp.anchors),
+    ]
+    return keys, args
+
+
+def lookup_from_reply(reply: Sequence[Any], fp: Fingerprint, params: GroupingParams) -> Lookup:
+    """What `lookup.lua` replied, as a `Lookup`."""
+    version = int(reply[0])
+    if reply[1] is not None:
+        return Lookup(existing=decode_placement(as_text(reply[1])), version=version)
+    _, _, documents, token_lines, records = reply
+    frequencies: dict[str, int] = {}
+    languages: dict[str, str] = {}
+    for line in as_text(token_lines).split("\n"):
+        token, _, value = line.partition(" ")
+        if value:
+            count, _, seen_in = value.partition(" ")
+            languages[token] = seen_in
+            if int(count) > 0:
+                frequencies[token] = int(count)
+    stats = TokenStats(int(documents), frequencies, languages)
+    candidates = tuple(decode_story(as_text(raw)) for raw in records[1::2])
+    numbers = {
+        story.story_id: int(number) for story, number in zip(candidates, records[0::2], strict=True)
+    }
+    return Lookup(None, candidates, stats, version, numbers, tuple(lookup_keys(fp, stats, params)))
+
+
+def as_text(value: bytes | str) -> str:
+    """A reply value as text."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def commit_call(
+    space: KeySpace,
+    fp: Fingerprint,
+    decision: Decision,
+    lookup: Lookup,
+    joined_at: datetime,
+    *,
+    ttl_seconds: int,
+    window_seconds: int,
+) -> ScriptCall:
+    """KEYS and ARGV of `commit.lua` storing `decision` for `fp` as decided on `lookup`."""
+    write = plan_write(fp, decision, lookup, joined_at)
+    written = [posting_slot(key) for key in write.posting_keys]
+    guarded = dict.fromkeys(
+        posting_slot(key)[0] for key in write.guarded_keys if key not in write.posting_keys
+    )
+    anchors = [token for token, _ in write.story.anchors]
+    new = set(write.new_tokens)
+    keys = [
+        *space.counters(fp.article_id),
+        space.members(decision.story_id),
+        space.key("open"),
+        *(space.stats(token) for token in anchors),
+        *(space.key(key) for key, _ in written),
+        *(space.key(key) for key in guarded),
+    ]
+    args: list[ScriptArg] = [
+        lookup.version,
+        "" if decision.created else str(lookup.numbers[decision.story_id]),
+        "" if decision.created else str(write.story.version),
+        encode_story(write.story),
+        encode_placement(decision),
+        story_member(fp, decision, joined_at).model_dump_json(),
+        ttl_seconds,
+        fp.lang or UNKNOWN_LANGUAGE,
+        space.tag,
+        decision.story_id,
+        epoch(write.story.last_seen) + window_seconds,
+        window_seconds,
+        " ".join(anchors),
+        "".join("1" if token in new else "0" for token in anchors),
+    ]
+    for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
+        args += [tag, posting_check(logical, fp.simhash)]
+    return keys, args
+
+
+@dataclass(frozen=True, slots=True)
+class BulkStory:
+    """One story of a bulk load, as stored."""
+
+    number: int
+    article_id: str
+    story_id: str
+    record: str
+    placement: str
+    member: str
+    closes_at: int
+    """Epoch seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkPlan:
+    """Everything a bulk load writes: stories, packed entries per posting key, and per token
+    the story count to add and the languages seen."""
+
+    last_number: int
+    stories: tuple[BulkStory, ...]
+    entries: Mapping[str, bytes]
+    """Posting key suffix -> entries to append (all of one size)."""
+    entry_sizes: Mapping[str, int]
+    counts: Mapping[str, tuple[int, str]]
+    """Token -> (stories that newly carry it, their languages)."""
+
+
+def plan_bulk(
+    fps: Sequence[Fingerprint],
+    at: datetime,
+    *,
+    first_number: int,
+    stats: TokenStats,
+    window_seconds: int,
+) -> BulkPlan:
+    """One new story per fingerprint, numbered from `first_number`, each planned as a commit
+    would plan it after the ones before (`stats`: the token counts stored before)."""
+    frequencies = dict(stats.frequencies)
+    entries: dict[str, list[bytes]] = {}
+    counts: dict[str, tuple[int, str | None]] = {}
+    stories: list[BulkStory] = []
+    for offset, fp in enumerate(fps):
+        number = first_number + offset
+        decision = Decision(new_story_id(fp.article_id), True, "new", 0.0)
+        so_far = Lookup(None, (), TokenStats(stats.documents + offset, frequencies), version=0)
+        write = plan_write(fp, decision, so_far, at)
+        for token in write.new_tokens:
+            frequencies[token] = frequencies.get(token, 0) + 1
+        packed = number.to_bytes(4, "big")
+        for logical_key in write.posting_keys:
+            key, tag = posting_slot(logical_key)
+            entries.setdefault(key, []).append(
+                tag + packed + posting_check(logical_key, fp.simhash)
+            )
+        language = fp.lang or UNKNOWN_LANGUAGE
+        for token in write.new_tokens:
+            count, seen = counts.get(token, (0, None))
+            counts[token] = (count + 1, merge_languages(seen, [language]))
+        stories.append(
+            BulkStory(
+                number=number,
+                article_id=fp.article_id,
+                story_id=decision.story_id,
+                record=encode_story(write.story),
+                placement=encode_placement(decision),
+                member=story_member(fp, decision, at).model_dump_json(),
+                closes_at=epoch(write.story.last_seen) + window_seconds,
+            )
+        )
+    return BulkPlan(
+        last_number=first_number + len(fps) - 1,
+        stories=tuple(stories),
+        entries={key: b"".join(chunk) for key, chunk in entries.items()},
+        entry_sizes={key: len(chunk[0]) for key, chunk in entries.items()},
+        counts={token: (count, seen or "") for token, (count, seen) in counts.items()},
+    )
+
+
+def bulk_call(
+    space: KeySpace, plan: BulkPlan, *, ttl_seconds: int, window_seconds: int
+) -> ScriptCall:
+    """KEYS and ARGV of `bulk.lua` writing `plan`."""
+    keys = [space.key("seq"), space.key("stories"), space.key("open")]
+    args: list[ScriptArg] = [
+        plan.last_number.to_bytes(4, "big"),
+        ttl_seconds,
+        window_seconds,
+        len(plan.stories),
+        len(plan.entries),
+    ]
+    for story in plan.stories:
+        keys += [
+            space.key(f"r:{story.number}"),
+            space.key("a:" + story.article_id),
+            space.members(story.story_id),
+        ]
+        args += [
+            story.number,
+            story.record,
+            story.placement,
+            story.story_id,
+            story.member,
+            story.closes_at,
+        ]
+    for key, packed in plan.entries.items():
+        keys.append(space.key(key))
+        args += [packed, plan.entry_sizes[key]]
+    for token, (count, languages) in plan.counts.items():
+        keys.append(space.stats(token))
+        args += [token, count, languages]
+    return keys, args

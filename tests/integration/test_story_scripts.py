@@ -1,0 +1,241 @@
+"""The story index's Lua scripts run directly against a real Redis, with KEYS and ARGV from the
+call builders of `stored`; and the Redis and in-memory indexes deciding alike on articles these
+tests make themselves."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio
+
+from services.detector.core import (
+    DEFAULT_PARAMS,
+    ArticleIn,
+    Decision,
+    Fingerprint,
+    idf,
+    merge_languages,
+    new_story_id,
+    story_after_join,
+)
+from services.detector.index import Lookup, MemoryStoryIndex, epoch, place_article
+from services.detector.redis_index import RedisStoryIndex, load_script, script_source
+from services.detector.stored import (
+    KeySpace,
+    commit_call,
+    encode_story,
+    lookup_call,
+    lookup_from_reply,
+    posting_slot,
+    stats_bucket,
+    token_slot,
+)
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 10, 10, 12, 0, tzinfo=UTC)
+SPACE = KeySpace.of("test:scripts")
+TTL_SECONDS = 3600
+WINDOW_SECONDS = 7 * 24 * 3600
+
+
+def _fingerprint(article_id: str, simhash: int, anchors: tuple[str, ...] = ()) -> Fingerprint:
+    return Fingerprint(
+        article_id=article_id,
+        lang="en",
+        content_hash=f"text-of-{article_id}",
+        simhash=simhash,
+        anchors=tuple((token, 1) for token in anchors),
+    )
+
+
+async def _lookup(client: redis.asyncio.Redis, fp: Fingerprint) -> Lookup:
+    oldest = epoch(NOW) - WINDOW_SECONDS
+    keys, args = lookup_call(SPACE, fp, DEFAULT_PARAMS, oldest)
+    reply = await client.eval(load_script("lookup.lua"), len(keys), *keys, *args)
+    return lookup_from_reply(reply, fp, DEFAULT_PARAMS)
+
+
+async def _commit(
+    client: redis.asyncio.Redis, fp: Fingerprint, decision: Decision, lookup: Lookup
+) -> tuple[str, str]:
+    keys, args = commit_call(
+        SPACE,
+        fp,
+        decision,
+        lookup,
+        NOW,
+        ttl_seconds=TTL_SECONDS,
+        window_seconds=WINDOW_SECONDS,
+    )
+    status, payload = await client.eval(load_script("commit.lua"), len(keys), *keys, *args)
+    return status.decode(), payload.decode()
+
+
+def _new(fp: Fingerprint) -> Decision:
+    return Decision(new_story_id(fp.article_id), True, "new", 0.0)
+
+
+async def test_shared_lua_pieces_agree_with_python(redis: redis.asyncio.Redis) -> None:
+    """Buckets, tags, IDF and the language merge: one rule, in Lua as in Python."""
+    tokens = ["tsmc", "~ptn", "2030", "#12", "strasbourg", "ü", "東京"]
+    body = """
+local out = {}
+for _, token in ipairs(ARGV) do
+  local where, tag = slot(token)
+  out[#out + 1] = bucket(token) .. ' ' .. where .. ' ' .. tag
+end
+out[#out + 1] = tostring(idf(1000, 3))
+out[#out + 1] = merge_languages(nil, 'fr,de,fr')
+out[#out + 1] = merge_languages('fr,de', 'en,de,it')
+local _, changed = merge_languages('fr,de', 'de')
+out[#out + 1] = tostring(changed)
+return out
+"""
+    reply = await redis.eval(script_source(body), 0, *tokens)
+    for token, line in zip(tokens, reply, strict=False):
+        bucket, where, tag = line.split(b" ", 2)
+        assert bucket.decode() == stats_bucket(token)
+        assert (where.decode(), tag) == token_slot(token)
+    assert float(reply[len(tokens)]) == pytest.approx(idf(1000, 3), rel=1e-12)
+    merged = [value.decode() for value in reply[len(tokens) + 1 :]]
+    assert merged == [
+        merge_languages(None, ["fr", "de", "fr"]),
+        merge_languages("fr,de", ["en", "de", "it"]),
+        "false",
+    ]
+    assert merged[:2] == ["fr,de", "fr,de,en,it"]
+
+
+async def test_a_committed_story_is_what_lookup_returns(redis: redis.asyncio.Redis) -> None:
+    fp = _fingerprint("a", 0x0123456789ABCDEF, ("zorv", "1234"))
+    empty = await _lookup(redis, fp)
+    assert (empty.version, empty.candidates, empty.stats.documents) == (0, (), 0)
+    decision = _new(fp)
+    assert await _commit(redis, fp, decision, empty) == ("ok", "1")
+    stored = story_after_join(None, decision.story_id, fp, NOW, empty.stats)
+    record = await redis.get(SPACE.key("r:1"))
+    assert record == b"1\t" + encode_story(stored).encode()
+    probe = _fingerprint("probe", fp.simhash ^ 0b101, ("zorv",))
+    found = await _lookup(redis, probe)
+    assert found.version == 1
+    assert [story.story_id for story in found.candidates] == [decision.story_id]
+    assert found.candidates[0].anchors == stored.anchors
+    assert found.numbers == {decision.story_id: 1}
+    assert found.stats.documents == 1
+    assert found.stats.frequencies == {"zorv": 1, "1234": 1}
+    assert found.stats.languages["zorv"] == "en"
+    again = await _lookup(redis, fp)
+    assert again.existing == Decision(decision.story_id, False, "new", 0.0)
+
+
+async def test_a_commit_of_an_article_placed_before_returns_its_placement(
+    redis: redis.asyncio.Redis,
+) -> None:
+    fp = _fingerprint("a", 0x0123456789ABCDEF)
+    lookup = await _lookup(redis, fp)
+    assert (await _commit(redis, fp, _new(fp), lookup))[0] == "ok"
+    status, payload = await _commit(redis, fp, _new(fp), lookup)
+    assert status == "existing" and payload.startswith("1\t" + new_story_id("a"))
+
+
+async def test_a_new_story_after_a_rival_commit_to_its_posting_keys_is_refused(
+    redis: redis.asyncio.Redis,
+) -> None:
+    first = _fingerprint("a", 0x0123456789ABCDEF)
+    rival = _fingerprint("b", 0x0123456789ABCDEF ^ 1)
+    seen_by_first, seen_by_rival = await _lookup(redis, first), await _lookup(redis, rival)
+    assert (await _commit(redis, first, _new(first), seen_by_first))[0] == "ok"
+    assert await _commit(redis, rival, _new(rival), seen_by_rival) == ("conflict", "")
+    assert await redis.get(SPACE.key("stories")) == b"1"
+    # elsewhere in the index (no posting key in common) an older version is no conflict
+    far = _fingerprint("c", 0xFEDCBA9876543210)
+    stale = replace(await _lookup(redis, far), version=0)
+    assert (await _commit(redis, far, _new(far), stale))[0] == "ok"
+
+
+async def test_a_join_to_a_story_rewritten_since_the_lookup_is_refused(
+    redis: redis.asyncio.Redis,
+) -> None:
+    first = _fingerprint("a", 0x0123456789ABCDEF)
+    assert (await _commit(redis, first, _new(first), await _lookup(redis, first)))[0] == "ok"
+    story_id = new_story_id("a")
+    joiners = [_fingerprint(name, first.simhash ^ 2) for name in ("b", "c")]
+    lookups = [await _lookup(redis, fp) for fp in joiners]
+    join = Decision(story_id, False, "near_duplicate", 0.9)
+    assert await _commit(redis, joiners[0], join, lookups[0]) == ("ok", "1")
+    assert await _commit(redis, joiners[1], join, lookups[1]) == ("conflict", "")
+    assert await redis.llen(SPACE.members(story_id)) == 2
+
+
+async def test_entries_of_expired_stories_are_cut_when_their_key_is_written(
+    redis: redis.asyncio.Redis,
+) -> None:
+    """Two stories in one packed band key; once the first one's record expired, the next
+    write to the key cuts its entry from the head."""
+    first = _fingerprint("a", 0x0123456789ABCDEF)
+    second = _fingerprint("b", 0x0123456789ABCDEF ^ (1 << 40) ^ (1 << 50) ^ (1 << 60) ^ (1 << 20))
+    band_key = SPACE.key(posting_slot(f"b0:{first.simhash & 0xFFFF:04x}")[0])
+    assert (await _commit(redis, first, _new(first), await _lookup(redis, first)))[0] == "ok"
+    await redis.delete(SPACE.key("r:1"))  # as when its TTL runs out
+    assert (await _commit(redis, second, _new(second), await _lookup(redis, second)))[0] == "ok"
+    packed = await redis.get(band_key)
+    assert len(packed) == 4 + 10 and int.from_bytes(packed[6:10], "big") == 2
+    assert int.from_bytes(packed[:4], "big") == 2  # the header: the last write's sequence number
+
+
+def synthetic_articles(seed: int, stories: int = 10) -> list[ArticleIn]:
+    """Stories of made-up names and figures in filler words: per story an English original,
+    an exact copy, an edited copy and versions in two other filler "languages" sharing only
+    the names and figures; shuffled, every other article without its language."""
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "mer", "vin", "tor", "sal", "dra", "pen", "qui", "zor", "bel", "fan"]
+    letters = "abcdefghiklmnoprstuvz"
+    filler = {
+        lang: ["".join(rng.choices(letters, k=rng.randint(3, 9))) for _ in range(400)]
+        for lang in ("en", "de", "fr")
+    }
+    made: list[tuple[str, str, str]] = []
+    for story in range(stories):
+        evidence = ["".join(rng.choices(syllables, k=3)).capitalize() for _ in range(6)]
+        evidence += [str(rng.randint(100, 99_999)) for _ in range(4)]
+
+        def text(lang: str, evidence: list[str] = evidence) -> str:
+            sentences = []
+            for _ in range(10):
+                words = rng.sample(filler[lang], 9)
+                for token in rng.sample(evidence, 3):
+                    words.insert(rng.randint(1, len(words)), token)
+                sentences.append(" ".join(words).capitalize() + ".")
+            return " ".join(sentences)
+
+        english = text("en")
+        edited = " ".join([*english.split(" ")[:-6], *rng.sample(filler["en"], 6)])
+        versions = [("en", english), ("en", english), ("en", edited)]
+        versions += [("de", text("de")), ("fr", text("fr"))]
+        made += [(f"{story}-{n}", lang, body) for n, (lang, body) in enumerate(versions)]
+    rng.shuffle(made)
+    return [
+        ArticleIn(article_id, "Nouvelles", body, lang if n % 2 else None, "s", "u")
+        for n, (article_id, lang, body) in enumerate(made)
+    ]
+
+
+async def test_redis_and_memory_indexes_decide_alike_on_made_up_stories(
+    redis: redis.asyncio.Redis,
+) -> None:
+    articles = synthetic_articles(7)
+    in_redis = RedisStoryIndex(redis, prefix="test:alike")
+    in_memory = MemoryStoryIndex()
+    reasons: Counter[str] = Counter()
+    for article in articles:
+        from_redis = await place_article(in_redis, article, NOW)
+        from_memory = await place_article(in_memory, article, NOW)
+        assert from_redis == from_memory, article.article_id
+        reasons[from_redis.reason] += 1
+    assert set(reasons) == {"new", "exact", "near_duplicate", "translation"}
+    assert reasons["new"] < len(articles) / 3
