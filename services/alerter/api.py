@@ -58,6 +58,34 @@ MAX_BODY_BYTES = 64 * 1024
 SSE_READ_COUNT = 100
 
 
+class LiveStreams:
+    """The server-sent event streams open at once, at most `limit`: each holds a blocking
+    Redis connection for as long as its client stays."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def response(self, events: AsyncIterator[bytes]) -> Response:
+        """`events` as a stream, or a 503 while `limit` streams are open."""
+        if self.open >= self.limit:
+            return json_error(503, f"{self.limit} live streams are open, the most allowed")
+
+        async def counted() -> AsyncIterator[bytes]:
+            self.open += 1
+            try:
+                async for chunk in events:
+                    yield chunk
+            finally:
+                self.open -= 1
+
+        return StreamingResponse(
+            counted(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
 def sse_event(entry_id: str, data: bytes, kind: bytes = b"alert") -> bytes:
     """One server-sent event; the JSON body holds no newline, so it is one `data:` line."""
     return b"id: " + entry_id.encode() + b"\nevent: " + kind + b"\ndata: " + data + b"\n\n"
@@ -72,8 +100,12 @@ def create_api(
     clock: Clock,
     tokens: ApiTokens,
     heartbeat_seconds: float,
+    max_live_streams: int = 100,
 ) -> Starlette:
-    """The ASGI app serving every path under `/alerts` and `/stories`."""
+    """The ASGI app serving every path under `/alerts` and `/stories`; at most
+    `max_live_streams` server-sent event streams (both kinds) open at once."""
+
+    live = LiveStreams(max_live_streams)
 
     read = protected(tokens, "read")
     admin = protected(tokens, "admin")
@@ -112,11 +144,7 @@ def create_api(
                 400, "Last-Event-ID must be a stream entry id such as 1700000000000-0"
             )
         start = last_id or await view.newest_change()
-        return StreamingResponse(
-            _story_events(view, start, languages(request), heartbeat_seconds),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return live.response(_story_events(view, start, languages(request), heartbeat_seconds))
 
     async def alert_history(request: Request) -> Response:
         params = request.query_params
@@ -139,11 +167,7 @@ def create_api(
             )
         key = topic_alerts_stream(topic) if topic else ALERTS
         start = last_id or await _last_entry_id(redis, key)
-        return StreamingResponse(
-            _events(redis, key, start, metrics, clock, heartbeat_seconds),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return live.response(_events(redis, key, start, metrics, clock, heartbeat_seconds))
 
     async def list_topics(request: Request) -> Response:
         await catalog.refresh(force=True)

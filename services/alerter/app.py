@@ -97,6 +97,7 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
         clock=deps.clock,
         tokens=tokens,
         heartbeat_seconds=settings.sse_heartbeat_seconds,
+        max_live_streams=settings.max_live_streams,
     )
     web = create_web(redis=deps.redis, view=view, catalog=catalog, clock=deps.clock, tokens=tokens)
     consumer = deps.consumer(service=NAME, stream=STORIES_EVENTS, model=StoryEvent, handle=handler)

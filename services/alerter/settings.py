@@ -67,6 +67,12 @@ class AlerterSettings(BaseSettings):
         gt=0,
         description="Longest retry delay, seconds. The defaults retry for about 20 minutes.",
     )
+    max_live_streams: int = Field(
+        default=100,
+        ge=1,
+        description="Server-sent event streams (alerts and stories) open at once; each holds a"
+        " Redis connection. One more gets 503.",
+    )
     sse_heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="Keep-alive comment interval on idle SSE streams."
     )

@@ -488,3 +488,42 @@ async def test_sse_reconnecting_with_last_event_id_loses_nothing(redis: aioredis
             await publish(redis, stream, _alert(5, "OpenAI"))
             await read_events(client, {**auth, "Last-Event-ID": received[-1][0]}, 6)
     assert [alert for _, alert in received] == [f"al-{n}" for n in range(6)]
+
+
+async def test_live_streams_beyond_the_limit_get_503_until_one_closes(
+    redis: aioredis.Redis,
+) -> None:
+    api = create_api(
+        redis=redis,
+        catalog=Catalog(
+            redis,
+            NewsmonConfig(),
+            key_prefix="test",
+            lexicon=Lexicon(),
+            lemmatize=lambda word, lang: word,
+        ),
+        metrics=AlerterMetrics(CollectorRegistry()),
+        view=StoryView(redis, key_prefix="test", retention_seconds=3600),
+        clock=utc_now,
+        tokens=ApiTokens(admin=None, admin_setting="-", read="tok"),
+        heartbeat_seconds=0.2,
+        max_live_streams=1,
+    )
+    auth = {"Authorization": "Bearer tok"}
+    async with (
+        serving(api, _free_port()) as base,
+        httpx.AsyncClient(base_url=base, timeout=10, headers=auth) as client,
+    ):
+        async with client.stream("GET", "/stories/stream") as first:
+            assert first.status_code == 200
+            lines = first.aiter_lines()  # kept: dropping it would close the stream
+            assert await anext(lines) == ": connected"
+            refused = await client.get("/alerts/stream")
+            assert refused.status_code == 503 and "live streams" in refused.json()["error"]
+        # once the first client has gone, a stream is served again
+        for _ in range(100):
+            async with client.stream("GET", "/alerts/stream") as again:
+                if again.status_code == 200:
+                    break
+            await asyncio.sleep(0.05)
+        assert again.status_code == 200
