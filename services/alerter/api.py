@@ -38,11 +38,13 @@ from services.alerter.views import (
     DEFAULT_PAGE_ITEMS,
     MAX_PAGE_ITEMS,
     QueryError,
+    bounded_int,
     detail,
     parse_story_query,
     parse_time,
     preferred_languages,
     summary,
+    topic_param,
 )
 from services.common.bus import DATA_FIELD
 from services.common.clock import Clock
@@ -303,13 +305,8 @@ async def _story_events(
 async def alert_page(redis: aioredis.Redis, params: Mapping[str, str], now: datetime) -> AlertPage:
     """A page of `GET /alerts`: alerts of one topic (or all), newest first, within
     `since`..`until`, after `cursor` (the last entry id of the previous page)."""
-    limit_raw = params.get("limit", str(DEFAULT_PAGE_ITEMS))
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_PAGE_ITEMS:
-        raise QueryError(f"limit: a whole number from 1 to {MAX_PAGE_ITEMS}")
-    limit = int(limit_raw)
-    topic = params.get("topic")
-    if topic is not None and not 1 <= len(topic) <= 200:
-        raise QueryError("topic: 1 to 200 characters")
+    limit = bounded_int(params, "limit", DEFAULT_PAGE_ITEMS, MAX_PAGE_ITEMS)
+    topic = topic_param(params)
     cursor = params.get("cursor")
     if cursor is not None and not is_entry_id(cursor):
         raise QueryError("cursor: pass back the next_cursor of a previous page")

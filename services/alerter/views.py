@@ -19,6 +19,7 @@ DEFAULT_PAGE_ITEMS = 20
 MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 10
 MAX_LANGUAGES_WANTED = 50
+MAX_TOPIC_PARAM_CHARS = 200
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})?$")
 _RELATIVE = re.compile(r"^([0-9]{1,6})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -146,7 +147,7 @@ def wanted(record: StoryRecord, query: StoryQuery) -> bool:
         return False
     if len(record.languages) < query.min_languages or len(record.sources) < query.min_sources:
         return False
-    return has_words(searchable_titles(record), query.words)
+    return not query.words or has_words(searchable_titles(record), query.words)
 
 
 def searchable_titles(record: StoryRecord) -> str:
@@ -184,7 +185,8 @@ def parse_time(value: str, now: datetime, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _bounded_int(params: Mapping[str, str], name: str, default: int, top: int) -> int:
+def bounded_int(params: Mapping[str, str], name: str, default: int, top: int) -> int:
+    """Parameter `name` as a whole number from 1 to `top` (`default` when absent)."""
     raw = params.get(name)
     if raw is None:
         return default
@@ -193,24 +195,30 @@ def _bounded_int(params: Mapping[str, str], name: str, default: int, top: int) -
     return int(raw)
 
 
+def topic_param(params: Mapping[str, str]) -> str | None:
+    """The `topic` parameter, bounded like a topic name's longest spelling."""
+    topic = params.get("topic")
+    if topic is not None and not 1 <= len(topic) <= MAX_TOPIC_PARAM_CHARS:
+        raise QueryError(f"topic: 1 to {MAX_TOPIC_PARAM_CHARS} characters")
+    return topic
+
+
 def parse_story_query(params: Mapping[str, str], now: datetime) -> StoryQuery:
     """The query of `GET /stories` from its parameters; QueryError says what is wrong."""
     lang = params.get("lang")
     if lang is not None and not _LANGUAGE.match(lang.lower()):
         raise QueryError("lang: a language code such as en or pt-br")
-    topic = params.get("topic")
-    if topic is not None and not 1 <= len(topic) <= 200:
-        raise QueryError("topic: 1 to 200 characters")
+    topic = topic_param(params)
     cursor = params.get("cursor")
     return StoryQuery(
         topic=topic,
         lang=_primary(lang) if lang else None,
         since=parse_time(params["since"], now, "since") if "since" in params else None,
         until=parse_time(params["until"], now, "until") if "until" in params else None,
-        min_languages=_bounded_int(params, "min_languages", 1, MAX_LANGUAGES_WANTED),
-        min_sources=_bounded_int(params, "min_sources", 1, 1000),
+        min_languages=bounded_int(params, "min_languages", 1, MAX_LANGUAGES_WANTED),
+        min_sources=bounded_int(params, "min_sources", 1, 1000),
         words=query_words(params.get("q", "")),
-        limit=_bounded_int(params, "limit", DEFAULT_PAGE_ITEMS, MAX_PAGE_ITEMS),
+        limit=bounded_int(params, "limit", DEFAULT_PAGE_ITEMS, MAX_PAGE_ITEMS),
         after=decode_cursor(cursor) if cursor is not None else None,
     )
 
