@@ -15,6 +15,7 @@ from contracts.streams import (
     CONSUMED_STREAMS,
     STORIES_EVENTS,
     dead_letter_stream,
+    hash_tag,
 )
 
 
@@ -35,7 +36,12 @@ CHANNELS: tuple[Channel, ...] = (
     Channel(STORIES_EVENTS, StoryEvent, "detector", "alerter", "An article joined a story."),
     Channel(ALERTS, TopicAlert, "alerter", "subscribers", "Every alert, all topics."),
     Channel(
-        f"{ALERTS}.{{topic}}", TopicAlert, "alerter", "subscribers", "The alerts of one topic."
+        f"{hash_tag(ALERTS)}.{{topic}}",
+        TopicAlert,
+        "alerter",
+        "subscribers",
+        "The alerts of one topic: `{topic}` is the topic's slug; the braces of `{alerts}` are"
+        " part of the name (a Redis Cluster hash tag: the stream lives beside `alerts`).",
     ),
     *(
         Channel(
@@ -43,7 +49,8 @@ CHANNELS: tuple[Channel, ...] = (
             DeadLetter,
             group,
             None,
-            f"What failed on {stream}, with the reason; `newsmon dlq` reads it.",
+            f"What failed on {stream}, with the reason; `newsmon dlq` reads it. The braces are"
+            " part of the name (a Redis Cluster hash tag: it lives beside the stream).",
         )
         for stream, group in CONSUMED_STREAMS.items()
     ),

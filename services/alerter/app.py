@@ -12,6 +12,7 @@ from services.alerter.catalog import Catalog
 from services.alerter.core import UpdatePolicy
 from services.alerter.delivery import DeliverySupervisor, RetryPolicy, WebhookWorker
 from services.alerter.handlers import AlertHandler
+from services.alerter.keys import legacy_alerter_keys
 from services.alerter.lexicon import load_lexicon, simplemma_lemma
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.settings import AlerterSettings
@@ -105,5 +106,6 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
         name=NAME,
         subscriptions=[Subscription(GROUP_ALERTER, consumer)],
         tasks=[supervisor.run],
+        legacy_keys=legacy_alerter_keys(settings.key_prefix),
         routes=[*((prefix, api) for prefix in PREFIXES), (WEB_PREFIX, web), ("/", web)],
     )

@@ -16,6 +16,7 @@ from contracts import NewsmonConfig, TopicConfig
 from contracts.config import first_stream_clash
 from contracts.subscriptions import WebhookSubscription
 from services.alerter.core import CompiledTopics, Lemmatize, Lexicon
+from services.alerter.keys import alerter_key
 
 
 class CatalogError(ValueError):
@@ -40,9 +41,9 @@ class Catalog:
         self._lemmatize = lemmatize
         self._refresh_seconds = refresh_seconds
         self._max_topics = max_topics
-        self._topics_key = f"{key_prefix}:api:topics"
-        self._subscriptions_key = f"{key_prefix}:api:subscriptions"
-        self._version_key = f"{key_prefix}:api:version"
+        self._topics_key = alerter_key(key_prefix, "api", "topics")
+        self._subscriptions_key = alerter_key(key_prefix, "api", "subscriptions")
+        self._version_key = alerter_key(key_prefix, "api", "version")
         self._version: bytes | str | None = None
         self._checked_at = float("-inf")
         self._api_topics: tuple[TopicConfig, ...] = ()

@@ -47,7 +47,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from contracts import TopicAlert
-from contracts.streams import ALERTS, DEAD_LETTER_RETENTION_SECONDS, dead_letter_stream
+from contracts.streams import ALERTS, DEAD_LETTER_RETENTION_SECONDS, dead_letter_stream, hash_tag
 from contracts.subscriptions import WebhookSubscription
 from services.alerter.catalog import Catalog
 from services.alerter.core import SIGNATURE_HEADER, is_retryable_status, sign
@@ -85,8 +85,9 @@ def webhook_group(name: str) -> str:
 
 
 def webhook_retry_stream(name: str) -> str:
-    """The subscriber's own stream, read by its worker only: where replayed dead letters go."""
-    return f"{ALERTS}.webhook.{name}"
+    """The subscriber's own stream, read by its worker only: where replayed dead letters go.
+    `{alerts}.webhook.<name>`: in the hash slot of `alerts`, as the worker reads both at once."""
+    return f"{hash_tag(ALERTS)}.webhook.{name}"
 
 
 def webhook_dead_letter_stream(name: str) -> str:

@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from importlib.resources import files
 
 import redis.asyncio as aioredis
 from pydantic import TypeAdapter
@@ -24,31 +25,14 @@ from services.alerter.core import (
     story_is_large_enough,
     update_alert,
 )
+from services.alerter.keys import alerter_key
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.stories import StoryView
 from services.common.bus import DATA_FIELD, encode
 from services.common.clock import Clock
 
-SEND_ONCE = """
-if ARGV[7] == '' then
-  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
-elseif redis.call('HGET', KEYS[4], ARGV[8]) ~= ARGV[7] then
-  return 0
-end
-redis.call('HSET', KEYS[4], ARGV[5], ARGV[6], ARGV[8], ARGV[9])
-redis.call('EXPIRE', KEYS[4], ARGV[3])
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local floor = string.format('%.0f', math.max(0, now_ms - tonumber(ARGV[10]))) .. '-0'
-redis.call('XADD', KEYS[2], 'MINID', floor, '*', ARGV[4], ARGV[1])
-redis.call('XADD', KEYS[3], 'MINID', floor, '*', ARGV[4], ARGV[1])
-return 1
-"""
-"""Record the alert and publish it on both streams in one atomic step, so a redelivered
-event or a second replica can never send it twice, nor a crash between the steps lose it.
-A new alert is guarded by its `sent` key (SET NX); an update by the story's update number
-(it must still be the one the update was computed from). Alerts older than the retention
-(ARGV[10], milliseconds, by the server's clock that stamps entry ids) leave both streams."""
+SEND_ONCE = files("services.alerter").joinpath("send_once.lua").read_text("utf-8")
+"""Record an alert and publish it on both streams in one atomic step (see the script)."""
 
 _MATCHED = TypeAdapter(tuple[MatchedTerm, ...])
 
@@ -121,7 +105,7 @@ class AlertHandler:
             source=article.source,
             tags=article.tags,
         )
-        story_key = f"{self._key_prefix}:story:{event.story.story_id}"
+        story_key = alerter_key(self._key_prefix, "story", event.story.story_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             for match in matches:
                 pipe.hsetnx(story_key, f"m:{match.topic}", _MATCHED.dump_json(match.matched))
@@ -156,7 +140,7 @@ class AlertHandler:
     ) -> None:
         sent = await self._send_once(
             keys=[
-                f"{self._key_prefix}:sent:{alert.alert_id}",
+                alerter_key(self._key_prefix, "sent", alert.alert_id),
                 ALERTS,
                 topic_alerts_stream(alert.topic),
                 story_key,

@@ -19,7 +19,7 @@ from typing import TextIO, cast
 import redis.asyncio as aioredis
 
 from contracts import DeadLetter
-from contracts.streams import DLQ_SUFFIX, dead_letter_stream
+from contracts.streams import DLQ_SUFFIX, dead_letter_stream, stream_of_dead_letters
 from services.common.bus import DATA_FIELD
 from services.common.redis import connect
 
@@ -37,10 +37,10 @@ class StoredLetter:
         return self.letter is not None and bool(self.letter.entry_id)
 
 
-async def dead_letter_streams(redis: aioredis.Redis) -> list[str]:
-    """Every `<stream>.dlq` that exists, sorted."""
+async def streams_with_dead_letters(redis: aioredis.Redis) -> list[str]:
+    """Every stream whose dead-letter stream exists, sorted (on a cluster, every master's)."""
     names = [key.decode() async for key in redis.scan_iter(match=f"*{DLQ_SUFFIX}", _type="stream")]
-    return sorted(names)
+    return sorted(stream_of_dead_letters(name) for name in names)
 
 
 def _parse(dlq_id: bytes, fields: dict[bytes, bytes]) -> StoredLetter:
@@ -113,9 +113,10 @@ async def run_dlq_command(url: str, args: argparse.Namespace, out: TextIO) -> in
     redis = connect(url)
     try:
         if args.dlq_command == "list" and not args.stream:
-            streams = await dead_letter_streams(redis)
-            for dlq in streams:
-                out.write(f"{dlq}  {await redis.xlen(dlq)} dead letter(s)\n")
+            streams = await streams_with_dead_letters(redis)
+            for stream in streams:
+                dlq = dead_letter_stream(stream)
+                out.write(f"{stream}  {await redis.xlen(dlq)} dead letter(s) in {dlq}\n")
             if not streams:
                 out.write("no dead letters\n")
             return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import uvicorn
-from faststream.redis import RedisBroker
+from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
@@ -23,7 +23,7 @@ from contracts import NewsmonConfig
 from contracts.streams import CONSUMED_STREAMS
 from services.common.clock import Clock, utc_now
 from services.common.metrics import ConsumerMetrics
-from services.common.redis import connect, redis_url_for
+from services.common.redis import connect, is_cluster_url, node_url, redis_url_for
 from services.common.runtime import Deps, Service, ServiceFactory, build_app
 from services.common.settings import CommonSettings
 from services.common.streams import group_backlog
@@ -101,8 +101,9 @@ async def running_services(
             clock=clock,
         )
         services = [factory(deps) for factory in factories]
-        broker = RedisBroker(
-            url,
+        broker_class = RedisClusterBroker if is_cluster_url(url) else RedisBroker
+        broker = broker_class(
+            node_url(url),
             logger=logging.getLogger("faststream"),  # quietened in configure_logging
             log_level=logging.DEBUG,
             middlewares=[RedisPrometheusMiddleware(registry=registry, app_name="newsmon")],

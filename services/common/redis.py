@@ -8,9 +8,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 DATA_DIR_MODE = 0o700
 """The embedded Redis's data folder is its owner's alone: the AOF holds webhook secrets."""
@@ -94,6 +95,30 @@ def masked_url(url: str) -> str:
     return _PASSWORD_PARAM.sub(MASK, url)
 
 
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes naming a Redis Cluster (`rediss+` with TLS), and the plain scheme the cluster
+client is given for its first node: `redis+cluster://:password@host:6379` reaches the
+cluster through any one of its nodes, the client learns the others from it."""
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether `url` names a Redis Cluster (`redis+cluster://...`) rather than one server."""
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def node_url(url: str) -> str:
+    """A cluster URL as the plain URL of its first node (`redis+cluster://h:1` -> `redis://h:1`);
+    any other URL unchanged."""
+    scheme, sep, rest = url.partition("://")
+    return f"{CLUSTER_SCHEMES.get(scheme.lower(), scheme)}{sep}{rest}"
+
+
 def connect(url: str) -> aioredis.Redis:
-    """An asyncio Redis client returning bytes, for the given URL."""
+    """An asyncio Redis client returning bytes, for the given URL: a cluster client for a
+    cluster URL. Both answer the same commands; the cluster client routes each to the node
+    holding its keys, so every command, script and transaction must keep its keys in one
+    hash slot (`hash_tag`)."""
+    if is_cluster_url(url):
+        cluster = RedisCluster.from_url(node_url(url), decode_responses=False)
+        return cast(aioredis.Redis, cluster)
     return aioredis.Redis.from_url(url, decode_responses=False)

@@ -24,6 +24,7 @@ from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 from prometheus_client import CollectorRegistry, make_asgi_app
 from pydantic import BaseModel
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 from starlette.responses import JSONResponse
 
@@ -31,6 +32,7 @@ from contracts import NewsmonConfig
 from services.common.backoff import backoff_seconds
 from services.common.clock import Clock
 from services.common.consumer import Backoff, Consumer
+from services.common.keys import PIPELINE_DEAD_LETTERS, LegacyKeys, rename_legacy_keys
 from services.common.metrics import ConsumerMetrics, StreamMetrics
 from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
 from services.common.settings import CommonSettings
@@ -97,6 +99,8 @@ class Service:
     subscriptions: Sequence[Subscription] = ()
     tasks: Sequence[BackgroundTask] = ()
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
+    legacy_keys: Sequence[LegacyKeys] = ()
+    """Its keys that an earlier version named otherwise: renamed before it starts."""
     routes: Sequence[tuple[str, ASGIApp]] = ()
     """HTTP endpoints: (path, ASGI app); the app also gets every path under `path/`."""
     ready: Callable[[], bool] = field(default=lambda: True)
@@ -322,11 +326,16 @@ def build_app(
             return AsgiResponse(b"ready\n", 200)
         return AsgiResponse(b"not ready\n", 503)
 
+    legacy = [PIPELINE_DEAD_LETTERS, *(k for service in services for k in service.legacy_keys)]
+
     async def before_start() -> None:
         outage = Backoff(first=0.2)
         while True:
             raise_if_cancelled()
             try:
+                renamed = await rename_legacy_keys(redis, legacy)
+                if renamed:
+                    log.info("keys of an earlier version renamed", count=renamed)
                 await ensure_groups(redis, services)
                 return
             except REDIS_UNAVAILABLE as exc:  # a service may start before its Redis
@@ -410,8 +419,13 @@ def _stream_watcher(
 
 
 async def record_redis_memory(redis: aioredis.Redis, metrics: StreamMetrics) -> None:
-    """Set the Redis memory gauges from `INFO memory`: used and the limit (0: none)."""
-    info = await redis.info("memory")
+    """Set the Redis memory gauges from `INFO memory`: used and the limit (0: none); on a
+    cluster, those of the master using the most memory (the first to fill up)."""
+    if isinstance(redis, RedisCluster):
+        masters = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        info = max(masters.values(), key=lambda node: int(node["used_memory"]))
+    else:
+        info = await redis.info("memory")
     metrics.redis_used_memory.set(float(info["used_memory"]))
     metrics.redis_max_memory.set(float(info.get("maxmemory", 0)))
 

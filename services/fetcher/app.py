@@ -9,6 +9,7 @@ from services.fetcher.handlers import Poller
 from services.fetcher.http import HttpxClient
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.store import legacy_fetcher_keys
 
 NAME = "fetcher"
 
@@ -48,6 +49,7 @@ def create_service(deps: Deps, settings: FetcherSettings | None = None) -> Servi
     return Service(
         name=NAME,
         tasks=[poller.run_forever],
+        legacy_keys=[legacy_fetcher_keys(settings.key_prefix)],
         closers=[http.aclose],
         routes=[("/sources", api), ("/ingest", api)],
         settled=poller.round_completed.is_set,

@@ -1,6 +1,7 @@
 """The fetcher's state in Redis, shared by replicas and kept across restarts.
 
-Keys (under the `key_prefix` setting, default `newsmon:fetcher`):
+Keys (under the `key_prefix` setting, default `newsmon:fetcher`, as the hash tag
+`{newsmon:fetcher}` except the seen ids, kept beside `articles.raw`):
 `source:<name>` hash of a source's state; `sources` hash of run-time sources
 (name -> SourceConfig JSON); `seen-at` sorted set of published (or given up) article ids
 scored by when last published or listed (ms), kept for the seen retention (earlier versions
@@ -17,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from importlib.resources import files
 from typing import cast
 
@@ -24,81 +26,49 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from contracts import SourceConfig
-from contracts.streams import ARTICLES_RAW
+from contracts.streams import ARTICLES_RAW, hash_tag
 from services.common.bus import DATA_FIELD, encode
+from services.common.keys import LegacyKeys
 from services.fetcher.core import SourceState
 
-_PUBLISH_ONCE = files("services.fetcher").joinpath("publish_once.lua").read_text("utf-8")
-_SAVE_STATE = files("services.fetcher").joinpath("save_state.lua").read_text("utf-8")
+
+def _script(name: str) -> str:
+    return files("services.fetcher").joinpath(name).read_text("utf-8")
+
+
 DELETED_MARK_SECONDS = 3600
 """How long a deleted source's state cannot be written back (seconds): far longer than a poll
 lasts once every replica has cancelled it (at its next schedule refresh)."""
 LEGACY_SEEN_BATCH = 1000
 """Ids moved per step from the `seen` set of earlier versions into `seen-at`."""
 
-_ACQUIRE_HOST = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return -1
-end
-local next_at = tonumber(redis.call('GET', KEYS[2]) or '0')
-if next_at > now then
-  return next_at - now
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-local interval = tonumber(ARGV[4])
-if interval > 0 then
-  redis.call('SET', KEYS[2], now + interval, 'PX', interval)
-end
-return 0
-"""
-"""Take one of a host's `limit` request slots if free and the host's rate allows;
-returns 0 (taken), -1 (all slots busy) or the milliseconds to wait for the rate.
-Time is Redis's, the one clock every replica shares; leases expire if a replica dies."""
 
-_RENEW_HOST = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ms = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0')
-if until_ms <= now then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-end
-return 1
-"""
-"""Extend a request's host slot lease to `ARGV[2]` ms from now, unless it ran out already;
-1 if it was extended."""
+def fetcher_key(prefix: str, *parts: str) -> str:
+    """A key of the fetcher's own state: `{newsmon:fetcher}:source:<name>`. They share one
+    hash tag, so a script or transaction may touch any of them on a cluster (all of it is a
+    few keys per source and per host)."""
+    return ":".join((hash_tag(prefix), *parts))
 
-_TAKE_LOCK = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
-return 1
-"""
-"""Take a poll lease that is free or already ours (the holder's token: a process taking
-back the lease it held when Redis went away); 1 if taken."""
 
-_RELEASE_IF_OWNER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+def seen_key(prefix: str) -> str:
+    """The seen ids: `newsmon:fetcher:{articles.raw}:seen-at`, in the hash slot of
+    `articles.raw`, the stream the publish-once script appends to in the same step."""
+    return f"{prefix}:{hash_tag(ARTICLES_RAW)}:seen-at"
 
-_RENEW_IF_OWNER = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
+
+def renamed_fetcher_key(prefix: str, key: str) -> str | None:
+    """Today's name of a fetcher key named as before hash tags (`newsmon:fetcher:sources`
+    -> `{newsmon:fetcher}:sources`); None for a key named as today, or the legacy `seen`
+    set, which `migrate_legacy_seen` moves over."""
+    rest = key.removeprefix(prefix + ":")
+    if rest == key or "{" in key or rest == "seen":
+        return None
+    return seen_key(prefix) if rest == "seen-at" else fetcher_key(prefix, rest)
+
+
+def legacy_fetcher_keys(prefix: str) -> LegacyKeys:
+    """The fetcher's keys that earlier versions named without hash tags."""
+    return LegacyKeys(f"{prefix}:*", partial(renamed_fetcher_key, prefix))
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -129,16 +99,17 @@ class FetcherStore:
         self._redis = redis
         self._prefix = key_prefix
         self._seen_retention_ms = int(seen_retention_seconds * 1000)
-        self._publish_once = redis.register_script(_PUBLISH_ONCE)
-        self._save_state = redis.register_script(_SAVE_STATE)
-        self._acquire_host = redis.register_script(_ACQUIRE_HOST)
-        self._renew_host = redis.register_script(_RENEW_HOST)
-        self._take_lock = redis.register_script(_TAKE_LOCK)
-        self._release_lock = redis.register_script(_RELEASE_IF_OWNER)
-        self._renew_lock = redis.register_script(_RENEW_IF_OWNER)
+        self._seen_key = seen_key(key_prefix)
+        self._publish_once = redis.register_script(_script("publish_once.lua"))
+        self._save_state = redis.register_script(_script("save_state.lua"))
+        self._acquire_host = redis.register_script(_script("acquire_host.lua"))
+        self._renew_host = redis.register_script(_script("renew_host.lua"))
+        self._take_lock = redis.register_script(_script("take_lease.lua"))
+        self._release_lock = redis.register_script(_script("release_lease.lua"))
+        self._renew_lock = redis.register_script(_script("renew_lease.lua"))
 
     def key(self, *parts: str) -> str:
-        return ":".join((self._prefix, *parts))
+        return fetcher_key(self._prefix, *parts)
 
     async def load_state(self, name: str) -> SourceState:
         raw = await self._redis.hgetall(self.key("source", name))
@@ -192,19 +163,19 @@ class FetcherStore:
         if not ids:
             return set()
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zmscore(self.key("seen-at"), list(ids))
-            pipe.zadd(self.key("seen-at"), dict.fromkeys(ids, now.timestamp() * 1000), xx=True)
+            pipe.zmscore(self._seen_key, list(ids))
+            pipe.zadd(self._seen_key, dict.fromkeys(ids, now.timestamp() * 1000), xx=True)
             scores, _ = await pipe.execute()
         return {i for i, score in zip(ids, scores, strict=True) if score is None}
 
     async def mark_seen(self, article_id: str, now: datetime) -> None:
         """Remember an article given up on (not published), so it is not tried again."""
-        await self._redis.zadd(self.key("seen-at"), {article_id: now.timestamp() * 1000})
+        await self._redis.zadd(self._seen_key, {article_id: now.timestamp() * 1000})
 
     async def publish_once(self, article_id: str, message: BaseModel) -> bool:
         """Publish to `articles.raw` unless the article was published before; True if it was now."""
         entry = await self._publish_once(
-            keys=[self.key("seen-at"), ARTICLES_RAW],
+            keys=[self._seen_key, ARTICLES_RAW],
             args=[article_id, DATA_FIELD, encode(message), self._seen_retention_ms],
         )
         return entry is not None
@@ -212,14 +183,14 @@ class FetcherStore:
     async def migrate_legacy_seen(self, now: datetime) -> int:
         """Move the ids of an earlier version's `seen` set (kept forever) into `seen-at`,
         as seen `now`; returns how many. Nothing to do once it is gone."""
-        legacy = self.key("seen")
+        legacy = f"{self._prefix}:seen"
         moved = 0
         while True:
             batch = cast(list[bytes], await self._redis.srandmember(legacy, LEGACY_SEEN_BATCH))
             if not batch:
                 return moved
             score = now.timestamp() * 1000
-            await self._redis.zadd(self.key("seen-at"), dict.fromkeys(batch, score), nx=True)
+            await self._redis.zadd(self._seen_key, dict.fromkeys(batch, score), nx=True)
             await self._redis.srem(legacy, *batch)  # after: a crash between loses nothing
             moved += len(batch)
 

@@ -19,6 +19,7 @@ from services.common.pipeline import running_services, wait_until_done
 from services.common.settings import CommonSettings
 from services.demo import demo_config
 from services.fetcher.core import article_id
+from services.fetcher.store import fetcher_key
 from services.registry import SERVICES
 from services.samples.server import SampleSite, sample_pages
 
@@ -107,6 +108,6 @@ async def test_topics_match_across_languages_and_alert_once_per_story(
         # with the alerter restarted in between
         for _, fields in await _entries(redis, STORIES_EVENTS):
             await redis.xadd(STORIES_EVENTS, fields)
-        await redis.hset("newsmon:fetcher:source:sample-news", "next_poll_at", 0)
+        await redis.hset(fetcher_key("newsmon:fetcher", "source", "sample-news"), "next_poll_at", 0)
         await _run(redis_url, tmp_path, config)
         assert await _alerts(redis) == first

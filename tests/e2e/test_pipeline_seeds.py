@@ -14,6 +14,7 @@ from services.common.pipeline import RunningPipeline, running_services, wait_unt
 from services.common.settings import CommonSettings
 from services.demo import RunSummary, demo_config, read_summary, render_summary
 from services.fetcher.core import article_id
+from services.fetcher.store import fetcher_key
 from services.registry import SERVICES
 from services.samples.server import SampleSite, sample_pages
 
@@ -68,7 +69,7 @@ async def test_seeds_make_three_stories_and_one_alert_per_story_and_topic(
         assert 'newsmon_detector_articles_total{reason="translation"} 2.0' in metrics
 
         # a second run over the same feed (the source made due again) adds nothing
-        await redis.hset("newsmon:fetcher:source:sample-news", "next_poll_at", 0)
+        await redis.hset(fetcher_key("newsmon:fetcher", "source", "sample-news"), "next_poll_at", 0)
         lengths = [await redis.xlen(s) for s in (ARTICLES_RAW, STORIES_EVENTS, ALERTS)]
         second, _ = await _run_once(redis_url, tmp_path, site.feed_url)
         assert [await redis.xlen(s) for s in (ARTICLES_RAW, STORIES_EVENTS, ALERTS)] == lengths

@@ -31,6 +31,7 @@ from services.fetcher.handlers import Poller
 from services.fetcher.http import HttpClient, HttpResponse, HttpxClient
 from services.fetcher.leases import LeaseLostError
 from services.fetcher.settings import FetcherSettings
+from services.fetcher.store import fetcher_key, seen_key
 
 pytestmark = pytest.mark.integration
 
@@ -538,9 +539,9 @@ async def test_a_poll_that_crashes_is_not_retried_on_the_next_tick(
 ) -> None:
     server.routes["/feed.xml"] = server.feed("a.html")
     src = source(server)
-    seen_key = "newsmon:fetcher:seen-at"
+    seen = seen_key("newsmon:fetcher")
     if fault == "redis":
-        await redis.set(seen_key, "not a set")  # every seen-ids command now fails in Redis
+        await redis.set(seen, "not a set")  # every seen-ids command now fails in Redis
     settings = FetcherSettings(
         host_min_interval_seconds=0, tick_seconds=0.02, state_refresh_seconds=0.02
     )
@@ -562,7 +563,7 @@ async def test_a_poll_that_crashes_is_not_retried_on_the_next_tick(
             assert (await poller.store.load_state("s")).next_poll_at == 0.0  # Redis untouched
 
             http.url = ""  # the fault is gone; once the backoff has passed, it is polled
-            await redis.delete(seen_key)
+            await redis.delete(seen)
             now[0] = datetime.fromtimestamp(NOW.timestamp() + settings.max_poll_seconds, UTC)
             for _ in range(200):
                 if await published(redis):
@@ -728,7 +729,7 @@ async def test_a_poll_whose_lease_another_replica_took_stops_and_leaves_it_to_th
     server.routes["/feed.xml"] = held_feed
     settings = FetcherSettings(host_min_interval_seconds=0, poll_lease_seconds=0.3)
     src = source(server)
-    lock = "newsmon:fetcher:lock:s"
+    lock = fetcher_key("newsmon:fetcher", "lock", "s")
     try:
         async with local_http(settings, timeout_seconds=10) as http:
             poller = make_poller(redis, registry, http, settings, sources=(src,))

@@ -20,7 +20,7 @@ from contracts import RawArticle, SourceConfig
 from contracts.streams import ARTICLES_RAW
 from services.fetcher.handlers import Poller
 from services.fetcher.settings import FetcherSettings
-from services.fetcher.store import FetcherStore
+from services.fetcher.store import FetcherStore, fetcher_key, seen_key
 
 pytestmark = pytest.mark.integration
 
@@ -198,12 +198,12 @@ async def test_seen_ids_are_kept_while_listed_and_dropped_after_the_retention(
     assert await store.publish_once("dropped", article)
     # a day passes on the stored scores: "listed" is still in its feed, "dropped" is not
     day_ago = (datetime.now(UTC).timestamp() - 2 * 3600) * 1000
-    await redis.zadd("newsmon:fetcher:seen-at", {"listed": day_ago, "dropped": day_ago})
+    await redis.zadd(seen_key("newsmon:fetcher"), {"listed": day_ago, "dropped": day_ago})
     assert await store.unseen(["listed", "new"], datetime.now(UTC)) == {"new"}
     assert await store.publish_once("new", article)  # each publish trims what is too old
     assert await store.unseen(["listed", "dropped"], datetime.now(UTC)) == {"dropped"}
     assert not await store.publish_once("listed", article)
-    assert await redis.zcard("newsmon:fetcher:seen-at") == 2
+    assert await redis.zcard(seen_key("newsmon:fetcher")) == 2
 
 
 async def test_the_unbounded_seen_set_of_earlier_versions_is_moved_over(
@@ -244,7 +244,7 @@ async def _delete_while_polling(redis: aioredis.Redis, server: NewsServer, polle
         server.release_held.set()
         # a poll that outlived its source (another replica's, say) cannot save its state
         assert not await poller.store.save_state("doomed", await poller.store.load_state("x"))
-        assert not await redis.exists("newsmon:fetcher:source:doomed")
+        assert not await redis.exists(fetcher_key("newsmon:fetcher", "source", "doomed"))
         assert await published(redis) == []
         # a source added again under that name is polled and saved as any other
         assert await poller.add_source(SourceConfig(name="doomed", url=doomed.url))

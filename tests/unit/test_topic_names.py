@@ -15,11 +15,11 @@ from contracts.topics import MAX_TERMS_PER_TOPIC
 @pytest.mark.parametrize(
     ("name", "stream"),
     [
-        ("Nuclear energy", "alerts.nuclear-energy"),
-        ("OPENAI", "alerts.openai"),
-        ("日本", "alerts.日本"),
-        ("مرحبا", "alerts.مرحبا"),
-        ("Ｆｕｌｌ ｗｉｄｔｈ", "alerts.full-width"),  # noqa: RUF001
+        ("Nuclear energy", "{alerts}.nuclear-energy"),
+        ("OPENAI", "{alerts}.openai"),
+        ("日本", "{alerts}.日本"),
+        ("مرحبا", "{alerts}.مرحبا"),
+        ("Ｆｕｌｌ ｗｉｄｔｈ", "{alerts}.full-width"),  # noqa: RUF001
     ],
 )
 def test_a_topic_in_any_script_gets_a_stream_of_its_own_name(name: str, stream: str) -> None:
@@ -49,7 +49,7 @@ def test_a_topic_with_too_many_terms_is_refused() -> None:
 
 
 def test_topics_that_would_share_a_stream_are_refused_together() -> None:
-    with pytest.raises(ValidationError, match=re.escape("alerts.openai")):
+    with pytest.raises(ValidationError, match=re.escape("{alerts}.openai")):
         NewsmonConfig(
             topics=(
                 TopicConfig(name="OpenAI", keywords=("OpenAI",)),

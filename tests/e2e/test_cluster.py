@@ -1,0 +1,153 @@
+"""newsmon on a Redis Cluster of three masters, started here from `redis-server`: the four
+services as separate processes, the detector twice, each service killed with SIGKILL once
+in the middle of the run and started again; then every article is in exactly one story, the
+seeds make their three stories, and each (story, topic) was alerted once.
+
+The run is 800 synthetic articles (200 stories x 4 syndicated copies, one story in four
+about the topic) plus the five seed pages; NEWSMON_CLUSTER_STORIES changes the number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+from harness import LocalRedisCluster, ServiceProcess, wait_for
+from redis.cluster import RedisCluster
+
+from contracts import StoryEvent, TopicAlert
+from contracts.streams import (
+    ALERTS,
+    CONSUMED_STREAMS,
+    STORIES_EVENTS,
+    dead_letter_stream,
+    topic_alerts_stream,
+)
+from services.common.bus import DATA_FIELD
+from services.common.pipeline import backlog
+from services.common.redis import connect
+from services.samples.corpus import TOPIC_TERM, CorpusSite, synthetic_corpus
+from services.samples.server import SampleSite
+
+pytestmark = pytest.mark.e2e
+
+STORIES = int(os.environ.get("NEWSMON_CLUSTER_STORIES", "200"))
+COPIES = 4
+SEED_STORIES = 3
+SEED_PAGES = 5
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    nodes = LocalRedisCluster(executable, tmp_path / "cluster")
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def _client(cluster: LocalRedisCluster) -> RedisCluster:
+    return RedisCluster(host="127.0.0.1", port=cluster.ports[0])
+
+
+def _placed(client: RedisCluster) -> dict[str, set[str]]:
+    """Article id -> the story ids the detectors announced it in."""
+    stories: dict[str, set[str]] = defaultdict(set)
+    for _, fields in client.xrange(STORIES_EVENTS):
+        event = StoryEvent.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
+        stories[event.article.article_id].add(event.story.story_id)
+    return stories
+
+
+def _alerts(client: RedisCluster, stream: str) -> list[TopicAlert]:
+    return [
+        TopicAlert.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
+        for _, fields in client.xrange(stream)
+    ]
+
+
+async def _drained(url: str) -> bool:
+    client = connect(url)
+    try:
+        return await backlog(client) == 0
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.timeout(900)
+def test_services_on_a_cluster_split_no_story_and_alert_once(
+    cluster: LocalRedisCluster, tmp_path: Path
+) -> None:
+    corpus = synthetic_corpus(STORIES, COPIES, heavy_edits=False)
+    expected = len(corpus) + SEED_PAGES
+    topic_stories = {a.story for a in corpus if a.mentions_topic}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with CorpusSite(corpus, items_per_feed=100) as site, SampleSite() as samples:
+        sources = [
+            f"  - name: wire-{k}\n    url: {url}\n    interval_seconds: 2\n"
+            for k, url in enumerate([*site.feed_urls, samples.feed_url])
+        ]
+        config = tmp_path / "newsmon.yaml"
+        config.write_text(
+            "sources:\n"
+            + "".join(sources)
+            + f"topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
+            "  - name: OpenAI\n    keywords: [OpenAI]\n"
+            'allowed_private_hosts: ["127.0.0.1:*"]\n',
+            encoding="utf-8",
+        )
+        names = ["fetcher", "cleaner", "detector", "detector", "alerter"]
+        services = [ServiceProcess(name, cluster.url, config, logs) for name in names]
+        for k, service in enumerate(services):
+            service.env["NEWSMON_CONSUMER_NAME"] = f"{service.name}-{k}"
+        client = _client(cluster)
+        try:
+            for service in services:
+                service.start()
+            for share, service in zip((0.15, 0.3, 0.45, 0.6, 0.75), services, strict=True):
+                wait_for(
+                    lambda share=share: client.xlen(STORIES_EVENTS) >= share * expected,
+                    240,
+                    f"{share:.0%} of the articles placed",
+                )
+                service.kill()
+                service.start()
+            wait_for(
+                lambda: len(_placed(client)) >= expected and asyncio.run(_drained(cluster.url)),
+                300,
+                "every article placed and every stream drained",
+            )
+        finally:
+            for service in services:
+                service.stop()
+        placed = _placed(client)
+        alerts = _alerts(client, ALERTS)
+        per_topic = {t: _alerts(client, topic_alerts_stream(t)) for t in ("energy", "OpenAI")}
+        dead = {stream: client.xlen(dead_letter_stream(stream)) for stream in CONSUMED_STREAMS}
+
+    assert len(placed) == expected
+    in_two = {article: ids for article, ids in placed.items() if len(ids) != 1}
+    assert not in_two, f"articles in more than one story: {in_two}"
+    assert len({next(iter(ids)) for ids in placed.values()}) == STORIES + SEED_STORIES
+    by_topic: dict[str, list[str]] = defaultdict(list)
+    for alert in alerts:
+        by_topic[alert.topic].append(alert.story_id)
+    assert len(by_topic["energy"]) == len(topic_stories)
+    assert len(by_topic["OpenAI"]) == SEED_STORIES
+    assert len(alerts) == len({(a.story_id, a.topic) for a in alerts}), "an alert was sent twice"
+    assert {t: [a.alert_id for a in found] for t, found in per_topic.items()} == {
+        t: [a.alert_id for a in alerts if a.topic == t] for t in per_topic
+    }
+    assert dead == dict.fromkeys(CONSUMED_STREAMS, 0)
+    assert all(service.starts == 2 for service in services)
