@@ -27,11 +27,13 @@ import argparse
 import asyncio
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -41,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import redis as sync_redis  # noqa: E402
+from redis.cluster import RedisCluster  # noqa: E402
 
 from contracts import CleanArticle, StoryEvent, TopicAlert  # noqa: E402
 from contracts.streams import (  # noqa: E402
@@ -62,7 +65,7 @@ from services.samples.corpus import (  # noqa: E402
     render_feed,
     synthetic_corpus,
 )
-from tests.harness import RedisServer, ServiceProcess, wait_for  # noqa: E402
+from tests.harness import LocalRedisCluster, RedisServer, ServiceProcess, wait_for  # noqa: E402
 
 COPIES = 4
 ITEMS_PER_FEED = 100
@@ -97,7 +100,8 @@ def make_processes(
     services: Sequence[str],
     extra: dict[str, str],
 ) -> list[ServiceProcess]:
-    """`layout` "up": one `newsmon up`; "replicas": two `newsmon serve X` per service."""
+    """`layout` "up": one `newsmon up`; "replicas" and "cluster": two `newsmon serve X` per
+    service."""
     processes: list[ServiceProcess] = []
     if layout == "up":
         processes.append(UpProcess("up", redis_url, config, _folder(logs / "up")))
@@ -136,10 +140,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def per_node(client: sync_redis.Redis, section: str) -> list[dict[str, Any]]:
+    """INFO `section` of every Redis server behind `client`: one, or each master of a cluster."""
+    if isinstance(client, RedisCluster):
+        found = client.info(section, target_nodes=RedisCluster.PRIMARIES)
+        return list(cast(dict[str, dict[str, Any]], found).values())
+    return [cast(dict[str, Any], client.info(section))]
+
+
 def redis_cpu_seconds(client: sync_redis.Redis) -> float:
-    """CPU time the redis-server has used so far (INFO cpu, its own threads), seconds."""
-    cpu = cast(dict[str, Any], client.info("cpu"))
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    """CPU time the redis-servers have used so far (INFO cpu, their own threads), seconds."""
+    return sum(
+        float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]) for cpu in per_node(client, "cpu")
+    )
 
 
 def children_of(pid: int) -> list[int]:
@@ -306,7 +319,7 @@ def drained(url: str, groups: dict[str, str] = CONSUMED_STREAMS) -> bool:
 
 
 def used_memory(client: sync_redis.Redis) -> int:
-    return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
+    return sum(int(memory["used_memory"]) for memory in per_node(client, "memory"))
 
 
 def keys_memory(client: sync_redis.Redis) -> tuple[int, int]:
@@ -395,6 +408,30 @@ def read_outcome(
 # --- runs -------------------------------------------------------------------------------------
 
 
+@contextmanager
+def redis_for(layout: str, folder: Path) -> Iterator[tuple[str, sync_redis.Redis]]:
+    """A fresh redis-server, or for the "cluster" layout a Redis Cluster of three masters on
+    this machine; its URL and a client."""
+    if layout == "cluster":
+        cluster = LocalRedisCluster(shutil.which("redis-server") or "redis-server", folder)
+        cluster.start()
+        client: sync_redis.Redis = RedisCluster(host="127.0.0.1", port=cluster.ports[0])
+        try:
+            yield cluster.url, client
+        finally:
+            client.close()
+            cluster.stop()
+        return
+    server = RedisServer(folder)
+    server.start()
+    client = sync_redis.Redis.from_url(server.url)
+    try:
+        yield server.url, client
+    finally:
+        client.close()
+        server.stop()
+
+
 def run_pipeline(
     layout: str,
     work: Path,
@@ -407,40 +444,50 @@ def run_pipeline(
     before_wait: Callable[[sync_redis.Redis], None] | None = None,
     release_time: Callable[[str], float | None] | None = None,
 ) -> Outcome:
-    """Run the whole pipeline in `layout` on a fresh redis-server until `expected` articles
-    are in stories and every stream is drained."""
+    """Run the whole pipeline in `layout` on a fresh redis-server (or cluster) until
+    `expected` articles are in stories and every stream is drained."""
     work.mkdir(parents=True)
     config = write_config(work / "newsmon.yaml", site.feed_urls, interval_seconds)
-    redis_server = RedisServer(_folder(work / "redis"))
-    redis_server.start()
-    client = sync_redis.Redis.from_url(redis_server.url)
-    processes = make_processes(
-        layout, redis_server.url, config, work / "logs", SERVICE_NAMES, extra_env
-    )
-    try:
-        memory_before = used_memory(client)
-        for process in processes:
-            process.start()
-        if before_wait is not None:
-            before_wait(client)
-        # CPU is counted from the first story event on: by then every service has started
-        # (imports cost each process a second or two), and it is work per article from there.
-        wait_for(lambda: client.xlen(STORIES_EVENTS) > 0, timeout_seconds, "a first story")
-        cpu_before, placed_before = cpu_snapshot(processes), client.xlen(STORIES_EVENTS)
-        redis_cpu_before, site_cpu_before = redis_cpu_seconds(client), time.process_time()
-        wait_until_placed(client, redis_server.url, expected, timeout_seconds)
-        memory = measure_memory(processes, cpu_before)
-        memory_after = used_memory(client)
-        streams_bytes, rest_bytes = keys_memory(client)
-        redis_cpu = redis_cpu_seconds(client) - redis_cpu_before
-        site_cpu = time.process_time() - site_cpu_before
-        outcome = read_outcome(client, layout, release_time)
-        outcome.cpu_articles = outcome.articles - placed_before
-    finally:
-        for process in processes:
-            process.stop()
-        client.close()
-        redis_server.stop()
+    with redis_for(layout, _folder(work / "redis")) as (url, client):
+        processes = make_processes(layout, url, config, work / "logs", SERVICE_NAMES, extra_env)
+        try:
+            return _measure_run(
+                layout, processes, client, url, expected, timeout_seconds, before_wait, release_time
+            )
+        finally:
+            for process in processes:
+                process.stop()
+
+
+def _measure_run(
+    layout: str,
+    processes: Sequence[ServiceProcess],
+    client: sync_redis.Redis,
+    url: str,
+    expected: int,
+    timeout_seconds: float,
+    before_wait: Callable[[sync_redis.Redis], None] | None,
+    release_time: Callable[[str], float | None] | None,
+) -> Outcome:
+    """Start `processes`, wait until `expected` articles are placed; what the run did."""
+    memory_before = used_memory(client)
+    for process in processes:
+        process.start()
+    if before_wait is not None:
+        before_wait(client)
+    # CPU is counted from the first story event on: by then every service has started
+    # (imports cost each process a second or two), and it is work per article from there.
+    wait_for(lambda: client.xlen(STORIES_EVENTS) > 0, timeout_seconds, "a first story")
+    cpu_before, placed_before = cpu_snapshot(processes), client.xlen(STORIES_EVENTS)
+    redis_cpu_before, site_cpu_before = redis_cpu_seconds(client), time.process_time()
+    wait_until_placed(client, url, expected, timeout_seconds)
+    memory = measure_memory(processes, cpu_before)
+    memory_after = used_memory(client)
+    streams_bytes, rest_bytes = keys_memory(client)
+    redis_cpu = redis_cpu_seconds(client) - redis_cpu_before
+    site_cpu = time.process_time() - site_cpu_before
+    outcome = read_outcome(client, layout, release_time)
+    outcome.cpu_articles = outcome.articles - placed_before
     outcome.memory, outcome.redis_cpu, outcome.site_cpu = memory, redis_cpu, site_cpu
     if len(outcome.latencies) < outcome.alerts:
         missing = outcome.alerts - len(outcome.latencies)
@@ -543,7 +590,11 @@ def cleaner_solo(work: Path, site: CorpusSite, expected: int, timeout_seconds: f
 
 # --- report -----------------------------------------------------------------------------------
 
-LABELS = {"up": "one process (`newsmon up`)", "replicas": "2 replicas per stage"}
+LABELS = {
+    "up": "one process (`newsmon up`)",
+    "replicas": "2 replicas per stage",
+    "cluster": "2 replicas per stage, Redis Cluster (3 masters)",
+}
 
 
 def verdict(met: bool) -> str:
@@ -657,7 +708,10 @@ def main() -> None:
         " what a real news page of ../shared/eval/extraction costs (15-20 ms of CPU)",
     )
     parser.add_argument(
-        "--layouts", nargs="*", default=["up", "replicas"], choices=["up", "replicas"]
+        "--layouts",
+        nargs="*",
+        default=["up", "replicas", "cluster"],
+        choices=["up", "replicas", "cluster"],
     )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the services and redis-servers started here are stopped

@@ -38,7 +38,7 @@ DEAD_LETTER_RETENTION_SECONDS = 30 * 86_400
 """How long a dead letter stays on its `.dlq` stream by default (seconds): time to look at it,
 fix the cause and replay it; older ones are dropped as new ones arrive."""
 ALERTS_RETENTION_SECONDS = 30 * 86_400
-"""How long alerts stay on `alerts` and `alerts.<topic>` by default (seconds): the alert
+"""How long alerts stay on `alerts` and `{alerts}.<topic>` by default (seconds): the alert
 history subscribers can resume from; older entries are dropped as new alerts arrive."""
 
 _TOPIC_SLUG = re.compile(r"[^\w-]+")

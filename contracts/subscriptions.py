@@ -1,6 +1,6 @@
 """Configuration of alert subscribers (webhooks).
 
-Redis streams (`alerts`, `alerts.<topic>`) and the server-sent-events endpoint need no
+Redis streams (`alerts`, `{alerts}.<topic>`) and the server-sent-events endpoint need no
 subscription: any client may read them. A webhook subscriber gets every alert of its
 topics POSTed as JSON, signed with its secret, through its own delivery worker.
 """

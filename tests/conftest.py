@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 from harness import (
+    LocalRedisCluster,
     free_port,
     redis_servers_under,
     start_newsmon,
@@ -64,6 +66,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
     finally:
         stop_redis_servers_under(folder)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of three masters started from `redis-server` for this test (skipped,
+    saying why, where the binary is absent)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    nodes = LocalRedisCluster(executable, tmp_path / "cluster")
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Alerter app factory: consumes `stories.events`, keeps the stories read model, publishes
-`alerts` and `alerts.<topic>`, delivers to webhook subscribers, and serves the API and SSE
+`alerts` and `{alerts}.<topic>`, delivers to webhook subscribers, and serves the API and SSE
 under `/alerts` and `/stories` and the web page under `/ui`."""
 
 from __future__ import annotations

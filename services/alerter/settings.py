@@ -19,7 +19,7 @@ class AlerterSettings(BaseSettings):
     alerts_retention_seconds: float = Field(
         default=ALERTS_RETENTION_SECONDS,
         gt=0,
-        description="Alerts stay on `alerts` and `alerts.<topic>` this long (seconds), then go.",
+        description="Alerts stay on `alerts` and `{alerts}.<topic>` this long (seconds), then go.",
     )
     sent_ttl_seconds: int = Field(
         default=30 * 24 * 3600,

@@ -54,7 +54,7 @@ def dead_letter(
     payload: bytes,
     now: datetime,
 ) -> DeadLetter:
-    """The record parked in `<stream>.dlq` for a message that failed."""
+    """The record parked in `{<stream>}.dlq` for a message that failed."""
     return DeadLetter(
         stream=stream,
         entry_id=entry_id,

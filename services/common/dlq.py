@@ -4,8 +4,8 @@ A dead letter that came from a stream entry can be replayed: its payload goes
 back on the stream it failed on (as a new entry) and leaves the dead-letter
 stream. Dead letters of fetches (a broken feed or page, no entry id) record
 what failed; they are not messages and cannot be replayed. A webhook
-subscriber's dead letters (`alerts.webhook.<name>.dlq`) go back on
-`alerts.webhook.<name>`, which only that subscriber's worker reads: the other
+subscriber's dead letters (`{alerts}.webhook.<name>.dlq`) go back on
+`{alerts}.webhook.<name>`, which only that subscriber's worker reads: the other
 subscribers do not get the alert twice.
 """
 

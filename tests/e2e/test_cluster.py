@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -41,19 +39,6 @@ STORIES = int(os.environ.get("NEWSMON_CLUSTER_STORIES", "200"))
 COPIES = 4
 SEED_STORIES = 3
 SEED_PAGES = 5
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    nodes = LocalRedisCluster(executable, tmp_path / "cluster")
-    try:
-        nodes.start()
-        yield nodes
-    finally:
-        nodes.stop()
 
 
 def _client(cluster: LocalRedisCluster) -> RedisCluster:
@@ -92,7 +77,6 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
     expected = len(corpus) + SEED_PAGES
     topic_stories = {a.story for a in corpus if a.mentions_topic}
     logs = tmp_path / "logs"
-    logs.mkdir()
     with CorpusSite(corpus, items_per_feed=100) as site, SampleSite() as samples:
         sources = [
             f"  - name: wire-{k}\n    url: {url}\n    interval_seconds: 2\n"
@@ -108,9 +92,12 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
             encoding="utf-8",
         )
         names = ["fetcher", "cleaner", "detector", "detector", "alerter"]
-        services = [ServiceProcess(name, cluster.url, config, logs) for name in names]
-        for k, service in enumerate(services):
-            service.env["NEWSMON_CONSUMER_NAME"] = f"{service.name}-{k}"
+        services = []
+        for k, name in enumerate(names):
+            folder = logs / f"{name}-{k}"
+            folder.mkdir(parents=True)
+            services.append(ServiceProcess(name, cluster.url, config, folder))
+            services[-1].env["NEWSMON_CONSUMER_NAME"] = f"{name}-{k}"
         client = _client(cluster)
         try:
             for service in services:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 from conftest import newsmon_dlq
+from harness import LocalRedisCluster
 from prometheus_client import CollectorRegistry
 
 from contracts import TopicConfig
@@ -17,6 +18,7 @@ from services.common.bus import DATA_FIELD, dead_letter, encode, park
 from services.common.consumer import Consumer
 from services.common.errors import PermanentError
 from services.common.metrics import ConsumerMetrics
+from services.common.redis import connect
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +39,20 @@ FETCH_FAILURE = dead_letter(
 async def test_replay_after_a_fix_processes_what_was_parked(
     redis: aioredis.Redis, redis_url: str
 ) -> None:
+    await _replay_after_a_fix(redis, redis_url)
+
+
+async def test_replay_on_a_cluster_moves_letters_back_in_one_transaction(
+    cluster: LocalRedisCluster,
+) -> None:
+    redis = connect(cluster.url)
+    try:
+        await _replay_after_a_fix(redis, cluster.url)
+    finally:
+        await redis.aclose()
+
+
+async def _replay_after_a_fix(redis: aioredis.Redis, redis_url: str) -> None:
     handled: list[str] = []
     fixed = False
 
