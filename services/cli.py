@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dlq_show = dlq_commands.add_parser("show", help="one dead letter in full, as JSON")
     dlq_show.add_argument("stream")
-    dlq_show.add_argument("id", help="its id among the stream's dead letters, as `dlq list STREAM` prints it")
+    dlq_show.add_argument("id", help="its id, as `dlq list STREAM` prints it")
     dlq_replay = dlq_commands.add_parser("replay", help="put dead letters back on their stream")
     dlq_replay.add_argument("stream")
     dlq_replay.add_argument("ids", nargs="*", help="ids to replay (default with --all: every one)")

@@ -14,13 +14,21 @@ import time
 from dataclasses import dataclass
 
 import structlog
+from redis.exceptions import ClusterDownError, RedisClusterUnreachableError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = structlog.get_logger("newsmon.redis")
 
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
-"""Redis is away (or still loading its data): no message's or source's fault; wait for it."""
+REDIS_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    RedisClusterUnreachableError,
+)
+"""Redis is away (or still loading its data; on a cluster, a master is down or its slots are
+moving): no message's or source's fault; wait for it."""
 
 QUIET_SECONDS = 60.0
 """A report this long after the previous one starts a new outage, seconds."""
