@@ -55,7 +55,8 @@ async def test_replay_after_a_fix_processes_what_was_parked(
         clock=lambda: NOW,
     )
     for number, name in enumerate(("energy", "markets")):
-        await consumer.consume(f"{number + 1}-0", encode(TopicConfig(name=name, keywords=("k",))))
+        topic = TopicConfig(name=name, keywords=("kiwi",))
+        await consumer.consume(f"{number + 1}-0", encode(topic))
     await park(redis, FETCH_FAILURE)
 
     listed = newsmon_dlq(redis_url, "list", STREAM)
