@@ -188,9 +188,13 @@ def subscribe(
     consumer_name: str,
     polling_ms: int,
     max_in_flight: int = MAX_IN_FLIGHT,
+    *,
+    persistent: bool = True,
 ) -> StreamSubscriber:
     """Register `sub` on the broker (a running broker starts it only once told to: `await
-    subscriber.start()`); each entry is acknowledged after it was handled (`take`).
+    subscriber.start()`); each entry is acknowledged after it was handled (`take`). A
+    subscriber that is not `persistent` is forgotten by the broker once nothing refers to it
+    (one that comes and goes while the service runs).
 
     Each read takes at most `max_in_flight` entries (the subscription's own bound first), so
     a backlog is not pulled into memory and into the consumer's pending list at once (there
@@ -219,6 +223,7 @@ def subscribe(
         message_format=VerbatimFormat,
         decoder=the_message_itself,
         max_workers=sub.concurrency,  # FastStream: 1 is a plain subscriber
+        persistent=persistent,
     )
     subscriber(on_message)
     return cast(StreamSubscriber, subscriber)
@@ -457,6 +462,7 @@ class LiveSubscriptions:
                 self._consumer_name,
                 self._polling_ms,
                 self._max_in_flight,
+                persistent=False,
             )
             await subscriber.start()
             live.subscribers.append(subscriber)
@@ -479,7 +485,7 @@ class LiveSubscriptions:
             for handler in sub.in_flight.handlers:
                 handler.cancel()
         for subscriber in live.subscribers:
-            await subscriber.stop()  # FastStream keeps it listed (no public removal): stopped
+            await subscriber.stop()
         for task in live.tasks:
             task.cancel()
         await asyncio.gather(*live.tasks, return_exceptions=True)
