@@ -491,6 +491,10 @@ class LiveSubscriptions:
         await asyncio.gather(*live.tasks, return_exceptions=True)
         await live.exit.aclose()
 
+    def running(self) -> set[Hashable]:
+        """The keys whose subscriptions run now."""
+        return set(self._live)
+
     async def stop_all(self) -> None:
         for key in list(self._live):
             await self.stop(key)

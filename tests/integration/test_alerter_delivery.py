@@ -35,6 +35,7 @@ from services.alerter.core import SIGNATURE_HEADER, Lexicon, verify_signature
 from services.alerter.delivery import (
     RetryPolicy,
     WebhookDelivery,
+    WebhookSubscribers,
     ensure_webhook_group,
     webhook_dead_letter_stream,
     webhook_group,
@@ -413,6 +414,60 @@ async def test_replaying_a_webhook_dead_letter_redelivers_it_to_that_subscriber_
     assert other.alert_ids() == ["al-3"]
     assert await redis.xlen(dlq) == 0
     assert await redis.xlen(webhook_retry_stream("broken")) == 0
+
+
+async def test_subscribers_added_changed_and_removed_while_running_are_followed(
+    redis: aioredis.Redis, broker: RedisBroker
+) -> None:
+    """The alerter's path: the runtime follows the catalog's subscribers (API changes made on
+    any replica), starting, restarting and stopping their subscriptions."""
+    first, second = Receiver(), Receiver()
+    catalog = Catalog(
+        redis, NewsmonConfig(), key_prefix="test", lexicon=Lexicon(), lemmatize=lambda w, _: w
+    )
+    delivery = WebhookDelivery(
+        redis=redis,
+        policy=FAST_RETRIES,
+        metrics=AlerterMetrics(CollectorRegistry()),
+        consumer_metrics=ConsumerMetrics(CollectorRegistry()),
+        clock=utc_now,
+        allowed_private_hosts=LOCAL_RECEIVERS,
+    )
+    subscribers = WebhookSubscribers(
+        redis=redis, catalog=catalog, delivery=delivery, refresh_seconds=0.05
+    )
+    live = LiveSubscriptions(
+        broker, redis, consumer_name="alerter", reclaim_idle_seconds=60, max_deliveries=5
+    )
+
+    async def subscribe_then_alert(url: str, number: int, receiver: Receiver) -> None:
+        subscription = WebhookSubscription(name="ops", url=url, secret=SECRET)
+        await ensure_webhook_group(redis, "ops")  # as the API does
+        await catalog.put_subscription(subscription)
+        await _until(lambda: subscription in live.running())
+        await publish(redis, ALERTS, _alert(number))
+        await _until(lambda: receiver.received)
+
+    async with serving(_receiver_app(first=first, second=second), free_port()) as base:
+        follower = asyncio.create_task(live.follow(subscribers.dynamic()))
+        try:
+            await subscribe_then_alert(f"{base}/first", 1, first)
+            await subscribe_then_alert(f"{base}/second", 2, second)  # the URL changed
+            await catalog.delete_subscription("ops")
+            await _until(lambda: not live.running())
+            unread = await publish(redis, ALERTS, _alert(3))
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+    assert first.alert_ids() == ["al-1"] and second.alert_ids() == ["al-2"]
+    [group] = await redis.xinfo_groups(ALERTS)
+    last_read = group["last-delivered-id"].decode()
+    assert _id_parts(last_read) < _id_parts(unread)  # read by no one once removed
+
+
+def _id_parts(entry_id: str) -> tuple[int, int]:
+    milliseconds, sequence = entry_id.split("-")
+    return int(milliseconds), int(sequence)
 
 
 async def test_a_slow_receiver_does_not_delay_a_fast_one(
