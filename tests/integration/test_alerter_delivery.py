@@ -251,7 +251,9 @@ async def test_a_digest_subscriber_gets_one_signed_message_listing_the_alerts(
             for number in range(3):
                 await publish(redis, ALERTS, _alert(number))
             await _until(lambda: receiver.received)
-            await asyncio.sleep(0.5)
+            async with asyncio.timeout(30):  # all three acknowledged with that one message
+                while await _pending(redis, "daily"):
+                    await asyncio.sleep(0.02)
     ((body, header),) = receiver.received
     assert verify_signature(SECRET, header, body, now=int(datetime.now(UTC).timestamp()))
     digest = json.loads(body)
