@@ -4,8 +4,9 @@
    (each article joins its gold story) go through the live `AlertHandler` on Redis with 22
    topics (the built-in lexicon's concepts written in English, plus entity topics); prints
    events/s and alerts/s (new + update alerts actually published).
-2. Delivery: alerts published to `alerts` one every few ms, delivered by a `WebhookWorker`
-   to a receiver on 127.0.0.1; prints delivery latency p50/p99 (creation -> received).
+2. Delivery: alerts published to `alerts` one every few ms, delivered by a webhook
+   subscriber's subscriptions on the common consumer (a live broker) to a receiver on
+   127.0.0.1; prints delivery latency p50/p99 (creation -> received).
 
     python benchmarks/bench_alerter.py [--events 1200] [--deliveries 500]
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import socket
 import sys
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
+from faststream.redis import RedisBroker  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
@@ -44,14 +45,20 @@ from contracts.streams import ALERTS  # noqa: E402
 from contracts.subscriptions import WebhookSubscription  # noqa: E402
 from services.alerter.catalog import Catalog  # noqa: E402
 from services.alerter.core import UpdatePolicy  # noqa: E402
-from services.alerter.delivery import RetryPolicy, WebhookWorker, ensure_webhook_group  # noqa: E402
+from services.alerter.delivery import (  # noqa: E402
+    RetryPolicy,
+    WebhookDelivery,
+    ensure_webhook_group,
+)
 from services.alerter.handlers import AlertHandler  # noqa: E402
 from services.alerter.lexicon import load_lexicon, simplemma_lemma  # noqa: E402
 from services.alerter.metrics import AlerterMetrics  # noqa: E402
 from services.alerter.stories import StoryView  # noqa: E402
 from services.common.bus import publish  # noqa: E402
 from services.common.clock import utc_now  # noqa: E402
+from services.common.metrics import ConsumerMetrics  # noqa: E402
 from services.common.redis import connect, redis_url_for  # noqa: E402
+from services.common.runtime import LiveSubscriptions  # noqa: E402
 from tests.harness import GrowingStory  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "eval" / "stories" / "wmt-newstest.jsonl"
@@ -139,18 +146,23 @@ async def _latency(url: str, count: int) -> list[float]:
     while not server.started:
         await asyncio.sleep(0.01)
     await ensure_webhook_group(redis, "bench")
-    worker = WebhookWorker(
+    delivery = WebhookDelivery(
         redis=redis,
-        subscription=WebhookSubscription(
-            name="bench", url=f"http://127.0.0.1:{port}/hook", secret="bench-secret-0123456"
-        ),
         policy=RetryPolicy(max_attempts=3, base_seconds=0.1, max_seconds=1, timeout_seconds=5),
         metrics=AlerterMetrics(CollectorRegistry()),
+        consumer_metrics=ConsumerMetrics(CollectorRegistry()),
         clock=utc_now,
-        consumer_name="bench",
         allowed_private_hosts=("127.0.0.1:*",),  # the benchmark's own receiver
     )
-    task = asyncio.create_task(worker.run())
+    subscription = WebhookSubscription(
+        name="bench", url=f"http://127.0.0.1:{port}/hook", secret="bench-secret-0123456"
+    )
+    broker = RedisBroker(url, logger=None)
+    await broker.start()
+    live = LiveSubscriptions(
+        broker, redis, consumer_name="bench", reclaim_idle_seconds=60, max_deliveries=5
+    )
+    await live.start("bench", delivery.subscriptions(subscription))
     for number in range(count):
         alert = TopicAlert(
             alert_id=f"al-{number}",
@@ -167,9 +179,8 @@ async def _latency(url: str, count: int) -> list[float]:
         await asyncio.sleep(0.004)
     while len(latencies) < count:
         await asyncio.sleep(0.01)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await live.stop_all()
+    await broker.stop()
     server.should_exit = True
     await server_task
     await redis.aclose()

@@ -163,7 +163,9 @@ def _articles(per_lang: int) -> list[dict[str, str]]:
 
 
 def _keywords(articles: list[dict[str, str]], count: int) -> dict[str, list[str]]:
-    """Per language, keywords chosen from the articles without any lemmatiser."""
+    """Per language, keywords chosen from the articles without any lemmatiser (function words
+    left out: topics refuse them)."""
+    from contracts.keywords import function_word_languages
     from services.alerter.core import fold
 
     docs: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -185,7 +187,14 @@ def _keywords(articles: list[dict[str, str]], count: int) -> dict[str, list[str]
             (form for form, n in df.items() if 3 <= n < sizes[lang] / 3),
             key=lambda form: (-df[form], form),
         )
-        pool = [f for f in pool if len(f) >= 5 and f.isalpha() and family[f[:5]] >= 2]
+        pool = [
+            f
+            for f in pool
+            if len(f) >= 5
+            and f.isalpha()
+            and family[f[:5]] >= 2
+            and not function_word_languages(f, (lang,))
+        ]
         step = max(1, len(pool) // count)
         chosen[lang] = [spelled[lang, f].most_common(1)[0][0] for f in pool[::step][:count]]
     return chosen

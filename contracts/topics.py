@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import unicodedata
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from contracts.base import ConfigModel
+from contracts.keywords import function_word_refusal
 from contracts.streams import topic_slug
 
 MAX_TOPIC_NAME_CHARS = 80
@@ -20,6 +21,9 @@ MAX_TERM_CHARS = 100
 """Longest term or variant: a phrase, not a text."""
 MAX_TERMS_PER_TOPIC = 100
 """Most terms, variants included, in one topic: each is matched against every story."""
+STORED = {"stored": True}
+"""Validation context of a topic read back from storage: accepted when written, it is not
+refused now for a rule added since (function-word keywords)."""
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 """Control and format characters (NUL, newlines, bidirectional overrides such as U+202E),
 private-use and surrogate code points, line and paragraph separators."""
@@ -146,6 +150,24 @@ class TopicConfig(ConfigModel):
             raise ValueError(
                 f"a topic holds {count} terms and variants; at most {MAX_TERMS_PER_TOPIC}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _no_function_word_keywords(self, info: ValidationInfo) -> TopicConfig:
+        if (info.context or {}).get("stored"):
+            return self
+        for term in (*self.required_terms(), *self.optional_terms(), *self.excluded_terms()):
+            refusals = (
+                function_word_refusal(term.term, self.languages),
+                *(
+                    function_word_refusal(phrase, (lang,))
+                    for lang, phrases in term.variants.items()
+                    for phrase in phrases
+                ),
+            )
+            refusal = next((r for r in refusals if r), None)
+            if refusal:
+                raise ValueError(refusal)
         return self
 
     def required_terms(self) -> tuple[TermConfig, ...]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from contracts import StoryEvent
 from contracts.streams import GROUP_ALERTER, STORIES_EVENTS
-from contracts.subscriptions import WebhookSubscription
 from services.alerter.api import PREFIXES, create_api
 from services.alerter.catalog import Catalog
 from services.alerter.core import UpdatePolicy
-from services.alerter.delivery import DeliverySupervisor, RetryPolicy, WebhookWorker
+from services.alerter.delivery import RetryPolicy, WebhookDelivery, WebhookSubscribers
 from services.alerter.handlers import AlertHandler
 from services.alerter.keys import legacy_alerter_keys
 from services.alerter.lexicon import load_lexicon, simplemma_lemma
@@ -44,24 +43,18 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
         timeout_seconds=settings.webhook_timeout_seconds,
     )
 
-    def make_worker(subscription: WebhookSubscription) -> WebhookWorker:
-        return WebhookWorker(
-            redis=deps.redis,
-            subscription=subscription,
-            policy=retry,
-            metrics=metrics,
-            clock=deps.clock,
-            consumer_name=deps.settings.consumer_name,
-            allowed_private_hosts=deps.config.allowed_private_hosts,
-            reclaim_idle_seconds=deps.settings.reclaim_idle_seconds,
-            max_deliveries=deps.settings.max_deliveries,
-            dead_letter_retention_seconds=deps.settings.dead_letter_retention_seconds,
-        )
-
-    supervisor = DeliverySupervisor(
+    subscribers = WebhookSubscribers(
         redis=deps.redis,
         catalog=catalog,
-        make_worker=make_worker,
+        delivery=WebhookDelivery(
+            redis=deps.redis,
+            policy=retry,
+            metrics=metrics,
+            consumer_metrics=deps.consumer_metrics,
+            clock=deps.clock,
+            allowed_private_hosts=deps.config.allowed_private_hosts,
+            dead_letter_retention_seconds=deps.settings.dead_letter_retention_seconds,
+        ),
         refresh_seconds=settings.refresh_seconds,
     )
     view = StoryView(
@@ -87,7 +80,7 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
             min_new_sources=settings.update_min_new_sources,
             debounce_seconds=settings.update_debounce_seconds,
         ),
-        before_first=supervisor.ensure_groups,
+        before_first=subscribers.ensure_groups,
         alerts_retention_seconds=settings.alerts_retention_seconds,
     )
     api = create_api(
@@ -105,7 +98,7 @@ def create_service(deps: Deps, settings: AlerterSettings | None = None) -> Servi
     return Service(
         name=NAME,
         subscriptions=[Subscription(GROUP_ALERTER, consumer)],
-        tasks=[supervisor.run],
+        dynamic=[subscribers.dynamic()],
         legacy_keys=legacy_alerter_keys(settings.key_prefix),
         routes=[*((prefix, api) for prefix in PREFIXES), (WEB_PREFIX, web), ("/", web)],
     )

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from contracts import NewsmonConfig, TopicConfig
 from contracts.config import first_stream_clash
 from contracts.subscriptions import WebhookSubscription
+from contracts.topics import STORED
 from services.alerter.core import CompiledTopics, Lemmatize, Lexicon
 from services.alerter.keys import alerter_key
 
@@ -76,7 +77,8 @@ class Catalog:
         topics = await self._redis.hgetall(self._topics_key)
         subscriptions = await self._redis.hgetall(self._subscriptions_key)
         self._api_topics = tuple(
-            TopicConfig.model_validate_json(raw) for _, raw in sorted(topics.items())
+            TopicConfig.model_validate_json(raw, context=STORED)
+            for _, raw in sorted(topics.items())
         )
         self._api_subscriptions = tuple(
             WebhookSubscription.model_validate_json(raw) for _, raw in sorted(subscriptions.items())

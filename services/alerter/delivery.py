@@ -1,50 +1,43 @@
-"""Webhook delivery: one worker per subscriber, each reading `alerts` through its own
-consumer group, so a slow or dead endpoint only ever delays its own alerts.
+"""Webhook delivery, on the common stream consumer (`services.common.runtime`,
+`services.common.consumer`): each subscriber is two subscriptions of its own consumer group,
+one on `alerts`, one on its retry stream, so a slow or dead endpoint only ever delays its own
+alerts, and the runtime starts and stops them as subscribers come and go.
 
-A worker POSTs each alert (or, for a digest subscriber, one message listing the alerts of
-the last N minutes) signed with the subscriber's secret, retries failures with exponential
-backoff and jitter, and after the last attempt parks the alert in the subscriber's
-dead-letter stream `alerts.webhook.<name>.dlq`. An entry that is not a `TopicAlert` is
-parked there too (reason `invalid_message`). An entry is acknowledged only once it was
-delivered or parked, so a restarted alerter resumes where it stopped.
+Each alert is one signed POST per try (a digest subscriber's: one message listing the alerts
+gathered over `digest_minutes`, a batch of the common consumer); the consumer retries failures
+with exponential backoff and jitter and, after the last try, parks the alert in the
+subscriber's dead-letter stream `{alerts}.webhook.<name>.dlq` (reason `webhook_failed`). An entry
+that is not a `TopicAlert` is parked there too (`invalid_message`), and one delivered more than
+`max_deliveries` times (`too_many_deliveries`). An entry is acknowledged only once it was
+delivered or parked, so a restarted alerter resumes where it stopped; what a dead alerter held
+is taken over after the reclaim idle time, and what a live one holds (an alert retried for
+minutes, a digest being gathered) is kept from being taken over.
 
 Webhooks go out through the guarded network layer (`services.common.outbound`), as page
 fetches do: an endpoint on a private, loopback or link-local address is refused unless its
 host is in `allowed_private_hosts` (the alert is parked at once, no retry), redirects are not
 followed and proxy variables are ignored.
 
-Replay: the worker reads, with the same group, a second stream, `alerts.webhook.<name>`,
-the subscriber's retry stream. It is the `stream` of the subscriber's dead letters, so
-`newsmon dlq replay alerts.webhook.<name>` puts them back there and only this subscriber
+Replay: `{alerts}.webhook.<name>` is the `stream` of the subscriber's dead letters, so
+`newsmon dlq replay {alerts}.webhook.<name>` puts them back there and only this subscriber
 gets them again (`alerts` would reach every subscriber). Nothing else writes to it, and an
-entry is deleted from it once delivered or parked again.
-
-Dead workers: entries another consumer of the group (a worker killed, restarted under a new
-consumer name) left unacknowledged for the reclaim idle time are claimed and delivered, as
-the pipeline's reclaimer does (`services.common.streams.claim_idle`); one delivered more
-than `max_deliveries` times is parked (`too_many_deliveries`). A live worker keeps what it
-holds (a digest being gathered, an alert being retried for minutes) marked as just read, so
-another alerter's worker never takes it over.
+entry is deleted from it once delivered or parked again. Each subscription reads one stream:
+no command spans two keys (Redis Cluster).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import hashlib
 import json
 import random
-import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
 
 import httpx
 import redis.asyncio as aioredis
-import structlog
-from pydantic import ValidationError
-from redis.exceptions import RedisError, ResponseError
-from redis.typing import KeyT, StreamIdT
+from redis.exceptions import ResponseError
 
 from contracts import TopicAlert
 from contracts.streams import ALERTS, DEAD_LETTER_RETENTION_SECONDS, dead_letter_stream, hash_tag
@@ -52,31 +45,22 @@ from contracts.subscriptions import WebhookSubscription
 from services.alerter.catalog import Catalog
 from services.alerter.core import SIGNATURE_HEADER, is_retryable_status, sign
 from services.alerter.metrics import AlerterMetrics
-from services.common.backoff import backoff_seconds
-from services.common.bus import DATA_FIELD, dead_letter, park
 from services.common.clock import Clock
-from services.common.consumer import validation_summary
-from services.common.outage import REDIS_UNAVAILABLE, report_unavailable
+from services.common.consumer import Consumer
+from services.common.errors import PermanentError, TransientError
+from services.common.metrics import ConsumerMetrics
 from services.common.outbound import BlockedAddressError, guarded_client
-from services.common.streams import ClaimedEntry, claim_idle
+from services.common.runtime import DynamicSubscriptions, Subscription
 from services.common.tasks import raise_if_cancelled
 
 WEBHOOK_RETRY_SPREAD = 0.5
 """Webhook retries wait half to one and a half times the doubling delay: many alerts failing
 at once (a subscriber down) do not all retry at the same moment."""
-
-log = structlog.get_logger("newsmon.alerter.delivery")
+FAILED = "webhook_failed"
+"""The dead-letter reason of an alert the endpoint did not accept."""
 
 StreamResponse = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]]
 """What XREAD and XREADGROUP return: per stream, its entries (None for deleted ones)."""
-
-READ_BLOCK_MS = 1000
-READ_COUNT = 50
-RECLAIM_IDLE_SECONDS = 60.0
-"""Default of the idle time (seconds) after which another consumer's unacknowledged entries
-are claimed; the alerter passes NEWSMON_RECLAIM_IDLE_SECONDS."""
-MAX_DELIVERIES = 5
-"""Default of NEWSMON_MAX_DELIVERIES: deliveries of one entry before it is parked."""
 
 
 def webhook_group(name: str) -> str:
@@ -85,8 +69,8 @@ def webhook_group(name: str) -> str:
 
 
 def webhook_retry_stream(name: str) -> str:
-    """The subscriber's own stream, read by its worker only: where replayed dead letters go.
-    `{alerts}.webhook.<name>`: in the hash slot of `alerts`, as the worker reads both at once."""
+    """The subscriber's own stream, read by its group only: where replayed dead letters go.
+    `{alerts}.webhook.<name>`, named like the alerter's other streams (`keys.py`)."""
     return f"{hash_tag(ALERTS)}.webhook.{name}"
 
 
@@ -109,299 +93,143 @@ async def ensure_webhook_group(redis: aioredis.Redis, name: str) -> None:
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     max_attempts: int
+    """POSTs of one alert (or digest) before it is parked."""
     base_seconds: float
+    """Wait before the first retry, seconds; doubles each retry."""
     max_seconds: float
+    """Longest wait between two tries, seconds."""
     timeout_seconds: float
+    """One POST, seconds."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    stream: str
-    entry_id: str
-    body: bytes
-    alert: TopicAlert | None
-    problem: str
-    """Why `body` is not a `TopicAlert` ("" when it is one)."""
-    gone: bool = False
-    """Deleted from the stream while pending: nothing to deliver."""
+class WebhookDelivery:
+    """What every subscriber's delivery shares; `subscriptions` opens one subscriber's."""
 
+    redis: aioredis.Redis
+    policy: RetryPolicy
+    metrics: AlerterMetrics
+    consumer_metrics: ConsumerMetrics
+    clock: Clock
+    allowed_private_hosts: Collection[str]
+    dead_letter_retention_seconds: float = DEAD_LETTER_RETENTION_SECONDS
+    rng: random.Random = field(default_factory=random.Random)
 
-class WebhookWorker:
-    """Delivers one subscriber's alerts, in order, until cancelled."""
+    @contextlib.asynccontextmanager
+    async def subscriptions(
+        self, subscription: WebhookSubscription
+    ) -> AsyncIterator[Sequence[Subscription]]:
+        """The subscriber's subscriptions on `alerts` and on its retry stream, with an HTTP
+        client of their own for as long as they run."""
+        async with guarded_client(
+            allowed_private_hosts=self.allowed_private_hosts,
+            timeout=self.policy.timeout_seconds,
+            follow_redirects=False,
+        ) as http:
+            sender = _Sender(subscription, http, self.metrics, self.clock)
+            digest = subscription.digest_minutes
+            yield tuple(
+                Subscription(
+                    group=webhook_group(subscription.name),
+                    consumer=self._consumer(stream, sender),
+                    max_in_flight=None if digest else 1,
+                    batch_seconds=digest * 60 if digest else None,
+                    delete_acked=stream != ALERTS,
+                )
+                for stream in (ALERTS, webhook_retry_stream(subscription.name))
+            )
 
-    def __init__(
-        self,
-        *,
-        redis: aioredis.Redis,
-        subscription: WebhookSubscription,
-        policy: RetryPolicy,
-        metrics: AlerterMetrics,
-        clock: Clock,
-        consumer_name: str,
-        allowed_private_hosts: Collection[str],
-        reclaim_idle_seconds: float = RECLAIM_IDLE_SECONDS,
-        max_deliveries: int = MAX_DELIVERIES,
-        rng: random.Random | None = None,
-        dead_letter_retention_seconds: float = DEAD_LETTER_RETENTION_SECONDS,
-    ) -> None:
-        self._redis = redis
-        self._sub = subscription
-        self._policy = policy
-        self._metrics = metrics
-        self._clock = clock
-        self._consumer = consumer_name
-        self._reclaim_idle_ms = int(reclaim_idle_seconds * 1000)
-        self._reclaim_every = max(reclaim_idle_seconds / 4, 0.05)
-        self._max_deliveries = max_deliveries
-        self._rng = rng or random.Random()
-        self._group = webhook_group(subscription.name)
-        self._streams = (ALERTS, webhook_retry_stream(subscription.name))
-        self._channel = "digest" if subscription.digest_minutes else "webhook"
-        self._held: set[tuple[str, str]] = set()
-        """(stream, entry id) read and not yet acknowledged."""
-        self._allowed_private_hosts = allowed_private_hosts
-        self._dead_letter_retention_seconds = dead_letter_retention_seconds
+    def _consumer(self, stream: str, sender: _Sender) -> Consumer[TopicAlert]:
+        channel = sender.channel
 
-    async def run(self) -> None:
-        async with (
-            guarded_client(
-                allowed_private_hosts=self._allowed_private_hosts,
-                timeout=self._policy.timeout_seconds,
-                follow_redirects=False,
-            ) as http,
-            asyncio.TaskGroup() as tasks,
-        ):
-            tasks.create_task(self._keep_held(), name=f"webhook-keep:{self._sub.name}")
-            await self._deliver_forever(http)
+        def dead_lettered(reason: str) -> None:
+            self.metrics.deliveries.labels(channel, "dead_lettered").inc()
+            self.metrics.webhook_dead_letters.inc()
 
-    async def _deliver_forever(self, http: httpx.AsyncClient) -> None:
-        while True:
-            try:
-                await self._deliver_backlog(http)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                raise_if_cancelled()
-                log.exception("webhook worker failed; restarting", subscriber=self._sub.name)
-                await asyncio.sleep(1.0)
-
-    async def _deliver_backlog(self, http: httpx.AsyncClient) -> None:
-        """Deliver what this consumer read but never acknowledged (a restart), then new
-        entries as they come, and what other consumers of the group left idle."""
-        await ensure_webhook_group(self._redis, self._sub.name)
-        self._held.clear()
-        batch: list[_Entry] = []
-        for stream in self._streams:
-            cursor = "0"
-            while entries := await self._read({stream: cursor}, block_ms=None):
-                raise_if_cancelled()
-                cursor = entries[-1].entry_id
-                await self._take(entries, batch, http)
-        next_reclaim = 0.0
-        while True:
-            raise_if_cancelled()
-            if time.monotonic() >= next_reclaim:
-                await self._reclaim(batch, http)
-                next_reclaim = time.monotonic() + self._reclaim_every
-            new: dict[KeyT, StreamIdT] = {stream: ">" for stream in self._streams}
-            await self._take(await self._read(new, block_ms=self._block_ms(batch)), batch, http)
-            if batch and self._digest_due(batch):
-                await self._deliver(batch, http)
-                batch.clear()
-
-    async def _take(
-        self, entries: Sequence[_Entry], batch: list[_Entry], http: httpx.AsyncClient
-    ) -> None:
-        """Deliver, gather into the digest, park or skip each entry read or claimed."""
-        for entry in entries:
-            if entry.gone:
-                await self._ack([entry])
-            elif entry.alert is None:
-                await self._park([entry], "invalid_message", entry.problem)
-                await self._ack([entry])
-            elif not self._wants(entry.alert):
-                await self._ack([entry])
-                self._metrics.deliveries.labels(self._channel, "skipped").inc()
-            elif self._sub.digest_minutes:
-                batch.append(entry)
-            else:
-                await self._deliver([entry], http)
-
-    async def _reclaim(self, batch: list[_Entry], http: httpx.AsyncClient) -> None:
-        """Claim and handle entries other consumers of the group left unacknowledged."""
-        for stream in self._streams:
-            while claimed := await claim_idle(
-                self._redis,
-                stream,
-                self._group,
-                self._consumer,
-                min_idle_ms=self._reclaim_idle_ms,
-                count=READ_COUNT,
-            ):
-                for item in claimed:
-                    if (stream, item.entry_id) not in self._held:
-                        await self._take_claimed(stream, item, batch, http)
-
-    async def _take_claimed(
-        self, stream: str, item: ClaimedEntry, batch: list[_Entry], http: httpx.AsyncClient
-    ) -> None:
-        entry = _entry(stream, item.entry_id, {DATA_FIELD: item.body})
-        self._held.add((stream, entry.entry_id))
-        log.info(
-            "claimed webhook entry a consumer left idle",
-            subscriber=self._sub.name,
+        return Consumer(
+            service="alerter",
             stream=stream,
-            entry_id=entry.entry_id,
-            deliveries=item.deliveries,
+            model=TopicAlert,
+            handle=sender.send,
+            handle_batch=sender.send_many,
+            redis=self.redis,
+            metrics=self.consumer_metrics,
+            clock=self.clock,
+            attempts=self.policy.max_attempts,
+            retry_base_seconds=self.policy.base_seconds,
+            retry_max_seconds=self.policy.max_seconds,
+            retry_spread=WEBHOOK_RETRY_SPREAD,
+            rng=self.rng,
+            exhausted_reason=FAILED,
+            replay_stream=webhook_retry_stream(sender.subscription.name),
+            dead_letter_retention_seconds=self.dead_letter_retention_seconds,
+            on_retry=self.metrics.webhook_retries.inc,
+            on_dead_letter=dead_lettered,
         )
-        if item.deliveries > self._max_deliveries:
-            problem = f"delivered {item.deliveries} times without being acknowledged"
-            await self._park([entry], "too_many_deliveries", problem)
-            await self._ack([entry])
-        else:
-            await self._take([entry], batch, http)
 
-    async def _keep_held(self) -> None:
-        """Forever: mark the entries this worker holds as just read (XCLAIM JUSTID to itself:
-        idle time reset, delivery count unchanged), so no consumer claims them as idle."""
-        while True:
-            await asyncio.sleep(self._reclaim_every)
-            for stream in self._streams:
-                ids: list[StreamIdT] = [i for held, i in self._held if held == stream]
-                if not ids:
-                    continue
-                try:
-                    await self._redis.xclaim(
-                        stream, self._group, self._consumer, 0, ids, justid=True
-                    )
-                except REDIS_UNAVAILABLE as exc:
-                    report_unavailable(exc, subscriber=self._sub.name)
-                except RedisError as exc:
-                    log.warning(
-                        "cannot refresh held entries", subscriber=self._sub.name, error=str(exc)
-                    )
+
+@dataclass(frozen=True, slots=True)
+class _Sender:
+    """One try at delivering to one subscriber: returns once the endpoint accepted, raises
+    `TransientError` when a retry may pass, `PermanentError` when none will."""
+
+    subscription: WebhookSubscription
+    http: httpx.AsyncClient
+    metrics: AlerterMetrics
+    clock: Clock
+
+    @property
+    def channel(self) -> str:
+        return "digest" if self.subscription.digest_minutes else "webhook"
+
+    async def send(self, alert: TopicAlert) -> None:
+        """POST one alert, unless the subscriber does not follow its topic."""
+        await self.send_many([alert])
+
+    async def send_many(self, alerts: Sequence[TopicAlert]) -> None:
+        """POST the alerts the subscriber follows: one alert as itself, or, for a digest
+        subscriber, one message listing them."""
+        wanted = [alert for alert in alerts if self._wants(alert)]
+        self.metrics.deliveries.labels(self.channel, "skipped").inc(len(alerts) - len(wanted))
+        if not wanted:
+            return
+        if self.subscription.digest_minutes:
+            body = digest_body(self.subscription.name, wanted, self.clock())
+            delivery_id = "dg-" + _digest_id(wanted)
+        else:
+            [alert] = wanted
+            body, delivery_id = alert.model_dump_json().encode(), alert.alert_id
+        await self._post(body, delivery_id)
+        now = self.clock()
+        for alert in wanted:
+            self.metrics.deliveries.labels(self.channel, "delivered").inc()
+            self.metrics.delivery_seconds.labels(self.channel).observe(
+                max((now - alert.created_at).total_seconds(), 0.0)
+            )
 
     def _wants(self, alert: TopicAlert) -> bool:
-        return not self._sub.topics or alert.topic in self._sub.topics
+        return not self.subscription.topics or alert.topic in self.subscription.topics
 
-    def _block_ms(self, batch: Sequence[_Entry]) -> int:
-        if not batch or not self._sub.digest_minutes:
-            return READ_BLOCK_MS
-        due = _entry_ms(batch[0].entry_id) + self._sub.digest_minutes * 60_000
-        now_ms = self._clock().timestamp() * 1000
-        return int(min(READ_BLOCK_MS, max(due - now_ms, 1)))
-
-    def _digest_due(self, batch: Sequence[_Entry]) -> bool:
-        assert self._sub.digest_minutes is not None
-        age_ms = self._clock().timestamp() * 1000 - _entry_ms(batch[0].entry_id)
-        return age_ms >= self._sub.digest_minutes * 60_000
-
-    async def _read(self, streams: dict[KeyT, StreamIdT], *, block_ms: int | None) -> list[_Entry]:
-        response = await self._redis.xreadgroup(
-            self._group, self._consumer, streams, count=READ_COUNT, block=block_ms
-        )
-        entries = []
-        for raw_stream, stream_entries in cast(StreamResponse, response or []):
-            stream = _decode_id(raw_stream)
-            for raw_id, fields in stream_entries:
-                entry = _entry(stream, _decode_id(raw_id), fields)
-                self._held.add((stream, entry.entry_id))
-                entries.append(entry)
-        return entries
-
-    async def _deliver(self, entries: Sequence[_Entry], http: httpx.AsyncClient) -> None:
-        alerts = [entry.alert for entry in entries if entry.alert is not None]
-        if self._sub.digest_minutes:
-            body = digest_body(self._sub.name, alerts, self._clock())
-        else:
-            body = entries[0].body
-        error = await self._post(body, entries[-1].entry_id, http)
-        if error is None:
-            now = self._clock()
-            for alert in alerts:
-                self._metrics.deliveries.labels(self._channel, "delivered").inc()
-                self._metrics.delivery_seconds.labels(self._channel).observe(
-                    max((now - alert.created_at).total_seconds(), 0.0)
-                )
-        else:
-            await self._park(entries, "webhook_failed", error)
-        await self._ack(entries)
-
-    async def _park(self, entries: Sequence[_Entry], reason: str, error: str) -> None:
-        """Put entries in the subscriber's dead-letter stream, from where a replay puts
-        them on its retry stream."""
-        for entry in entries:
-            await park(
-                self._redis,
-                dead_letter(
-                    stream=webhook_retry_stream(self._sub.name),
-                    entry_id=entry.entry_id,
-                    service="alerter",
-                    reason=reason,
-                    error=error,
-                    payload=entry.body,
-                    now=self._clock(),
-                ),
-                retention_seconds=self._dead_letter_retention_seconds,
-            )
-            self._metrics.deliveries.labels(self._channel, "dead_lettered").inc()
-            self._metrics.webhook_dead_letters.inc()
-        log.error(
-            "webhook delivery dead-lettered",
-            subscriber=self._sub.name,
-            reason=reason,
-            error=error,
-            entries=len(entries),
-        )
-
-    async def _post(self, body: bytes, delivery_id: str, http: httpx.AsyncClient) -> str | None:
-        """POST until accepted; None on success, else the last error."""
-        error = "no attempt"
-        for attempt in range(1, self._policy.max_attempts + 1):
-            timestamp = int(self._clock().timestamp())
-            headers = {
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(self._sub.secret, timestamp, body),
-                "X-Newsmon-Delivery": delivery_id,
-            }
-            try:
-                response = await http.post(self._sub.url, content=body, headers=headers)
-            except BlockedAddressError as exc:
-                return f"refused: {exc}"  # the address will not change by retrying
-            except httpx.HTTPError as exc:
-                raise_if_cancelled()  # a timeout racing a cancel must not cost the retries
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.is_success:
-                    return None
-                error = f"HTTP {response.status_code}"
-                if not is_retryable_status(response.status_code):
-                    return error
-            if attempt < self._policy.max_attempts:
-                self._metrics.webhook_retries.inc()
-                await asyncio.sleep(
-                    backoff_seconds(
-                        attempt,
-                        base=self._policy.base_seconds,
-                        cap=self._policy.max_seconds,
-                        spread=WEBHOOK_RETRY_SPREAD,
-                        draw=self._rng.uniform(-1, 1),
-                    )
-                )
-        return error
-
-    async def _ack(self, entries: Sequence[_Entry]) -> None:
-        """Acknowledge entries; the retry stream's are also deleted (one reader only)."""
-        for stream in self._streams:
-            ids = [entry.entry_id for entry in entries if entry.stream == stream]
-            if not ids:
-                continue
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xack(stream, self._group, *ids)
-                if stream != ALERTS:
-                    pipe.xdel(stream, *ids)
-                await pipe.execute()
-            self._held.difference_update((stream, entry_id) for entry_id in ids)
+    async def _post(self, body: bytes, delivery_id: str) -> None:
+        timestamp = int(self.clock().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self.subscription.secret, timestamp, body),
+            "X-Newsmon-Delivery": delivery_id,
+        }
+        try:
+            response = await self.http.post(self.subscription.url, content=body, headers=headers)
+        except BlockedAddressError as exc:
+            raise PermanentError(FAILED, f"refused: {exc}") from exc  # retrying cannot help
+        except httpx.HTTPError as exc:
+            raise_if_cancelled()  # a timeout racing a cancel must not cost a try
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        if response.is_success:
+            return
+        error = f"HTTP {response.status_code}"
+        if is_retryable_status(response.status_code):
+            raise TransientError(error)
+        raise PermanentError(FAILED, error)
 
 
 def digest_body(subscriber: str, alerts: Sequence[TopicAlert], now: datetime) -> bytes:
@@ -416,74 +244,46 @@ def digest_body(subscriber: str, alerts: Sequence[TopicAlert], now: datetime) ->
     ).encode()
 
 
-def _entry(stream: str, entry_id: str, fields: dict[bytes, bytes] | None) -> _Entry:
-    """An entry as read: no fields means it was deleted from the stream while pending."""
-    if not fields:
-        return _Entry(stream, entry_id, b"", None, "deleted", gone=True)
-    body = fields.get(DATA_FIELD, b"")
-    try:
-        return _Entry(stream, entry_id, body, TopicAlert.model_validate_json(body), "")
-    except ValidationError as exc:
-        return _Entry(stream, entry_id, body, None, validation_summary(exc))
+def _digest_id(alerts: Sequence[TopicAlert]) -> str:
+    """16 hex digits naming the set of alerts a digest lists (the same on every try)."""
+    return hashlib.sha256(" ".join(a.alert_id for a in alerts).encode()).hexdigest()[:16]
 
 
-def _decode_id(raw_id: bytes | str) -> str:
-    return raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-
-
-def _entry_ms(entry_id: str) -> int:
-    return int(entry_id.split("-", 1)[0])
-
-
-class DeliverySupervisor:
-    """Keeps one running worker per current subscriber (config and API)."""
+class WebhookSubscribers:
+    """The webhook subscribers (config and API) as subscriptions for the runtime to run."""
 
     def __init__(
         self,
         *,
         redis: aioredis.Redis,
         catalog: Catalog,
-        make_worker: Callable[[WebhookSubscription], WebhookWorker],
+        delivery: WebhookDelivery,
         refresh_seconds: float,
     ) -> None:
         self._redis = redis
         self._catalog = catalog
-        self._make_worker = make_worker
+        self._delivery = delivery
         self._refresh_seconds = refresh_seconds
-        self._workers: dict[str, tuple[WebhookSubscription, asyncio.Task[None]]] = {}
         self._groups_ready = False
 
     async def ensure_groups(self) -> None:
-        """Create every subscriber's group before the first alert is sent (idempotent)."""
+        """Create every configured subscriber's group before the first alert is sent
+        (idempotent; the API creates the group of a subscriber it adds)."""
         if self._groups_ready:
             return
         for subscription in self._catalog.subscriptions:
             await ensure_webhook_group(self._redis, subscription.name)
         self._groups_ready = True
 
-    async def run(self) -> None:
-        try:
-            while True:
-                raise_if_cancelled()
-                await self._catalog.refresh()
-                await self.ensure_groups()
-                self._reconcile(self._catalog.subscriptions)
-                await asyncio.sleep(self._refresh_seconds)
-        finally:
-            for _, task in self._workers.values():
-                task.cancel()
-            for _, task in self._workers.values():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self._workers.clear()
+    async def wanted(self) -> tuple[WebhookSubscription, ...]:
+        """The subscribers now."""
+        await self._catalog.refresh()
+        await self.ensure_groups()
+        return self._catalog.subscriptions
 
-    def _reconcile(self, subscriptions: Sequence[WebhookSubscription]) -> None:
-        wanted = {sub.name: sub for sub in subscriptions}
-        for name, (sub, task) in list(self._workers.items()):
-            if wanted.get(name) != sub or task.done():
-                task.cancel()
-                del self._workers[name]
-        for name, sub in wanted.items():
-            if name not in self._workers:
-                task = asyncio.create_task(self._make_worker(sub).run(), name=f"webhook:{name}")
-                self._workers[name] = (sub, task)
+    def dynamic(self) -> DynamicSubscriptions[WebhookSubscription]:
+        return DynamicSubscriptions(
+            wanted=self.wanted,
+            open=self._delivery.subscriptions,
+            refresh_seconds=self._refresh_seconds,
+        )

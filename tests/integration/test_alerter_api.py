@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from harness import serving
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
 
 from contracts import NewsmonConfig, TopicConfig
 from contracts.streams import ALERTS
@@ -46,8 +48,8 @@ def _catalog(redis: aioredis.Redis) -> Catalog:
 READER = {"Authorization": "Bearer reader-token"}
 
 
-def _client(redis: aioredis.Redis, admin: str | None, read: str | None) -> httpx.AsyncClient:
-    app = create_api(
+def _app(redis: aioredis.Redis, admin: str | None, read: str | None) -> Starlette:
+    return create_api(
         redis=redis,
         catalog=_catalog(redis),
         metrics=AlerterMetrics(CollectorRegistry()),
@@ -61,6 +63,10 @@ def _client(redis: aioredis.Redis, admin: str | None, read: str | None) -> httpx
         ),
         heartbeat_seconds=0.2,
     )
+
+
+def _client(redis: aioredis.Redis, admin: str | None, read: str | None) -> httpx.AsyncClient:
+    app = _app(redis, admin, read)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://alerter")
 
 
@@ -139,6 +145,30 @@ async def test_topics_an_attacker_or_a_careless_operator_sends_are_refused(
     assert too_many.status_code == 422 and "at most 100" in too_many.json()["error"]
     names = {t["name"] for t in (await api.get("/alerts/topics", headers=AUTH)).json()}
     assert names == {"OpenAI"}
+
+
+async def test_a_keyword_of_function_words_gets_a_clear_refusal_and_nothing_is_stored(
+    redis: aioredis.Redis,
+) -> None:
+    refused: list[tuple[str, dict[str, object], str]] = [
+        ("news", {"keywords": ["the"]}, "'the'"),
+        ("nachrichten", {"keywords": ["Kanzler", "der die"]}, "'der die'"),
+        ("actualite", {"any_of": ["de la"], "languages": ["fr"]}, "'de la'"),
+    ]
+    async with (
+        serving(_app(redis, TOKEN, None)) as url,
+        httpx.AsyncClient(base_url=url, headers=AUTH) as client,
+    ):
+        for name, terms, keyword in refused:
+            response = await client.put(f"/alerts/topics/{name}", json={"name": name, **terms})
+            error = response.json()["error"]
+            assert response.status_code == 422 and keyword in error, error
+            assert "only function words" in error
+        us = await client.put("/alerts/topics/us", json={"name": "us", "keywords": ["US"]})
+        assert us.status_code == 200, us.text
+        names = {t["name"] for t in (await client.get("/alerts/topics")).json()}
+    assert names == {"OpenAI", "us"}
+    assert set(await redis.hkeys("test:api:topics")) == {b"us"}
 
 
 async def test_an_out_of_range_last_event_id_gets_a_clear_400(api: httpx.AsyncClient) -> None:

@@ -1,5 +1,7 @@
 """Webhooks against real HTTP receivers on 127.0.0.1, and SSE with a real HTTP client:
-retries, dead letters and their replay, workers dying mid-delivery, malformed alerts."""
+retries, dead letters and their replay, alerters dying mid-delivery, malformed alerts. Webhook
+subscribers run as the alerter runs them: subscriptions of the common stream consumer, started
+on a live FastStream broker."""
 
 from __future__ import annotations
 
@@ -7,19 +9,17 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import time
-import traceback
-import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 from conftest import newsmon_dlq
+from faststream.redis import RedisBroker
+from harness import free_port, serving
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,7 +34,8 @@ from services.alerter.catalog import Catalog
 from services.alerter.core import SIGNATURE_HEADER, Lexicon, verify_signature
 from services.alerter.delivery import (
     RetryPolicy,
-    WebhookWorker,
+    WebhookDelivery,
+    WebhookSubscribers,
     ensure_webhook_group,
     webhook_dead_letter_stream,
     webhook_group,
@@ -45,6 +46,8 @@ from services.alerter.stories import StoryView
 from services.common.bus import DATA_FIELD, publish
 from services.common.clock import utc_now
 from services.common.http_api import ApiTokens
+from services.common.metrics import ConsumerMetrics
+from services.common.runtime import LiveSubscriptions, Subscription
 
 pytestmark = pytest.mark.integration
 
@@ -79,34 +82,6 @@ class Receiver:
         return [TopicAlert.model_validate_json(body).alert_id for body, _ in self.received]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return cast(int, probe.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 def _receiver_app(**receivers: Receiver) -> Starlette:
     return Starlette(
         routes=[Route(f"/{n}", r.handle, methods=["POST"]) for n, r in receivers.items()]
@@ -127,8 +102,18 @@ def _alert(number: int, topic: str = "t") -> TopicAlert:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """One alerter's delivery to one subscriber."""
+
+    subscription: WebhookSubscription
+    policy: RetryPolicy = FAST_RETRIES
+    consumer: str = "test"
+    reclaim_idle_seconds: float = 60.0
+    allowed_private_hosts: tuple[str, ...] = LOCAL_RECEIVERS
+
+
 def _worker(
-    redis: aioredis.Redis,
     name: str,
     url: str,
     policy: RetryPolicy = FAST_RETRIES,
@@ -136,48 +121,61 @@ def _worker(
     consumer: str = "test",
     reclaim_idle_seconds: float = 60.0,
     allowed_private_hosts: tuple[str, ...] = LOCAL_RECEIVERS,
-) -> WebhookWorker:
-    return WebhookWorker(
-        redis=redis,
-        subscription=WebhookSubscription(name=name, url=url, secret=SECRET),
-        policy=policy,
-        metrics=AlerterMetrics(CollectorRegistry()),
-        clock=utc_now,
-        consumer_name=consumer,
-        allowed_private_hosts=allowed_private_hosts,
-        reclaim_idle_seconds=reclaim_idle_seconds,
+) -> Worker:
+    return Worker(
+        WebhookSubscription(name=name, url=url, secret=SECRET),
+        policy,
+        consumer,
+        reclaim_idle_seconds,
+        allowed_private_hosts,
     )
 
 
-@contextlib.asynccontextmanager
-async def running(*workers: WebhookWorker) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(worker.run()) for worker in workers]
+@pytest.fixture
+async def broker(redis: aioredis.Redis, redis_url: str) -> AsyncIterator[RedisBroker]:
+    """A running FastStream broker on the test's (emptied) Redis."""
+    broker = RedisBroker(redis_url, logger=None)
+    await broker.start()
     try:
-        yield
+        yield broker
     finally:
-        await _stop(tasks)
+        await broker.stop()
 
 
-async def _stop(tasks: list[asyncio.Task[None]], grace_seconds: float = 10.0) -> None:
-    """Cancel the workers; a worker still running after the grace period is reported (with
-    its stack) and cancelled again, so the test's own subject is what decides its outcome."""
-    for task in tasks:
-        task.cancel()
-    while True:
-        _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-        if not pending:
-            break
-        for task in pending:
-            stack = (
-                "".join(traceback.format_stack(task.get_stack()[-1])) if task.get_stack() else ""
+@contextlib.asynccontextmanager
+async def running(
+    broker: RedisBroker, redis: aioredis.Redis, *workers: Worker
+) -> AsyncIterator[list[Sequence[Subscription]]]:
+    """The workers' subscriptions, consumed until the block ends (as an alerter that stops:
+    what they held stays pending); yields each worker's subscriptions."""
+    lives: list[LiveSubscriptions] = []
+    started: list[Sequence[Subscription]] = []
+    try:
+        for worker in workers:
+            live = LiveSubscriptions(
+                broker,
+                redis,
+                consumer_name=worker.consumer,
+                reclaim_idle_seconds=worker.reclaim_idle_seconds,
+                max_deliveries=5,
+                polling_ms=100,
             )
-            warnings.warn(
-                f"webhook worker ignored cancellation; cancelling again\n{stack}", stacklevel=1
+            lives.append(live)
+            delivery = WebhookDelivery(
+                redis=redis,
+                policy=worker.policy,
+                metrics=AlerterMetrics(CollectorRegistry()),
+                consumer_metrics=ConsumerMetrics(CollectorRegistry()),
+                clock=utc_now,
+                allowed_private_hosts=worker.allowed_private_hosts,
             )
-            task.cancel()
-    for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            raise cast(BaseException, task.exception())
+            name = worker.subscription.name
+            started.append(await live.start(name, delivery.subscriptions(worker.subscription)))
+        yield started
+    finally:
+        async with asyncio.timeout(15):
+            for live in lives:
+                await live.stop_all()
 
 
 async def _until(condition: object, timeout: float = 30.0) -> None:
@@ -204,11 +202,13 @@ async def _pending(redis: aioredis.Redis, name: str, consumer: str | None = None
     return total
 
 
-async def test_webhook_body_is_signed_with_the_subscriber_secret(redis: aioredis.Redis) -> None:
+async def test_webhook_body_is_signed_with_the_subscriber_secret(
+    redis: aioredis.Redis, broker: RedisBroker
+) -> None:
     receiver = Receiver()
-    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+    async with serving(_receiver_app(hook=receiver), free_port()) as base:
         await ensure_webhook_group(redis, "a")
-        async with running(_worker(redis, "a", f"{base}/hook")):
+        async with running(broker, redis, _worker("a", f"{base}/hook")):
             await publish(redis, ALERTS, _alert(1))
             await _until(lambda: receiver.received)
     body, header = receiver.received[0]
@@ -219,11 +219,14 @@ async def test_webhook_body_is_signed_with_the_subscriber_secret(redis: aioredis
 
 async def test_a_receiver_down_for_a_while_gets_every_alert_once_back(
     redis: aioredis.Redis,
+    broker: RedisBroker,
 ) -> None:
     receiver = Receiver()
-    port = _free_port()
+    port = free_port()
     await ensure_webhook_group(redis, "down")
-    async with running(_worker(redis, "down", f"http://127.0.0.1:{port}/hook", OUTAGE_RETRIES)):
+    async with running(
+        broker, redis, _worker("down", f"http://127.0.0.1:{port}/hook", OUTAGE_RETRIES)
+    ):
         for number in range(5):
             await publish(redis, ALERTS, _alert(number))
         await asyncio.sleep(OUTAGE_SECONDS)
@@ -235,27 +238,22 @@ async def test_a_receiver_down_for_a_while_gets_every_alert_once_back(
 
 async def test_a_digest_subscriber_gets_one_signed_message_listing_the_alerts(
     redis: aioredis.Redis,
+    broker: RedisBroker,
 ) -> None:
     receiver = Receiver()
-    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+    async with serving(_receiver_app(hook=receiver), free_port()) as base:
         subscription = WebhookSubscription(
             name="daily", url=f"{base}/hook", secret=SECRET, digest_minutes=0.02
         )
-        worker = WebhookWorker(
-            redis=redis,
-            subscription=subscription,
-            policy=FAST_RETRIES,
-            metrics=AlerterMetrics(CollectorRegistry()),
-            clock=utc_now,
-            consumer_name="test",
-            allowed_private_hosts=LOCAL_RECEIVERS,
-        )
+        worker = Worker(subscription)
         await ensure_webhook_group(redis, "daily")
-        async with running(worker):
+        async with running(broker, redis, worker):
             for number in range(3):
                 await publish(redis, ALERTS, _alert(number))
             await _until(lambda: receiver.received)
-            await asyncio.sleep(0.5)
+            async with asyncio.timeout(30):  # all three acknowledged with that one message
+                while await _pending(redis, "daily"):
+                    await asyncio.sleep(0.02)
     ((body, header),) = receiver.received
     assert verify_signature(SECRET, header, body, now=int(datetime.now(UTC).timestamp()))
     digest = json.loads(body)
@@ -265,13 +263,14 @@ async def test_a_digest_subscriber_gets_one_signed_message_listing_the_alerts(
 
 async def test_a_permanently_failing_receiver_ends_in_the_dead_letter_stream(
     redis: aioredis.Redis,
+    broker: RedisBroker,
 ) -> None:
     receiver = Receiver(status=500)
     policy = RetryPolicy(max_attempts=3, base_seconds=0.01, max_seconds=0.05, timeout_seconds=5)
     dlq = webhook_dead_letter_stream("broken")
-    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+    async with serving(_receiver_app(hook=receiver), free_port()) as base:
         await ensure_webhook_group(redis, "broken")
-        async with running(_worker(redis, "broken", f"{base}/hook", policy)):
+        async with running(broker, redis, _worker("broken", f"{base}/hook", policy)):
             await publish(redis, ALERTS, _alert(7))
             await _until_stream(redis, dlq)
     assert len(receiver.received) == 3
@@ -283,15 +282,15 @@ async def test_a_permanently_failing_receiver_ends_in_the_dead_letter_stream(
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 async def test_a_webhook_to_an_internal_address_is_refused_and_parked_at_once(
-    redis: aioredis.Redis, host: str
+    redis: aioredis.Redis, broker: RedisBroker, host: str
 ) -> None:
     receiver = Receiver()
     dlq = webhook_dead_letter_stream("internal")
-    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+    async with serving(_receiver_app(hook=receiver), free_port()) as base:
         url = base.replace("127.0.0.1", host) + "/admin"
         await ensure_webhook_group(redis, "internal")
-        worker = _worker(redis, "internal", url, FAST_RETRIES, allowed_private_hosts=())
-        async with running(worker):
+        worker = _worker("internal", url, FAST_RETRIES, allowed_private_hosts=())
+        async with running(broker, redis, worker):
             await publish(redis, ALERTS, _alert(3))
             await _until_stream(redis, dlq)
     assert receiver.received == []  # nothing was posted, not even once
@@ -302,12 +301,13 @@ async def test_a_webhook_to_an_internal_address_is_refused_and_parked_at_once(
 
 async def test_what_a_killed_worker_was_delivering_is_delivered_by_another(
     redis: aioredis.Redis,
+    broker: RedisBroker,
 ) -> None:
     receiver = Receiver()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
     await ensure_webhook_group(redis, "hook")
-    async with running(_worker(redis, "hook", url, consumer="host-101")):  # receiver down
+    async with running(broker, redis, _worker("hook", url, consumer="host-101")):  # receiver down
         await publish(redis, ALERTS, _alert(1))
         async with asyncio.timeout(30):
             while not await _pending(redis, "hook", "host-101"):
@@ -315,7 +315,7 @@ async def test_what_a_killed_worker_was_delivering_is_delivered_by_another(
     # killed while retrying (unacknowledged); restarted under a new pid, so a new name
     async with (
         serving(_receiver_app(hook=receiver), port),
-        running(_worker(redis, "hook", url, consumer="host-202", reclaim_idle_seconds=0.3)),
+        running(broker, redis, _worker("hook", url, consumer="host-202", reclaim_idle_seconds=0.3)),
     ):
         await _until(lambda: receiver.received)
         async with asyncio.timeout(30):
@@ -326,28 +326,33 @@ async def test_what_a_killed_worker_was_delivering_is_delivered_by_another(
 
 
 async def test_an_alert_held_for_long_is_not_taken_over_by_a_second_worker(
-    redis: aioredis.Redis,
+    redis: aioredis.Redis, broker: RedisBroker
 ) -> None:
     receiver = Receiver()
     receiver.hold = asyncio.Event()
     idle = 0.2
     await ensure_webhook_group(redis, "held")
-    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+    async with serving(_receiver_app(hook=receiver), free_port()) as base:
         workers = [
-            _worker(redis, "held", f"{base}/hook", consumer=name, reclaim_idle_seconds=idle)
+            _worker("held", f"{base}/hook", consumer=name, reclaim_idle_seconds=idle)
             for name in ("alerter-1", "alerter-2")
         ]
-        scans = {worker: _count_reclaim_scans(worker) for worker in workers}
-        async with running(*workers):
+        async with running(broker, redis, *workers) as subscriptions:
             await publish(redis, ALERTS, _alert(1))
             await _until(lambda: receiver.requests == 1)
             [entry] = await redis.xpending_range(ALERTS, webhook_group("held"), "-", "+", 10)
             holder = entry["consumer"].decode()
-            [other] = [w for w in workers if w._consumer != holder]
-            # the receiver answers slowly, the POST goes on; meanwhile the other worker looks
+            [other] = [
+                subs[0].in_flight
+                for worker, subs in zip(workers, subscriptions, strict=True)
+                if worker.consumer != holder
+            ]
+            # the receiver answers slowly, the POST goes on; meanwhile the other alerter looks
             # three times for entries idle for longer than `idle`, as this one would be
             takeover_from = time.monotonic() + idle
-            await _until(lambda: sum(t >= takeover_from for t in scans[other]) >= 3)
+            await _until(lambda: time.monotonic() >= takeover_from)
+            scans = other.reclaim_scans
+            await _until(lambda: other.reclaim_scans >= scans + 3)
             [entry] = await redis.xpending_range(ALERTS, webhook_group("held"), "-", "+", 10)
             assert entry["consumer"].decode() == holder and entry["times_delivered"] == 1
             assert receiver.requests == 1
@@ -359,27 +364,15 @@ async def test_an_alert_held_for_long_is_not_taken_over_by_a_second_worker(
     assert receiver.alert_ids() == ["al-1"] and receiver.requests == 1
 
 
-def _count_reclaim_scans(worker: WebhookWorker) -> list[float]:
-    """When (monotonic) the worker looked for entries other consumers left idle."""
-    scans: list[float] = []
-    reclaim = worker._reclaim
-
-    async def counted(*args: Any) -> None:
-        scans.append(time.monotonic())
-        await reclaim(*args)
-
-    worker._reclaim = counted  # type: ignore[method-assign]
-    return scans
-
-
 async def test_a_malformed_alert_is_parked_as_invalid_and_the_next_delivered(
     redis: aioredis.Redis,
+    broker: RedisBroker,
 ) -> None:
     receiver = Receiver()
     dlq = webhook_dead_letter_stream("strict")
-    async with serving(_receiver_app(hook=receiver), _free_port()) as base:
+    async with serving(_receiver_app(hook=receiver), free_port()) as base:
         await ensure_webhook_group(redis, "strict")
-        async with running(_worker(redis, "strict", f"{base}/hook")):
+        async with running(broker, redis, _worker("strict", f"{base}/hook")):
             await redis.xadd(ALERTS, {DATA_FIELD: b'{"alert_id": 42}'})
             await publish(redis, ALERTS, _alert(2))
             await _until(lambda: receiver.received)
@@ -393,19 +386,19 @@ async def test_a_malformed_alert_is_parked_as_invalid_and_the_next_delivered(
 
 
 async def test_replaying_a_webhook_dead_letter_redelivers_it_to_that_subscriber_only(
-    redis: aioredis.Redis, redis_url: str
+    redis: aioredis.Redis, broker: RedisBroker, redis_url: str
 ) -> None:
     broken, other = Receiver(status=500), Receiver()
     once = RetryPolicy(max_attempts=1, base_seconds=0.01, max_seconds=0.01, timeout_seconds=5)
     dlq = webhook_dead_letter_stream("broken")
-    async with serving(_receiver_app(broken=broken, other=other), _free_port()) as base:
+    async with serving(_receiver_app(broken=broken, other=other), free_port()) as base:
         for name in ("broken", "other"):
             await ensure_webhook_group(redis, name)
         workers = (
-            _worker(redis, "broken", f"{base}/broken", once),
-            _worker(redis, "other", f"{base}/other", once),
+            _worker("broken", f"{base}/broken", once),
+            _worker("other", f"{base}/other", once),
         )
-        async with running(*workers):
+        async with running(broker, redis, *workers):
             await publish(redis, ALERTS, _alert(3))
             await _until_stream(redis, dlq)
             await _until(lambda: other.received)
@@ -425,14 +418,70 @@ async def test_replaying_a_webhook_dead_letter_redelivers_it_to_that_subscriber_
     assert await redis.xlen(webhook_retry_stream("broken")) == 0
 
 
-async def test_a_slow_receiver_does_not_delay_a_fast_one(redis: aioredis.Redis) -> None:
+async def test_subscribers_added_changed_and_removed_while_running_are_followed(
+    redis: aioredis.Redis, broker: RedisBroker
+) -> None:
+    """The alerter's path: the runtime follows the catalog's subscribers (API changes made on
+    any replica), starting, restarting and stopping their subscriptions."""
+    first, second = Receiver(), Receiver()
+    catalog = Catalog(
+        redis, NewsmonConfig(), key_prefix="test", lexicon=Lexicon(), lemmatize=lambda w, _: w
+    )
+    delivery = WebhookDelivery(
+        redis=redis,
+        policy=FAST_RETRIES,
+        metrics=AlerterMetrics(CollectorRegistry()),
+        consumer_metrics=ConsumerMetrics(CollectorRegistry()),
+        clock=utc_now,
+        allowed_private_hosts=LOCAL_RECEIVERS,
+    )
+    subscribers = WebhookSubscribers(
+        redis=redis, catalog=catalog, delivery=delivery, refresh_seconds=0.05
+    )
+    live = LiveSubscriptions(
+        broker, redis, consumer_name="alerter", reclaim_idle_seconds=60, max_deliveries=5
+    )
+
+    async def subscribe_then_alert(url: str, number: int, receiver: Receiver) -> None:
+        subscription = WebhookSubscription(name="ops", url=url, secret=SECRET)
+        await ensure_webhook_group(redis, "ops")  # as the API does
+        await catalog.put_subscription(subscription)
+        await _until(lambda: subscription in live.running())
+        await publish(redis, ALERTS, _alert(number))
+        await _until(lambda: receiver.received)
+
+    async with serving(_receiver_app(first=first, second=second), free_port()) as base:
+        follower = asyncio.create_task(live.follow(subscribers.dynamic()))
+        try:
+            await subscribe_then_alert(f"{base}/first", 1, first)
+            await subscribe_then_alert(f"{base}/second", 2, second)  # the URL changed
+            await catalog.delete_subscription("ops")
+            await _until(lambda: not live.running())
+            unread = await publish(redis, ALERTS, _alert(3))
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+    assert first.alert_ids() == ["al-1"] and second.alert_ids() == ["al-2"]
+    [group] = await redis.xinfo_groups(ALERTS)
+    last_read = group["last-delivered-id"].decode()
+    assert _id_parts(last_read) < _id_parts(unread)  # read by no one once removed
+
+
+def _id_parts(entry_id: str) -> tuple[int, int]:
+    milliseconds, sequence = entry_id.split("-")
+    return int(milliseconds), int(sequence)
+
+
+async def test_a_slow_receiver_does_not_delay_a_fast_one(
+    redis: aioredis.Redis, broker: RedisBroker
+) -> None:
     slow, fast = Receiver(), Receiver()
     slow.hold = asyncio.Event()
-    async with serving(_receiver_app(slow=slow, fast=fast), _free_port()) as base:
+    async with serving(_receiver_app(slow=slow, fast=fast), free_port()) as base:
         for name in ("slow", "fast"):
             await ensure_webhook_group(redis, name)
-        workers = (_worker(redis, "slow", f"{base}/slow"), _worker(redis, "fast", f"{base}/fast"))
-        async with running(*workers):
+        workers = (_worker("slow", f"{base}/slow"), _worker("fast", f"{base}/fast"))
+        async with running(broker, redis, *workers):
             for number in range(10):
                 await publish(redis, ALERTS, _alert(number))
             await _until(lambda: len(fast.received) == 10)
@@ -480,7 +529,7 @@ async def test_sse_reconnecting_with_last_event_id_loses_nothing(redis: aioredis
                     for number in range(5):
                         await publish(redis, stream, _alert(number, "OpenAI"))
 
-    async with serving(api, _free_port()) as base:
+    async with serving(api, free_port()) as base:
         auth = {"Authorization": "Bearer tok"}
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             assert (await client.get("/alerts/stream")).status_code == 401
@@ -511,7 +560,7 @@ async def test_live_streams_beyond_the_limit_get_503_until_one_closes(
     )
     auth = {"Authorization": "Bearer tok"}
     async with (
-        serving(api, _free_port()) as base,
+        serving(api, free_port()) as base,
         httpx.AsyncClient(base_url=base, timeout=10, headers=auth) as client,
     ):
         async with client.stream("GET", "/stories/stream") as first:

@@ -1,11 +1,13 @@
-"""The shared consumer: retries transient failures, parks permanent ones, takes over
-what a dead consumer left unacknowledged, and never holds more than a few entries."""
+"""The shared consumer: retries transient failures, parks permanent ones, handles batches as
+one, takes over what a dead consumer left unacknowledged but never what a live one holds, and
+never holds more than a few entries."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -20,13 +22,13 @@ from services.common.bus import DATA_FIELD, encode
 from services.common.consumer import Consumer
 from services.common.errors import PermanentError
 from services.common.metrics import ConsumerMetrics
-from services.common.runtime import Subscription, reclaim_stalled, subscribe
+from services.common.runtime import Subscription, keep_held, reclaim_stalled, subscribe
 
 pytestmark = pytest.mark.integration
 
 STREAM = "test.input"
 NOW = datetime(2025, 10, 9, tzinfo=UTC)
-MESSAGE = TopicConfig(name="t", keywords=("k",))
+MESSAGE = TopicConfig(name="t", keywords=("kiwi",))
 
 
 def make_consumer(
@@ -76,6 +78,72 @@ async def test_a_failure_that_persists_is_parked_with_the_error(redis: aioredis.
     )
     assert "index corrupt" in letter.error
     assert TopicConfig.model_validate_json(letter.payload) == MESSAGE
+
+
+async def test_a_batch_is_one_call_retried_and_parked_as_one_an_invalid_entry_alone(
+    redis: aioredis.Redis,
+) -> None:
+    calls: list[int] = []
+
+    async def endpoint_down(messages: Sequence[TopicConfig]) -> None:
+        calls.append(len(messages))
+        raise RuntimeError("HTTP 503")
+
+    async def unused(message: TopicConfig) -> None:
+        raise AssertionError("a batch is handled with handle_batch")
+
+    consumer = replace(
+        make_consumer(redis, unused, attempts=2),
+        handle_batch=endpoint_down,
+        exhausted_reason="webhook_failed",
+        replay_stream="test.retry",
+    )
+    batch = [("1-0", encode(MESSAGE)), ("2-0", b'{"name": 42}'), ("3-0", encode(MESSAGE))]
+    await consumer.consume_batch(batch)
+    assert calls == [2, 2]  # the two valid entries, tried twice as one
+    entries = await redis.xrange(dead_letter_stream("test.retry"))
+    letters = [DeadLetter.model_validate_json(fields[DATA_FIELD]) for _, fields in entries]
+    assert [(letter.entry_id, letter.reason) for letter in letters] == [
+        ("2-0", "invalid_message"),
+        ("1-0", "webhook_failed"),
+        ("3-0", "webhook_failed"),
+    ]
+    assert {letter.stream for letter in letters} == {"test.retry"}  # a replay goes there
+
+
+async def test_an_entry_held_for_long_is_not_reclaimed_by_another_consumer(
+    redis: aioredis.Redis,
+) -> None:
+    await redis.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    entry_id = (await redis.xadd(STREAM, {DATA_FIELD: encode(MESSAGE)})).decode()
+    await redis.xreadgroup("g", "slow", {STREAM: ">"})
+    handled: list[TopicConfig] = []
+
+    async def record(message: TopicConfig) -> None:
+        handled.append(message)
+
+    holder = Subscription("g", make_consumer(redis, record))
+    holder.in_flight.ids.add(entry_id)  # "slow" is handling it, for longer than the idle time
+    other = Subscription("g", make_consumer(redis, record))
+    tasks = [
+        asyncio.create_task(keep_held(redis, holder, "slow", interval_seconds=0.05)),
+        asyncio.create_task(
+            reclaim_stalled(
+                redis, other, "other", min_idle_ms=200, interval_seconds=0.05, max_deliveries=5
+            )
+        ),
+    ]
+    try:
+        async with asyncio.timeout(30):  # a second of scans, five times the idle time
+            while other.in_flight.reclaim_scans < 20:
+                await asyncio.sleep(0.05)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    [pending] = await redis.xpending_range(STREAM, "g", "-", "+", 10)
+    assert pending["consumer"] == b"slow" and pending["times_delivered"] == 1
+    assert handled == []
 
 
 async def test_a_permanent_failure_is_parked_at_once_with_its_reason(
@@ -208,7 +276,7 @@ async def test_a_consumer_holds_at_most_max_in_flight_entries_of_a_backlog(
 
     broker = RedisBroker(redis_url, logger=logging.getLogger("faststream"))
     sub = Subscription("g", make_consumer(redis, record))
-    subscribe(broker, sub, "c", polling_ms=50, max_in_flight=bound)
+    subscribe(broker, redis, sub, "c", polling_ms=50, max_in_flight=bound)
     await broker.start()
     try:
         async with asyncio.timeout(60):
@@ -247,7 +315,12 @@ async def test_a_concurrent_subscription_handles_entries_side_by_side_and_acks_e
 
     broker = RedisBroker(redis_url, logger=logging.getLogger("faststream"))
     subscribe(
-        broker, Subscription("g", make_consumer(redis, overlapping), concurrency=2), "c", 50, 5
+        broker,
+        redis,
+        Subscription("g", make_consumer(redis, overlapping), concurrency=2),
+        "c",
+        50,
+        5,
     )
     await broker.start()
     try:

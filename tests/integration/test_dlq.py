@@ -71,7 +71,8 @@ async def _replay_after_a_fix(redis: aioredis.Redis, redis_url: str) -> None:
         clock=lambda: NOW,
     )
     for number, name in enumerate(("energy", "markets")):
-        await consumer.consume(f"{number + 1}-0", encode(TopicConfig(name=name, keywords=("k",))))
+        topic = TopicConfig(name=name, keywords=("kiwi",))
+        await consumer.consume(f"{number + 1}-0", encode(topic))
     await park(redis, FETCH_FAILURE)
 
     listed = newsmon_dlq(redis_url, "list", STREAM)
