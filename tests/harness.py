@@ -22,7 +22,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import psutil
 import redis as sync_redis
@@ -176,7 +176,7 @@ class LocalHttpServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> LocalHttpServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

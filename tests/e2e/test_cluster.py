@@ -1,7 +1,8 @@
 """newsmon on a Redis Cluster of three masters, started here from `redis-server`: the four
 services as separate processes, the detector twice, each service killed with SIGKILL once
 in the middle of the run and started again; then every article is in exactly one story, the
-seeds make their three stories, and each (story, topic) was alerted once.
+seeds make their three stories, each (story, topic) was alerted once, and a webhook
+subscriber got every alert.
 
 The run is 800 synthetic articles (200 stories x 4 syndicated copies, one story in four
 about the topic) plus the five seed pages; NEWSMON_CLUSTER_STORIES changes the number.
@@ -12,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import cast
 
 import pytest
-from harness import LocalRedisCluster, ServiceProcess, wait_for
+from harness import LocalHttpServer, LocalRedisCluster, ServiceProcess, send, wait_for
 from redis.cluster import RedisCluster
 
 from contracts import StoryEvent, TopicAlert
@@ -39,6 +41,18 @@ STORIES = int(os.environ.get("NEWSMON_CLUSTER_STORIES", "200"))
 COPIES = 4
 SEED_STORIES = 3
 SEED_PAGES = 5
+
+
+class Hook(LocalHttpServer):
+    """A webhook subscriber: notes each delivery's id (the alert's) and answers 204."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[str] = []
+        super().__init__()
+
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        self.deliveries.append(handler.headers.get("X-Newsmon-Delivery", ""))
+        send(handler, 204)
 
 
 def _client(cluster: LocalRedisCluster) -> RedisCluster:
@@ -77,7 +91,7 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
     expected = len(corpus) + SEED_PAGES
     topic_stories = {a.story for a in corpus if a.mentions_topic}
     logs = tmp_path / "logs"
-    with CorpusSite(corpus, items_per_feed=100) as site, SampleSite() as samples:
+    with CorpusSite(corpus, items_per_feed=100) as site, SampleSite() as samples, Hook() as hook:
         sources = [
             f"  - name: wire-{k}\n    url: {url}\n    interval_seconds: 2\n"
             for k, url in enumerate([*site.feed_urls, samples.feed_url])
@@ -88,6 +102,8 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
             + "".join(sources)
             + f"topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
             "  - name: OpenAI\n    keywords: [OpenAI]\n"
+            f"subscriptions:\n  - name: ops\n    url: {hook.base_url}/hook\n"
+            "    secret: 0123456789abcdef0123\n"
             'allowed_private_hosts: ["127.0.0.1:*"]\n',
             encoding="utf-8",
         )
@@ -115,6 +131,11 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
                 300,
                 "every article placed and every stream drained",
             )
+            wait_for(
+                lambda: set(hook.deliveries) >= {a.alert_id for a in _alerts(client, ALERTS)},
+                120,
+                "every alert delivered to the webhook",
+            )
         finally:
             for service in services:
                 service.stop()
@@ -138,3 +159,4 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
     }
     assert dead == dict.fromkeys(CONSUMED_STREAMS, 0)
     assert all(service.starts == 2 for service in services)
+    assert set(hook.deliveries) == {a.alert_id for a in alerts}
