@@ -197,7 +197,7 @@ RULES: dict[str, tuple[str, object]] = {
     "join an article body split by ads": ("join_split_body", _unchanged_tree),
     "strip chrome (nav, footer, aside...) before extraction": ("strip_chrome", _unchanged_tree),
     "drop link lines and link lists": ("drop_link_lines", list),
-    "drop headline, dateline, deck": ("drop_headline", lambda blocks, title: blocks),
+    "drop headline, dateline, deck": ("drop_headline", lambda blocks, titles: blocks),
     "trim trailing furniture": ("trim_tail", lambda blocks: blocks),
 }
 """Each rule of the cleaner and how the ablation switches it off (the module attribute

@@ -55,6 +55,9 @@ LABEL_MAX_WORDS = 6  # a list title such as "Don't miss" or "Read more"
 SHOWN_ADDRESS = re.compile(r"https?://|www\.|@|\.(?:com|org|net)\b")  # a link showing its target
 URL_LINE = re.compile(r"^(?:https?://|www\.)\S+$")
 SHORT_BLOCK_WORDS = 30  # a headline-like line is at most this long
+TITLE_WORD_SHARE = 0.5  # an <h1> repeats the page's title when this share of its words is in it
+WORD = re.compile(r"\w+")
+HEAD_TITLE_META = frozenset({"og:title", "twitter:title"})
 DATELINE_MAX_WORDS = 20  # "Monday, 22 January 2018, 0:13 - By A. Writer - Category: Health"
 DATE_LIKE = re.compile(r"\b(?:1[89]|2[01])\d\d\b|\b\d{1,2}[:/]\d{2}\b")  # a year, 10:45, 5/10
 SENTENCE_STOPS = (".", "!", "?", "…", "。", "\uff01", "\uff1f")  # full stops, not quotes
@@ -265,6 +268,7 @@ def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | No
     prune_furniture(tree)
     join_split_body(tree)
     meta = page_metadata(tree, url)
+    head_titles = declared_titles(tree)
     strip_chrome(tree)
     options = copy(EXTRACTOR)
     options.url = options.source = url
@@ -272,7 +276,7 @@ def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | No
     if body is None:
         return empty_extraction("no_main_text", url)
     title = normalize_line(meta.title or "")
-    blocks = remove_boilerplate(blocks_of(body, links), title)
+    blocks = remove_boilerplate(blocks_of(body, links), head_titles or (title,))
     text = "\n".join(line.text for block in blocks for line in block.lines)
     if not title:
         title = next((block.text for block in blocks if block.kind == "head"), "")
@@ -712,10 +716,10 @@ def element_lines_of_text(text: str | None) -> list[str]:
     return [line for line in map(normalize_line, (text or "").split("\n")) if line]
 
 
-def remove_boilerplate(blocks: Sequence[Block], title: str) -> list[Block]:
+def remove_boilerplate(blocks: Sequence[Block], titles: Sequence[str]) -> list[Block]:
     """Drop links, the leading headline, and trailing furniture."""
     kept = drop_link_lines(blocks)
-    kept = drop_headline(kept, title)
+    kept = drop_headline(kept, titles)
     return trim_tail(kept)
 
 
@@ -762,16 +766,22 @@ def is_short_label(text: str) -> bool:
     return len(text.split()) <= LABEL_MAX_WORDS and not text.rstrip(".…").endswith(SENTENCE_END)
 
 
-def drop_headline(blocks: list[Block], title: str) -> list[Block]:
-    """Drop leading top-level headings, datelines, and lines repeating the page title or a URL."""
-    folded_title = title.casefold()
+def drop_headline(blocks: list[Block], titles: Sequence[str]) -> list[Block]:
+    """Drop the leading headline, datelines, and lines repeating the page's title or a URL.
+
+    `titles` are the ones the page declares in its head, else trafilatura's. A leading <h1>
+    is the headline when most of its words are the title's; another <h1> starts the text.
+    """
+    folded_titles = [title.casefold() for title in titles if title]
+    title_words = frozenset(WORD.findall(" ".join(folded_titles)))
     start = 0
     while start < len(blocks):
         block = blocks[start]
         text = block.text.casefold()
-        is_title = bool(folded_title) and (text in folded_title or folded_title in text)
+        is_title = any(text in title or title in text for title in folded_titles)
         sentence = text.endswith(".")  # a headline has no full stop; a first sentence has
-        headline = block.rend == "h1" or (is_title and len(block.lines) == 1 and not sentence)
+        top = block.rend == "h1" and (not title_words or repeats_title(text, title_words))
+        headline = top or (is_title and len(block.lines) == 1 and not sentence)
         if (headline and block.words <= SHORT_BLOCK_WORDS) or URL_LINE.match(text):
             start += 1
             continue
@@ -780,6 +790,30 @@ def drop_headline(blocks: list[Block], title: str) -> list[Block]:
             continue
         break
     return blocks[start:]
+
+
+def repeats_title(folded_text: str, head_words: frozenset[str]) -> bool:
+    """Whether TITLE_WORD_SHARE of a casefolded line's words are words of the page's title."""
+    words = WORD.findall(folded_text)
+    return sum(word in head_words for word in words) >= TITLE_WORD_SHARE * len(words) > 0
+
+
+def declared_titles(tree: HtmlElement) -> tuple[str, ...]:
+    """The titles a page declares in its head (<title>, og:title, twitter:title), normalised.
+
+    trafilatura's title is the body's only <h1> when meta tags name none, so it cannot tell
+    whether that <h1> is the headline; these can.
+    """
+    head = tree.find("head")
+    if head is None:
+        return ()
+    titles = []
+    for element in head.iterchildren("title", "meta"):
+        if element.tag == "title":
+            titles.append(text_of(element))
+        elif (element.get("property") or element.get("name") or "").lower() in HEAD_TITLE_META:
+            titles.append(element.get("content") or "")
+    return tuple(title for title in map(normalize_line, titles) if title)
 
 
 def is_standfirst(blocks: Sequence[Block], index: int) -> bool:
