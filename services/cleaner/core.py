@@ -20,9 +20,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
+from courlan import extract_domain
 from htmldate import find_date
 from lxml import etree
 from lxml.etree import XPath, _Element, strip_tags
@@ -264,7 +266,7 @@ def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | No
     """One trafilatura pass over a parsed tree, then newsmon's boilerplate rules."""
     strip_code(tree)
     declared = declared_language(tree, lang_hint)
-    links = anchor_texts(tree)
+    links = anchor_texts(tree, page_site(tree, url))
     prune_furniture(tree)
     join_split_body(tree)
     meta = page_metadata(tree, url)
@@ -500,15 +502,19 @@ def texts_outside(element: HtmlElement, removed: set[HtmlElement]) -> Iterator[s
             yield child.tail
 
 
-def anchor_texts(tree: HtmlElement) -> LinkTexts:
-    """Normalised texts of the page's links, to measure link density after extraction.
+def anchor_texts(tree: HtmlElement, site: str | None) -> LinkTexts:
+    """Normalised texts of the page's links within its own site, to measure link density
+    after extraction.
 
     trafilatura's own link output changes what it extracts, so links are read from the input.
+    Menus, related headlines and "read more" lists lead to the page's own site (`site`); a line
+    that links to another site cites a source, a product or a document, as articles do.
     """
     raw = {
         (anchor.text or "") if not len(anchor) else text_of(anchor)  # most links are one text
         for anchor in tree.iter("a")
-        if not anchor.get("href", "").startswith("#")  # a table of contents repeats headings
+        if not (href := anchor.get("href", "")).startswith("#")  # a table of contents
+        and not leads_elsewhere(href, site)
     }
     texts = (normalize_line(text) for text in raw)
     folded = frozenset(text.casefold() for text in texts if text and not SHOWN_ADDRESS.search(text))
@@ -517,6 +523,30 @@ def anchor_texts(tree: HtmlElement) -> LinkTexts:
         frozenset(text.split()[0] for text in folded),
         frozenset(text.split()[-1] for text in folded),
     )
+
+
+def page_site(tree: HtmlElement, url: str | None) -> str | None:
+    """The page's site: the registrable domain of its canonical address, else of `url`
+    ("bbc.co.uk" for https://www.bbc.co.uk/news/x), or its host name when it has none."""
+    address = extract_url(tree, url)
+    if not address:
+        return None
+    return extract_domain(address, fast=True) or host_of(address)
+
+
+def leads_elsewhere(href: str, site: str | None) -> bool:
+    """Whether a link's address is on another site than `site` (unknown: on none)."""
+    if site is None or not href.startswith(("http://", "https://", "//")):
+        return False
+    host = host_of(href)
+    return host is not None and host != site and not host.endswith("." + site)
+
+
+def host_of(address: str) -> str | None:
+    try:
+        return urlsplit(address).hostname
+    except ValueError:  # a malformed address, such as an unclosed IPv6 bracket
+        return None
 
 
 def text_of(element: HtmlElement) -> str:
