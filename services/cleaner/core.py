@@ -908,10 +908,12 @@ def is_trailing_label(block: Block) -> bool:
 
 
 def short_note_start(blocks: Sequence[Block]) -> int | None:
-    """Start of a trailing note: a label line then one to three short sentences.
+    """Start of a trailing note: a label line then one to three short sentences that name
+    none of the article's names.
 
     Placeholders such as "Loading the thread / Fetching the posts... / It takes seconds." look
-    like this; an article's last section has a heading element and longer paragraphs.
+    like this; an article's last section has a heading element and longer paragraphs, and a
+    short closing list (results, next fixtures, opening hours) names what the article names.
     """
     for size in range(2, SHORT_NOTE_MAX_BLOCKS + 1):
         if size >= len(blocks):
@@ -922,6 +924,9 @@ def short_note_start(blocks: Sequence[Block]) -> int | None:
             continue
         words = [block.words for block in zone]
         if max(words) <= SHORT_NOTE_WORDS and sum(words) <= SHORT_NOTE_TOTAL_WORDS:
+            article_names = proper_names(block.text for block in blocks[:-size])
+            if proper_names(block.text for block in zone) & article_names:
+                return None
             return len(blocks) - size
     return None
 
