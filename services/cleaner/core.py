@@ -56,6 +56,12 @@ MAX_LINK_LINE_WORDS = 40  # longer lines are prose even when they hold links
 LABEL_MAX_WORDS = 6  # a list title such as "Don't miss" or "Read more"
 SHOWN_ADDRESS = re.compile(r"https?://|www\.|@|\.(?:com|org|net)\b")  # a link showing its target
 URL_LINE = re.compile(r"^(?:https?://|www\.)\S+$")
+# characters of scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, kana,
+# CJK ideographs (Hangul is written with spaces); a word there is about two characters long
+UNSPACED_SCRIPT = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+)
+UNSPACED_CHARS_PER_WORD = 2
 SHORT_BLOCK_WORDS = 30  # a headline-like line is at most this long
 TITLE_WORD_SHARE = 0.5  # an <h1> repeats the page's title when this share of its words is in it
 WORD = re.compile(r"\w+")
@@ -154,7 +160,13 @@ class Block:
 
     @property
     def words(self) -> int:
-        return len(self.text.split())
+        return word_count(self.text)
+
+
+def word_count(text: str) -> int:
+    """Words in a line: space-separated tokens, and one more per UNSPACED_CHARS_PER_WORD
+    characters of a script written without spaces (Chinese, Japanese, Thai...)."""
+    return len(text.split()) + len(UNSPACED_SCRIPT.findall(text)) // UNSPACED_CHARS_PER_WORD
 
 
 def extract(html: str, *, url: str | None = None, lang_hint: str | None = None) -> Extraction:
@@ -793,7 +805,7 @@ def drop_orphan_label(blocks: list[Block]) -> None:
 
 
 def is_short_label(text: str) -> bool:
-    return len(text.split()) <= LABEL_MAX_WORDS and not text.rstrip(".…").endswith(SENTENCE_END)
+    return word_count(text) <= LABEL_MAX_WORDS and not text.rstrip(".…").endswith(SENTENCE_END)
 
 
 def drop_headline(blocks: list[Block], titles: Sequence[str]) -> list[Block]:
@@ -885,7 +897,7 @@ def trim_tail(blocks: list[Block]) -> list[Block]:
 
 def is_label_line(line: str) -> bool:
     """A headline or widget title: short and without sentence punctuation at the end."""
-    return len(line.split()) <= SHORT_BLOCK_WORDS and not line.endswith(SENTENCE_END)
+    return word_count(line) <= SHORT_BLOCK_WORDS and not line.endswith(SENTENCE_END)
 
 
 def trailing_labels_start(blocks: Sequence[Block]) -> int | None:
