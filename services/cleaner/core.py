@@ -773,6 +773,9 @@ def drop_link_lines(blocks: Sequence[Block]) -> list[Block]:
     """
     kept: list[Block] = []
     for block in blocks:
+        if block.kind == "table":  # a data table's cells link to what they name
+            kept.append(block)
+            continue
         if block.kind == "list" and is_link_list(block):
             drop_orphan_label(kept)
             continue
