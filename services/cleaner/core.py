@@ -54,6 +54,7 @@ TEASER_LINK_SHARE = 0.25  # a teaser item: a linked headline, then a line of sum
 MIN_TEASERS = 2  # a list of teasers has at least this many items
 MAX_LINK_LINE_WORDS = 40  # longer lines are prose even when they hold links
 LABEL_MAX_WORDS = 6  # a list title such as "Don't miss" or "Read more"
+LINK_HOST = re.compile(r"(?:https?:)?//([^/?#\s]+)", re.IGNORECASE)  # an absolute link's host
 SHOWN_ADDRESS = re.compile(r"https?://|www\.|@|\.(?:com|org|net)\b")  # a link showing its target
 URL_LINE = re.compile(r"^(?:https?://|www\.)\S+$")
 # characters of scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, kana,
@@ -278,10 +279,11 @@ def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | No
     """One trafilatura pass over a parsed tree, then newsmon's boilerplate rules."""
     strip_code(tree)
     declared = declared_language(tree, lang_hint)
-    links = anchor_texts(tree, page_site(tree, url))
+    anchors = page_anchors(tree)
     prune_furniture(tree)
     join_split_body(tree)
     meta = page_metadata(tree, url)
+    links = anchor_texts(anchors, site_of(meta.url or url))
     head_titles = declared_titles(tree)
     strip_chrome(tree)
     options = copy(EXTRACTOR)
@@ -514,20 +516,36 @@ def texts_outside(element: HtmlElement, removed: set[HtmlElement]) -> Iterator[s
             yield child.tail
 
 
-def anchor_texts(tree: HtmlElement, site: str | None) -> LinkTexts:
+def page_anchors(tree: HtmlElement) -> dict[str | None, set[str]]:
+    """The texts of the page's links by the host their address names (None: a relative one).
+
+    trafilatura's own link output changes what it extracts, so links are read from the input.
+    """
+    anchors: dict[str | None, set[str]] = {}
+    for anchor in tree.iter("a"):
+        href = anchor.get("href", "")
+        if href.startswith("#"):  # a table of contents repeats headings
+            continue
+        address = LINK_HOST.match(href)
+        text = (anchor.text or "") if not len(anchor) else text_of(anchor)  # most: one text
+        anchors.setdefault(address.group(1) if address else None, set()).add(text)
+    return anchors
+
+
+def anchor_texts(anchors: dict[str | None, set[str]], site: str | None) -> LinkTexts:
     """Normalised texts of the page's links within its own site, to measure link density
     after extraction.
 
-    trafilatura's own link output changes what it extracts, so links are read from the input.
     Menus, related headlines and "read more" lists lead to the page's own site (`site`); a line
     that links to another site cites a source, a product or a document, as articles do.
     """
-    raw = {
-        (anchor.text or "") if not len(anchor) else text_of(anchor)  # most links are one text
-        for anchor in tree.iter("a")
-        if not (href := anchor.get("href", "")).startswith("#")  # a table of contents
-        and not leads_elsewhere(href, site)
-    }
+    raw = set().union(
+        *(
+            texts
+            for host, texts in anchors.items()
+            if host is None or site is None or not is_elsewhere(host, site)
+        )
+    )
     texts = (normalize_line(text) for text in raw)
     folded = frozenset(text.casefold() for text in texts if text and not SHOWN_ADDRESS.search(text))
     return LinkTexts(
@@ -537,28 +555,24 @@ def anchor_texts(tree: HtmlElement, site: str | None) -> LinkTexts:
     )
 
 
-def page_site(tree: HtmlElement, url: str | None) -> str | None:
-    """The page's site: the registrable domain of its canonical address, else of `url`
-    ("bbc.co.uk" for https://www.bbc.co.uk/news/x), or its host name when it has none."""
-    address = extract_url(tree, url)
+def site_of(address: str | None) -> str | None:
+    """The registrable domain of an address ("bbc.co.uk" for https://www.bbc.co.uk/news/x),
+    or its host name when it has none (an IP address, localhost)."""
     if not address:
         return None
-    return extract_domain(address, fast=True) or host_of(address)
-
-
-def leads_elsewhere(href: str, site: str | None) -> bool:
-    """Whether a link's address is on another site than `site` (unknown: on none)."""
-    if site is None or not href.startswith(("http://", "https://", "//")):
-        return False
-    host = host_of(href)
-    return host is not None and host != site and not host.endswith("." + site)
-
-
-def host_of(address: str) -> str | None:
     try:
-        return urlsplit(address).hostname
+        return extract_domain(address, fast=True) or urlsplit(address).hostname
     except ValueError:  # a malformed address, such as an unclosed IPv6 bracket
         return None
+
+
+def is_elsewhere(host: str, site: str) -> bool:
+    """Whether a link's host, as written ("www.bbc.co.uk:443"), is outside `site`."""
+    try:
+        name = urlsplit(f"//{host}").hostname
+    except ValueError:  # a malformed address, such as an unclosed IPv6 bracket
+        return False
+    return name is not None and name != site and not name.endswith("." + site)
 
 
 def text_of(element: HtmlElement) -> str:
