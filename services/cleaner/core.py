@@ -69,6 +69,9 @@ WORD = re.compile(r"\w+")
 HEAD_TITLE_META = frozenset({"og:title", "twitter:title"})
 DATELINE_MAX_WORDS = 20  # "Monday, 22 January 2018, 0:13 - By A. Writer - Category: Health"
 DATE_LIKE = re.compile(r"\b(?:1[89]|2[01])\d\d\b|\b\d{1,2}[:/]\d{2}\b")  # a year, 10:45, 5/10
+# a sentence ending inside a line, before the next one: "... online censorship. Follow him"
+# (a word of 3+ letters before the stop, so "Mr. Smith" and "U.S. troops" are no sentence)
+INNER_SENTENCE_END = re.compile(r"[^\W\d_]{3}[.!?…]\s+[^\W\d_]|[。\uff01\uff1f]\S")
 SENTENCE_STOPS = (".", "!", "?", "…", "。", "\uff01", "\uff1f")  # full stops, not quotes
 SHORT_NOTE_WORDS = 20  # a line of a loader/teaser note is at most this long
 SHORT_NOTE_TOTAL_WORDS = 45
@@ -914,7 +917,11 @@ def trim_tail(blocks: list[Block]) -> list[Block]:
 
 def is_label_line(line: str) -> bool:
     """A headline or widget title: short and without sentence punctuation at the end."""
-    return word_count(line) <= SHORT_BLOCK_WORDS and not line.endswith(SENTENCE_END)
+    return (
+        word_count(line) <= SHORT_BLOCK_WORDS
+        and not line.endswith(SENTENCE_END)
+        and INNER_SENTENCE_END.search(line) is None
+    )
 
 
 def trailing_labels_start(blocks: Sequence[Block]) -> int | None:
