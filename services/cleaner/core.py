@@ -4,9 +4,10 @@ The page is parsed once; that tree is read for metadata (trafilatura's and htmld
 then stripped of what trafilatura would delete anyway and handed to one trafilatura pass. What
 trafilatura still lets through at the edges of an article (disclaimers, "you may also like"
 headline and teaser lists, widget headings, datelines, decks, "loading..." placeholders) is
-removed by newsmon's own rules, which look at structure only (link density, runs of short
-unpunctuated lines at the end, labelled notes that name none of the article's names), never at
-site-specific words.
+removed by newsmon's own rules, which look at structure only (density of links within the
+page's own site, a headline repeating the title the page declares, runs of short unpunctuated
+lines at the end, short notes that name none of the article's names), never at site-specific
+words.
 """
 
 from __future__ import annotations
