@@ -962,8 +962,8 @@ def short_note_start(blocks: Sequence[Block]) -> int | None:
         words = [block.words for block in zone]
         if max(words) <= SHORT_NOTE_WORDS and sum(words) <= SHORT_NOTE_TOTAL_WORDS:
             article_names = proper_names(block.text for block in blocks[:-size])
-            if proper_names(block.text for block in zone) & article_names:
-                return None
+            if not article_names or proper_names(block.text for block in zone) & article_names:
+                return None  # no names to tell by (a script without capitals), or shares one
             return len(blocks) - size
     return None
 
