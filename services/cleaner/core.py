@@ -171,7 +171,10 @@ class Block:
 def word_count(text: str) -> int:
     """Words in a line: space-separated tokens, and one more per UNSPACED_CHARS_PER_WORD
     characters of a script written without spaces (Chinese, Japanese, Thai...)."""
-    return len(text.split()) + len(UNSPACED_SCRIPT.findall(text)) // UNSPACED_CHARS_PER_WORD
+    words = len(text.split())
+    if text.isascii():  # most lines of most pages: no need to look for other scripts
+        return words
+    return words + len(UNSPACED_SCRIPT.findall(text)) // UNSPACED_CHARS_PER_WORD
 
 
 def extract(html: str, *, url: str | None = None, lang_hint: str | None = None) -> Extraction:
