@@ -4,9 +4,10 @@ The page is parsed once; that tree is read for metadata (trafilatura's and htmld
 then stripped of what trafilatura would delete anyway and handed to one trafilatura pass. What
 trafilatura still lets through at the edges of an article (disclaimers, "you may also like"
 headline and teaser lists, widget headings, datelines, decks, "loading..." placeholders) is
-removed by newsmon's own rules, which look at structure only (link density, runs of short
-unpunctuated lines at the end, labelled notes that name none of the article's names), never at
-site-specific words.
+removed by newsmon's own rules, which look at structure only (density of links within the
+page's own site, a headline repeating the title the page declares, runs of short unpunctuated
+lines at the end, short notes that name none of the article's names), never at site-specific
+words.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
+from courlan import extract_domain
 from htmldate import find_date
 from lxml import etree
 from lxml.etree import XPath, _Element, strip_tags
@@ -52,11 +55,24 @@ TEASER_LINK_SHARE = 0.25  # a teaser item: a linked headline, then a line of sum
 MIN_TEASERS = 2  # a list of teasers has at least this many items
 MAX_LINK_LINE_WORDS = 40  # longer lines are prose even when they hold links
 LABEL_MAX_WORDS = 6  # a list title such as "Don't miss" or "Read more"
+LINK_HOST = re.compile(r"(?:https?:)?//([^/?#\s]+)", re.IGNORECASE)  # an absolute link's host
 SHOWN_ADDRESS = re.compile(r"https?://|www\.|@|\.(?:com|org|net)\b")  # a link showing its target
 URL_LINE = re.compile(r"^(?:https?://|www\.)\S+$")
+# characters of scripts written without spaces between words: Thai, Lao, Myanmar, Khmer, kana,
+# CJK ideographs (Hangul is written with spaces); a word there is about two characters long
+UNSPACED_SCRIPT = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+)
+UNSPACED_CHARS_PER_WORD = 2
 SHORT_BLOCK_WORDS = 30  # a headline-like line is at most this long
+TITLE_WORD_SHARE = 0.5  # an <h1> repeats the page's title when this share of its words is in it
+WORD = re.compile(r"\w+")
+HEAD_TITLE_META = frozenset({"og:title", "twitter:title"})
 DATELINE_MAX_WORDS = 20  # "Monday, 22 January 2018, 0:13 - By A. Writer - Category: Health"
 DATE_LIKE = re.compile(r"\b(?:1[89]|2[01])\d\d\b|\b\d{1,2}[:/]\d{2}\b")  # a year, 10:45, 5/10
+# a sentence ending inside a line, before the next one: "... online censorship. Follow him"
+# (a word of 3+ letters before the stop, so "Mr. Smith" and "U.S. troops" are no sentence)
+INNER_SENTENCE_END = re.compile(r"[^\W\d_]{3}[.!?…]\s+[^\W\d_]|[。\uff01\uff1f]\S")
 SENTENCE_STOPS = (".", "!", "?", "…", "。", "\uff01", "\uff1f")  # full stops, not quotes
 SHORT_NOTE_WORDS = 20  # a line of a loader/teaser note is at most this long
 SHORT_NOTE_TOTAL_WORDS = 45
@@ -149,7 +165,16 @@ class Block:
 
     @property
     def words(self) -> int:
-        return len(self.text.split())
+        return word_count(self.text)
+
+
+def word_count(text: str) -> int:
+    """Words in a line: space-separated tokens, and one more per UNSPACED_CHARS_PER_WORD
+    characters of a script written without spaces (Chinese, Japanese, Thai...)."""
+    words = len(text.split())
+    if text.isascii():  # most lines of most pages: no need to look for other scripts
+        return words
+    return words + len(UNSPACED_SCRIPT.findall(text)) // UNSPACED_CHARS_PER_WORD
 
 
 def extract(html: str, *, url: str | None = None, lang_hint: str | None = None) -> Extraction:
@@ -261,10 +286,12 @@ def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | No
     """One trafilatura pass over a parsed tree, then newsmon's boilerplate rules."""
     strip_code(tree)
     declared = declared_language(tree, lang_hint)
-    links = anchor_texts(tree)
+    anchors = page_anchors(tree)
     prune_furniture(tree)
     join_split_body(tree)
     meta = page_metadata(tree, url)
+    links = anchor_texts(anchors, site_of(meta.url or url))
+    head_titles = declared_titles(tree)
     strip_chrome(tree)
     options = copy(EXTRACTOR)
     options.url = options.source = url
@@ -272,7 +299,7 @@ def extract_from_tree(tree: HtmlElement, *, url: str | None, lang_hint: str | No
     if body is None:
         return empty_extraction("no_main_text", url)
     title = normalize_line(meta.title or "")
-    blocks = remove_boilerplate(blocks_of(body, links), title)
+    blocks = remove_boilerplate(blocks_of(body, links), head_titles or (title,))
     text = "\n".join(line.text for block in blocks for line in block.lines)
     if not title:
         title = next((block.text for block in blocks if block.kind == "head"), "")
@@ -496,16 +523,36 @@ def texts_outside(element: HtmlElement, removed: set[HtmlElement]) -> Iterator[s
             yield child.tail
 
 
-def anchor_texts(tree: HtmlElement) -> LinkTexts:
-    """Normalised texts of the page's links, to measure link density after extraction.
+def page_anchors(tree: HtmlElement) -> dict[str | None, set[str]]:
+    """The texts of the page's links by the host their address names (None: a relative one).
 
     trafilatura's own link output changes what it extracts, so links are read from the input.
     """
-    raw = {
-        (anchor.text or "") if not len(anchor) else text_of(anchor)  # most links are one text
-        for anchor in tree.iter("a")
-        if not anchor.get("href", "").startswith("#")  # a table of contents repeats headings
-    }
+    anchors: dict[str | None, set[str]] = {}
+    for anchor in tree.iter("a"):
+        href = anchor.get("href", "")
+        if href.startswith("#"):  # a table of contents repeats headings
+            continue
+        address = LINK_HOST.match(href)
+        text = (anchor.text or "") if not len(anchor) else text_of(anchor)  # most: one text
+        anchors.setdefault(address.group(1) if address else None, set()).add(text)
+    return anchors
+
+
+def anchor_texts(anchors: dict[str | None, set[str]], site: str | None) -> LinkTexts:
+    """Normalised texts of the page's links within its own site, to measure link density
+    after extraction.
+
+    Menus, related headlines and "read more" lists lead to the page's own site (`site`); a line
+    that links to another site cites a source, a product or a document, as articles do.
+    """
+    raw = set().union(
+        *(
+            texts
+            for host, texts in anchors.items()
+            if host is None or site is None or not is_elsewhere(host, site)
+        )
+    )
     texts = (normalize_line(text) for text in raw)
     folded = frozenset(text.casefold() for text in texts if text and not SHOWN_ADDRESS.search(text))
     return LinkTexts(
@@ -513,6 +560,26 @@ def anchor_texts(tree: HtmlElement) -> LinkTexts:
         frozenset(text.split()[0] for text in folded),
         frozenset(text.split()[-1] for text in folded),
     )
+
+
+def site_of(address: str | None) -> str | None:
+    """The registrable domain of an address ("bbc.co.uk" for https://www.bbc.co.uk/news/x),
+    or its host name when it has none (an IP address, localhost)."""
+    if not address:
+        return None
+    try:
+        return extract_domain(address, fast=True) or urlsplit(address).hostname
+    except ValueError:  # a malformed address, such as an unclosed IPv6 bracket
+        return None
+
+
+def is_elsewhere(host: str, site: str) -> bool:
+    """Whether a link's host, as written ("www.bbc.co.uk:443"), is outside `site`."""
+    try:
+        name = urlsplit(f"//{host}").hostname
+    except ValueError:  # a malformed address, such as an unclosed IPv6 bracket
+        return False
+    return name is not None and name != site and not name.endswith("." + site)
 
 
 def text_of(element: HtmlElement) -> str:
@@ -712,10 +779,10 @@ def element_lines_of_text(text: str | None) -> list[str]:
     return [line for line in map(normalize_line, (text or "").split("\n")) if line]
 
 
-def remove_boilerplate(blocks: Sequence[Block], title: str) -> list[Block]:
+def remove_boilerplate(blocks: Sequence[Block], titles: Sequence[str]) -> list[Block]:
     """Drop links, the leading headline, and trailing furniture."""
     kept = drop_link_lines(blocks)
-    kept = drop_headline(kept, title)
+    kept = drop_headline(kept, titles)
     return trim_tail(kept)
 
 
@@ -727,6 +794,9 @@ def drop_link_lines(blocks: Sequence[Block]) -> list[Block]:
     """
     kept: list[Block] = []
     for block in blocks:
+        if block.kind == "table":  # a data table's cells link to what they name
+            kept.append(block)
+            continue
         if block.kind == "list" and is_link_list(block):
             drop_orphan_label(kept)
             continue
@@ -759,19 +829,25 @@ def drop_orphan_label(blocks: list[Block]) -> None:
 
 
 def is_short_label(text: str) -> bool:
-    return len(text.split()) <= LABEL_MAX_WORDS and not text.rstrip(".…").endswith(SENTENCE_END)
+    return word_count(text) <= LABEL_MAX_WORDS and not text.rstrip(".…").endswith(SENTENCE_END)
 
 
-def drop_headline(blocks: list[Block], title: str) -> list[Block]:
-    """Drop leading top-level headings, datelines, and lines repeating the page title or a URL."""
-    folded_title = title.casefold()
+def drop_headline(blocks: list[Block], titles: Sequence[str]) -> list[Block]:
+    """Drop the leading headline, datelines, and lines repeating the page's title or a URL.
+
+    `titles` are the ones the page declares in its head, else trafilatura's. A leading <h1>
+    is the headline when most of its words are the title's; another <h1> starts the text.
+    """
+    folded_titles = [title.casefold() for title in titles if title]
+    title_words = frozenset(WORD.findall(" ".join(folded_titles)))
     start = 0
     while start < len(blocks):
         block = blocks[start]
         text = block.text.casefold()
-        is_title = bool(folded_title) and (text in folded_title or folded_title in text)
+        is_title = any(text in title or title in text for title in folded_titles)
         sentence = text.endswith(".")  # a headline has no full stop; a first sentence has
-        headline = block.rend == "h1" or (is_title and len(block.lines) == 1 and not sentence)
+        top = block.rend == "h1" and (not title_words or repeats_title(text, title_words))
+        headline = top or (is_title and len(block.lines) == 1 and not sentence)
         if (headline and block.words <= SHORT_BLOCK_WORDS) or URL_LINE.match(text):
             start += 1
             continue
@@ -780,6 +856,30 @@ def drop_headline(blocks: list[Block], title: str) -> list[Block]:
             continue
         break
     return blocks[start:]
+
+
+def repeats_title(folded_text: str, head_words: frozenset[str]) -> bool:
+    """Whether TITLE_WORD_SHARE of a casefolded line's words are words of the page's title."""
+    words = WORD.findall(folded_text)
+    return sum(word in head_words for word in words) >= TITLE_WORD_SHARE * len(words) > 0
+
+
+def declared_titles(tree: HtmlElement) -> tuple[str, ...]:
+    """The titles a page declares in its head (<title>, og:title, twitter:title), normalised.
+
+    trafilatura's title is the body's only <h1> when meta tags name none, so it cannot tell
+    whether that <h1> is the headline; these can.
+    """
+    head = tree.find("head")
+    if head is None:
+        return ()
+    titles = []
+    for element in head.iterchildren("title", "meta"):
+        if element.tag == "title":
+            titles.append(text_of(element))
+        elif (element.get("property") or element.get("name") or "").lower() in HEAD_TITLE_META:
+            titles.append(element.get("content") or "")
+    return tuple(title for title in map(normalize_line, titles) if title)
 
 
 def is_standfirst(blocks: Sequence[Block], index: int) -> bool:
@@ -821,7 +921,11 @@ def trim_tail(blocks: list[Block]) -> list[Block]:
 
 def is_label_line(line: str) -> bool:
     """A headline or widget title: short and without sentence punctuation at the end."""
-    return len(line.split()) <= SHORT_BLOCK_WORDS and not line.endswith(SENTENCE_END)
+    return (
+        word_count(line) <= SHORT_BLOCK_WORDS
+        and not line.endswith(SENTENCE_END)
+        and INNER_SENTENCE_END.search(line) is None
+    )
 
 
 def trailing_labels_start(blocks: Sequence[Block]) -> int | None:
@@ -844,10 +948,12 @@ def is_trailing_label(block: Block) -> bool:
 
 
 def short_note_start(blocks: Sequence[Block]) -> int | None:
-    """Start of a trailing note: a label line then one to three short sentences.
+    """Start of a trailing note: a label line then one to three short sentences that name
+    none of the article's names.
 
     Placeholders such as "Loading the thread / Fetching the posts... / It takes seconds." look
-    like this; an article's last section has a heading element and longer paragraphs.
+    like this; an article's last section has a heading element and longer paragraphs, and a
+    short closing list (results, next fixtures, opening hours) names what the article names.
     """
     for size in range(2, SHORT_NOTE_MAX_BLOCKS + 1):
         if size >= len(blocks):
@@ -858,6 +964,9 @@ def short_note_start(blocks: Sequence[Block]) -> int | None:
             continue
         words = [block.words for block in zone]
         if max(words) <= SHORT_NOTE_WORDS and sum(words) <= SHORT_NOTE_TOTAL_WORDS:
+            article_names = proper_names(block.text for block in blocks[:-size])
+            if not article_names or proper_names(block.text for block in zone) & article_names:
+                return None  # no names to tell by (a script without capitals), or shares one
             return len(blocks) - size
     return None
 

@@ -521,3 +521,57 @@ def test_text_around_a_nested_list_stays_in_the_order_of_the_page() -> None:
         "The works were paid by the port: four hundred metres of breakwater, new wave sensors, "
         "and a new control room." in extract(page).text
     )
+
+
+def test_an_h1_that_repeats_no_declared_title_starts_the_text() -> None:
+    page = article(STORY).replace("<h1>Harbour reopens</h1>", "<h1>Sea wall repairs</h1>")
+    assert extract(page).text.startswith("Sea wall repairs")
+    shortened = page.replace("<h1>Sea wall repairs</h1>", "<h1>Marseille: harbour reopens</h1>")
+    assert extract(shortened).text.startswith(STORY[0])  # most of its words are the title's
+
+
+def test_a_line_linking_to_another_site_stays_but_one_to_the_own_site_goes() -> None:
+    canonical = '<link rel="canonical" href="https://www.harbour-news.example/reopens">'
+    cited = "Read the authority's full inspection report on the sea wall"
+    own = "Ferry strike ends after two days of talks in Marseille"
+    lines = (
+        f'<p><a href="https://port-authority.example/report.pdf">{cited}</a></p>'
+        f'<p><a href="https://harbour-news.example/strike">{own}</a></p>'
+    )
+    page = article(STORY, head=canonical).replace(
+        f"<p>{html.escape(STORY[1])}</p>", f"<p>{html.escape(STORY[1])}</p>{lines}"
+    )
+    text = extract(page).text
+    assert cited in text
+    assert own not in text
+
+
+def test_rows_of_a_data_table_stay_though_their_cells_are_links() -> None:
+    rows = "".join(
+        f'<tr><td><a href="/ports/{port}">Port of {port}</a></td><td>{ships}</td></tr>'
+        for port, ships in (("Toulon", 12), ("Nice", 7), ("Bastia", 9))
+    )
+    page = article(STORY).replace(
+        f"<p>{html.escape(STORY[2])}</p>", f"<table>{rows}</table><p>{html.escape(STORY[2])}</p>"
+    )
+    text = extract(page).text
+    assert all(f"Port of {port}" in text for port in ("Toulon", "Nice", "Bastia"))
+
+
+def test_a_closing_list_naming_the_story_stays_but_a_loader_note_goes() -> None:
+    fixtures = ["Up next", "First crossing to Corsica on Friday.", "Cargo from Sardinia on Monday."]
+    result = extract(article([*STORY, *fixtures]))
+    assert result.text.endswith(fixtures[-1])
+    loader = ["Loading the thread", "Fetching the posts from X.", "This takes a few seconds."]
+    assert "Loading" not in extract(article([*STORY, *loader])).text
+
+
+def test_a_closing_paragraph_without_a_full_stop_stays_in_chinese_and_in_a_bio() -> None:
+    chinese = [
+        "马赛港周二在海堤修复三周后重新开放北部港池\uff0c港务局表示渡轮已恢复正常时刻表。",
+        "工程师更换了四百米防波堤并安装了每分钟向控制室报告波浪负荷的传感器。",
+        "港务局将在十一月向市议会报告修复费用以及明年冬季之前需要完成的其他工程",
+    ]
+    assert extract(article(chinese, lang="zh")).text.endswith(chinese[-1])
+    bio = "Ana Ruiz covers ports for the paper. Follow her at ana@harbour-news.example"
+    assert extract(article([*STORY, bio])).text.endswith(bio)
