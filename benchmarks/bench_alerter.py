@@ -58,7 +58,7 @@ from services.common.bus import publish  # noqa: E402
 from services.common.clock import utc_now  # noqa: E402
 from services.common.metrics import ConsumerMetrics  # noqa: E402
 from services.common.redis import connect, redis_url_for  # noqa: E402
-from services.common.runtime import LiveSubscriptions  # noqa: E402
+from services.common.subscriptions import LiveSubscriptions  # noqa: E402
 from tests.harness import GrowingStory  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "eval" / "stories" / "wmt-newstest.jsonl"

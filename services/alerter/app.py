@@ -19,7 +19,8 @@ from services.alerter.stories import StoryView
 from services.alerter.web import PREFIX as WEB_PREFIX
 from services.alerter.web import create_web
 from services.common.http_api import ApiTokens
-from services.common.runtime import Deps, Service, Subscription
+from services.common.runtime import Deps, Service
+from services.common.subscriptions import Subscription
 
 NAME = "alerter"
 

@@ -50,7 +50,7 @@ from services.common.consumer import Consumer
 from services.common.errors import PermanentError, TransientError
 from services.common.metrics import ConsumerMetrics
 from services.common.outbound import BlockedAddressError, guarded_client
-from services.common.runtime import DynamicSubscriptions, Subscription
+from services.common.subscriptions import DynamicSubscriptions, Subscription
 from services.common.tasks import raise_if_cancelled
 
 WEBHOOK_RETRY_SPREAD = 0.5

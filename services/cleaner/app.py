@@ -7,7 +7,8 @@ from contracts.streams import ARTICLES_RAW, GROUP_CLEANER
 from services.cleaner.handlers import CleanHandler, ExtractionPool
 from services.cleaner.metrics import CleanerMetrics
 from services.cleaner.settings import CleanerSettings
-from services.common.runtime import Deps, Service, Subscription
+from services.common.runtime import Deps, Service
+from services.common.subscriptions import Subscription
 
 NAME = "cleaner"
 

@@ -10,8 +10,9 @@ import redis.asyncio as aioredis
 from contracts import CleanArticle
 from contracts.streams import ARTICLES_CLEAN, GROUP_DETECTOR
 from services.common.clock import Clock
-from services.common.runtime import BackgroundTask, Deps, Service, Subscription
-from services.common.tasks import raise_if_cancelled
+from services.common.runtime import Deps, Service
+from services.common.subscriptions import Subscription
+from services.common.tasks import BackgroundTask, raise_if_cancelled
 from services.detector.core import DEFAULT_PARAMS
 from services.detector.handlers import DetectHandler, count_open_stories, open_stories_key
 from services.detector.metrics import DetectorMetrics

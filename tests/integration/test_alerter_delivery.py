@@ -47,7 +47,7 @@ from services.common.bus import DATA_FIELD, publish
 from services.common.clock import utc_now
 from services.common.http_api import ApiTokens
 from services.common.metrics import ConsumerMetrics
-from services.common.runtime import LiveSubscriptions, Subscription
+from services.common.subscriptions import LiveSubscriptions, Subscription
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from services.common.bus import DATA_FIELD, encode
 from services.common.consumer import Consumer
 from services.common.errors import PermanentError
 from services.common.metrics import ConsumerMetrics
-from services.common.runtime import Subscription, keep_held, reclaim_stalled, subscribe
+from services.common.subscriptions import Subscription, keep_held, reclaim_stalled, subscribe
 
 pytestmark = pytest.mark.integration
 
