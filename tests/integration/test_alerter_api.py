@@ -18,6 +18,7 @@ from services.alerter.api import create_api
 from services.alerter.catalog import Catalog
 from services.alerter.core import Lexicon
 from services.alerter.delivery import webhook_group
+from services.alerter.keys import alerter_key
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.stories import StoryView
 from services.common.clock import utc_now
@@ -168,7 +169,7 @@ async def test_a_keyword_of_function_words_gets_a_clear_refusal_and_nothing_is_s
         assert us.status_code == 200, us.text
         names = {t["name"] for t in (await client.get("/alerts/topics")).json()}
     assert names == {"OpenAI", "us"}
-    assert set(await redis.hkeys("test:api:topics")) == {b"us"}
+    assert set(await redis.hkeys(alerter_key("test", "api", "topics"))) == {b"us"}
 
 
 async def test_an_out_of_range_last_event_id_gets_a_clear_400(api: httpx.AsyncClient) -> None:
