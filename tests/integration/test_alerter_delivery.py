@@ -457,19 +457,13 @@ async def test_subscribers_added_changed_and_removed_while_running_are_followed(
             await subscribe_then_alert(f"{base}/second", 2, second)  # the URL changed
             await catalog.delete_subscription("ops")
             await _until(lambda: not live.running())
-            unread = await publish(redis, ALERTS, _alert(3))
+            await publish(redis, ALERTS, _alert(3))
         finally:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
+    # the alert published once the subscriber was removed went to no one (a read the stopped
+    # subscriber had already sent to Redis may still have taken it: it stays pending, unsent)
     assert first.alert_ids() == ["al-1"] and second.alert_ids() == ["al-2"]
-    [group] = await redis.xinfo_groups(ALERTS)
-    last_read = group["last-delivered-id"].decode()
-    assert _id_parts(last_read) < _id_parts(unread)  # read by no one once removed
-
-
-def _id_parts(entry_id: str) -> tuple[int, int]:
-    milliseconds, sequence = entry_id.split("-")
-    return int(milliseconds), int(sequence)
 
 
 async def test_a_slow_receiver_does_not_delay_a_fast_one(
