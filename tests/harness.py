@@ -22,7 +22,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, cast
 
 import psutil
 import redis as sync_redis
@@ -40,15 +40,19 @@ from contracts import (
     StoryEvent,
     StoryMember,
     StorySnapshot,
+    TopicAlert,
 )
-from contracts.streams import ARTICLES_RAW, dead_letter_stream
+from contracts.streams import ALERTS, ARTICLES_RAW, STORIES_EVENTS, dead_letter_stream
 from services.common.bus import DATA_FIELD
 from services.common.clock import utc_now
 from services.common.metrics import ConsumerMetrics
+from services.common.pipeline import backlog
+from services.common.redis import connect
 from services.fetcher.handlers import Poller
 from services.fetcher.http import HttpClient, HttpxClient
 from services.fetcher.metrics import FetcherMetrics
 from services.fetcher.settings import FetcherSettings
+from services.samples.corpus import TOPIC_TERM
 
 # --- story events, as the detector announces them -------------------------------------------
 
@@ -247,6 +251,56 @@ def wait_for(condition: Callable[[], bool], timeout_seconds: float, what: str) -
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")
+
+
+# --- whole-pipeline runs ----------------------------------------------------------------------
+
+
+def corpus_config(path: Path, feed_urls: Iterable[str], extra_yaml: str = "") -> Path:
+    """A config polling `feed_urls` every 2 s, with the topics `energy` (the synthetic corpus's
+    topic word) and `OpenAI` (the seeds'), loopback allowed; `extra_yaml` appended."""
+    sources = "".join(
+        f"  - name: wire-{k}\n    url: {url}\n    interval_seconds: 2\n"
+        for k, url in enumerate(feed_urls)
+    )
+    path.write_text(
+        f"sources:\n{sources}"
+        f"topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
+        "  - name: OpenAI\n    keywords: [OpenAI]\n"
+        'allowed_private_hosts: ["127.0.0.1:*"]\n' + extra_yaml,
+        encoding="utf-8",
+    )
+    return path
+
+
+def placed_articles(client: sync_redis.Redis) -> dict[str, set[str]]:
+    """Article id -> the story ids the detectors announced it in."""
+    stories: dict[str, set[str]] = {}
+    for _, fields in client.xrange(STORIES_EVENTS):
+        event = StoryEvent.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
+        stories.setdefault(event.article.article_id, set()).add(event.story.story_id)
+    return stories
+
+
+def stream_alerts(client: sync_redis.Redis, stream: str = ALERTS) -> list[TopicAlert]:
+    """The alerts on `stream`, oldest first."""
+    return [
+        TopicAlert.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
+        for _, fields in client.xrange(stream)
+    ]
+
+
+def drained(url: str) -> bool:
+    """Whether every pipeline stream was read and acknowledged by its group."""
+
+    async def left() -> int:
+        client = connect(url)
+        try:
+            return await backlog(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(left()) == 0
 
 
 # --- processes -------------------------------------------------------------------------------

@@ -10,29 +10,32 @@ about the topic) plus the five seed pages; NEWSMON_CLUSTER_STORIES changes the n
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import cast
 
 import pytest
-from harness import LocalHttpServer, LocalRedisCluster, ServiceProcess, send, wait_for
+from harness import (
+    LocalHttpServer,
+    LocalRedisCluster,
+    ServiceProcess,
+    corpus_config,
+    drained,
+    placed_articles,
+    send,
+    stream_alerts,
+    wait_for,
+)
 from redis.cluster import RedisCluster
 
-from contracts import StoryEvent, TopicAlert
 from contracts.streams import (
-    ALERTS,
     CONSUMED_STREAMS,
     STORIES_EVENTS,
     dead_letter_stream,
     topic_alerts_stream,
 )
-from services.common.bus import DATA_FIELD
-from services.common.pipeline import backlog
-from services.common.redis import connect
-from services.samples.corpus import TOPIC_TERM, CorpusSite, synthetic_corpus
+from services.samples.corpus import CorpusSite, synthetic_corpus
 from services.samples.server import SampleSite
 
 pytestmark = pytest.mark.e2e
@@ -59,30 +62,6 @@ def _client(cluster: LocalRedisCluster) -> RedisCluster:
     return RedisCluster(host="127.0.0.1", port=cluster.ports[0])
 
 
-def _placed(client: RedisCluster) -> dict[str, set[str]]:
-    """Article id -> the story ids the detectors announced it in."""
-    stories: dict[str, set[str]] = defaultdict(set)
-    for _, fields in client.xrange(STORIES_EVENTS):
-        event = StoryEvent.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
-        stories[event.article.article_id].add(event.story.story_id)
-    return stories
-
-
-def _alerts(client: RedisCluster, stream: str) -> list[TopicAlert]:
-    return [
-        TopicAlert.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
-        for _, fields in client.xrange(stream)
-    ]
-
-
-async def _drained(url: str) -> bool:
-    client = connect(url)
-    try:
-        return await backlog(client) == 0
-    finally:
-        await client.aclose()
-
-
 @pytest.mark.timeout(900)
 def test_services_on_a_cluster_split_no_story_and_alert_once(
     cluster: LocalRedisCluster, tmp_path: Path
@@ -92,21 +71,12 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
     topic_stories = {a.story for a in corpus if a.mentions_topic}
     logs = tmp_path / "logs"
     with CorpusSite(corpus, items_per_feed=100) as site, SampleSite() as samples, Hook() as hook:
-        sources = [
-            f"  - name: wire-{k}\n    url: {url}\n    interval_seconds: 2\n"
-            for k, url in enumerate([*site.feed_urls, samples.feed_url])
-        ]
-        config = tmp_path / "newsmon.yaml"
-        config.write_text(
-            "sources:\n"
-            + "".join(sources)
-            + f"topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
-            "  - name: OpenAI\n    keywords: [OpenAI]\n"
+        hook_yaml = (
             f"subscriptions:\n  - name: ops\n    url: {hook.base_url}/hook\n"
             "    secret: 0123456789abcdef0123\n"
-            'allowed_private_hosts: ["127.0.0.1:*"]\n',
-            encoding="utf-8",
         )
+        feeds = [*site.feed_urls, samples.feed_url]
+        config = corpus_config(tmp_path / "newsmon.yaml", feeds, hook_yaml)
         names = ["fetcher", "cleaner", "detector", "detector", "alerter"]
         services = []
         for k, name in enumerate(names):
@@ -127,21 +97,21 @@ def test_services_on_a_cluster_split_no_story_and_alert_once(
                 service.kill()
                 service.start()
             wait_for(
-                lambda: len(_placed(client)) >= expected and asyncio.run(_drained(cluster.url)),
+                lambda: len(placed_articles(client)) >= expected and drained(cluster.url),
                 300,
                 "every article placed and every stream drained",
             )
             wait_for(
-                lambda: set(hook.deliveries) >= {a.alert_id for a in _alerts(client, ALERTS)},
+                lambda: set(hook.deliveries) >= {a.alert_id for a in stream_alerts(client)},
                 120,
                 "every alert delivered to the webhook",
             )
         finally:
             for service in services:
                 service.stop()
-        placed = _placed(client)
-        alerts = _alerts(client, ALERTS)
-        per_topic = {t: _alerts(client, topic_alerts_stream(t)) for t in ("energy", "OpenAI")}
+        placed = placed_articles(client)
+        alerts = stream_alerts(client)
+        per_topic = {t: stream_alerts(client, topic_alerts_stream(t)) for t in ("energy", "OpenAI")}
         dead = {stream: client.xlen(dead_letter_stream(stream)) for stream in CONSUMED_STREAMS}
 
     assert len(placed) == expected

@@ -13,7 +13,6 @@ Redis restarted under it, leaves no lease behind that keeps a feed unpolled.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -21,19 +20,24 @@ from collections import defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import cast
 
 import pytest
 import redis as sync_redis
-from harness import LocalHttpServer, RedisServer, ServiceProcess, send, wait_for
+from harness import (
+    LocalHttpServer,
+    RedisServer,
+    ServiceProcess,
+    corpus_config,
+    drained,
+    placed_articles,
+    send,
+    stream_alerts,
+    wait_for,
+)
 
-from contracts import StoryEvent, TopicAlert
-from contracts.streams import ALERTS, CONSUMED_STREAMS, STORIES_EVENTS, dead_letter_stream
+from contracts.streams import CONSUMED_STREAMS, STORIES_EVENTS, dead_letter_stream
 from services.cli import SERVICE_NAMES
-from services.common.bus import DATA_FIELD
-from services.common.pipeline import backlog
-from services.common.redis import connect
-from services.samples.corpus import TOPIC_TERM, CorpusSite, synthetic_corpus
+from services.samples.corpus import CorpusSite, synthetic_corpus
 from services.samples.server import SampleSite
 
 pytestmark = pytest.mark.e2e
@@ -53,15 +57,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def placed_articles(client: sync_redis.Redis) -> dict[str, set[str]]:
-    """Article id -> the story ids the detector announced it in."""
-    stories: dict[str, set[str]] = defaultdict(set)
-    for _, fields in client.xrange(STORIES_EVENTS):
-        event = StoryEvent.model_validate_json(cast(dict[bytes, bytes], fields)[DATA_FIELD])
-        stories[event.article.article_id].add(event.story.story_id)
-    return stories
-
-
 @pytest.mark.timeout(900)
 def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
     redis_server: RedisServer, tmp_path: Path
@@ -72,19 +67,8 @@ def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
     logs = tmp_path / "logs"
     logs.mkdir()
     with CorpusSite(corpus, items_per_feed=100) as site, SampleSite() as samples:
-        sources = [
-            f"  - name: wire-{k}\n    url: {url}\n    interval_seconds: 2\n"
-            for k, url in enumerate([*site.feed_urls, samples.feed_url])
-        ]
-        config = tmp_path / "newsmon.yaml"
-        config.write_text(
-            "sources:\n"
-            + "".join(sources)
-            + f"topics:\n  - name: energy\n    keywords: [{TOPIC_TERM}]\n"
-            "  - name: OpenAI\n    keywords: [OpenAI]\n"
-            'allowed_private_hosts: ["127.0.0.1:*"]\n',
-            encoding="utf-8",
-        )
+        feeds = [*site.feed_urls, samples.feed_url]
+        config = corpus_config(tmp_path / "newsmon.yaml", feeds)
         services = {
             name: ServiceProcess(name, redis_server.url, config, logs) for name in SERVICE_NAMES
         }
@@ -113,7 +97,7 @@ def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
             wait_for(
                 lambda: (
                     client.xlen(STORIES_EVENTS) >= expected_articles
-                    and asyncio.run(_drained(redis_server.url))
+                    and drained(redis_server.url)
                     and len(placed_articles(client)) >= expected_articles
                 ),
                 300,
@@ -124,12 +108,9 @@ def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
                 service.stop()
         # every service has exited: what is in Redis now is all there will ever be
         articles = placed_articles(client)
-        alerts = [
-            TopicAlert.model_validate_json(cast(dict[bytes, bytes], f)[DATA_FIELD])
-            for _, f in client.xrange(ALERTS)
-        ]
+        alerts = stream_alerts(client)
         dead = {s: client.xlen(dead_letter_stream(s)) for s in CONSUMED_STREAMS}
-        drained_after_stop = asyncio.run(_drained(redis_server.url))
+        drained_after_stop = drained(redis_server.url)
 
     assert drained_after_stop, "an entry was left unread or unacknowledged"
 
@@ -145,14 +126,6 @@ def test_kills_and_a_redis_restart_lose_nothing_and_repeat_no_alert(
     assert len(alerts) == len({(a.story_id, a.topic) for a in alerts}), "an alert was sent twice"
     assert dead == dict.fromkeys(CONSUMED_STREAMS, 0)
     assert all(service.starts == 2 for service in services.values())
-
-
-async def _drained(url: str) -> bool:
-    client = connect(url)
-    try:
-        return await backlog(client) == 0
-    finally:
-        await client.aclose()
 
 
 class HoldingFeeds(LocalHttpServer):
