@@ -31,6 +31,7 @@ def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Serv
         prefix=settings.key_prefix,
         story_ttl_seconds=max(settings.story_ttl_seconds, int(settings.close_after_hours * 3600)),
         window_hours=settings.close_after_hours,
+        stats_period_seconds=settings.stats_period_seconds,
     )
     metrics = DetectorMetrics(deps.registry)
     open_stories = open_stories_key(settings.key_prefix)

@@ -10,8 +10,11 @@ Both stores follow one optimistic protocol so `place_article` is the single deci
 writes the decision only if it is still valid (a new story: no commit since then touched the
 posting lists it read or writes; a join: the story was not rewritten since), else it reports a
 conflict and the caller looks up again. What a commit writes is planned once for both
-(`plan_write`). This module holds the protocol, the planning and the in-memory store; the
-Redis store is `redis_index.RedisStoryIndex` (its data format: `stored`).
+(`plan_write`). Both count anchors in statistics generations (`Generation`): a commit counts in
+the generation of its time, a lookup reads that one and the one before, so the statistics cover
+the last one to two periods and older counts are dropped whole. This module holds the
+protocol, the planning and the in-memory store; the Redis store is
+`redis_index.RedisStoryIndex` (its data format: `stored`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ POSTING_FETCH = 64
 POSTING_CAP = 64
 """Stories kept per posting list in memory; the least recently active fall off."""
 MAX_PLACE_ATTEMPTS = 8
+STATS_PERIOD_SECONDS = 3 * 24 * 3600
+"""Length of a statistics generation, seconds (`NEWSMON_DETECTOR_STATS_PERIOD_SECONDS`)."""
 
 
 class PlacementConflictError(RuntimeError):
@@ -68,6 +73,31 @@ class Lookup:
     """Story id -> story number (its key in the index) of every candidate."""
     read_keys: tuple[str, ...] = ()
     """Posting lists the lookup read: a commit since then to one of them may change the answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A statistics generation: `period` seconds from `start` (epoch seconds, a multiple of
+    `period`), so every replica names the one its clock is in alike, without coordination."""
+
+    start: int
+    period: int
+
+    @property
+    def previous(self) -> int:
+        """The start of the generation before, which lookups read too (epoch seconds)."""
+        return self.start - self.period
+
+    def ttl(self, now: int) -> int:
+        """Seconds from `now` (epoch seconds) until this generation is no longer read: until
+        the end of the next one, when it stops being the previous one."""
+        return self.start + 2 * self.period - now
+
+
+def generation(now: datetime, period_seconds: int) -> Generation:
+    """The statistics generation `now` falls in."""
+    seconds = epoch(now)
+    return Generation(seconds - seconds % period_seconds, period_seconds)
 
 
 class StoryIndex(Protocol):
@@ -173,34 +203,80 @@ def lookup_keys(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> l
     return [*band_keys(fp.simhash), *(token_key(t) for t in query_tokens(fp, stats, params))]
 
 
+@dataclass(slots=True)
+class _Counts:
+    """Story counts of one generation, or of two added up."""
+
+    documents: int = 0
+    frequencies: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, str] = field(default_factory=dict)
+
+    def count(self, new_tokens: Sequence[str], anchors: Sequence[str], language: str) -> None:
+        """Count a story written: its `new_tokens` once more each, `language` for all its
+        `anchors`."""
+        for token in new_tokens:
+            self.frequencies[token] = self.frequencies.get(token, 0) + 1
+        for token in anchors:
+            self.languages[token] = merge_languages(self.languages.get(token), [language])
+
+
 class MemoryStoryIndex:
     """The story index in process memory: for tests and batch grouping (`newsmon group`).
 
     Same posting lists and ranking as the Redis index, so both decide alike: both read the
-    64 most recent stories of a list (here each list keeps only those).
+    64 most recent stories of a list (here each list keeps only those). The statistics are
+    kept for the current generation and, added up, for it and the previous one (what lookups
+    read); at a rotation the current counts become those sums. An article dated before the
+    latest generation seen is counted in that one (a batch's dates need not be in order).
     """
 
-    def __init__(self, *, window_hours: float = DEFAULT_PARAMS.window_hours) -> None:
+    def __init__(
+        self,
+        *,
+        window_hours: float = DEFAULT_PARAMS.window_hours,
+        stats_period_seconds: int = STATS_PERIOD_SECONDS,
+    ) -> None:
         self._window_hours = window_hours
+        self._period = stats_period_seconds
         self._placements: dict[str, Decision] = {}
         self._stories: dict[int, StoryState] = {}
         self._numbers: dict[str, int] = {}
         self._postings: dict[str, dict[int, int]] = {}
-        self._frequencies: dict[str, int] = {}
-        self._languages: dict[str, str] = {}
+        self._generation: int | None = None
+        self._current = _Counts()
+        self._read = _Counts()
+        """The current generation's counts plus the previous one's."""
         self._members: dict[str, list[StoryMember]] = {}
-        self._documents = 0
         self._version = 0
 
     def _recent(self, key: str) -> list[int]:
         return list(reversed(self._postings.get(key, {})))[:POSTING_FETCH]
+
+    def _rotate(self, now: datetime) -> None:
+        """Move to the generation of `now` if it is a later one: the current counts become
+        the previous ones (nothing is left after more than a period without a write)."""
+        start = generation(now, self._period).start
+        if self._generation is not None and start <= self._generation:
+            return
+        if self._generation is not None and start - self._generation == self._period:
+            self._read = _Counts(
+                self._current.documents,
+                dict(self._current.frequencies),
+                dict(self._current.languages),
+            )
+        else:
+            self._read = _Counts()
+        self._current = _Counts()
+        self._generation = start
 
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
         """Band hits within the near-duplicate distance, then the best anchor hits."""
         known = self._placements.get(fp.article_id)
         if known is not None:
             return Lookup(existing=replace(known, created=False), version=self._version)
-        stats = TokenStats(self._documents, self._frequencies, self._languages)
+        self._rotate(now)
+        read = self._read
+        stats = TokenStats(read.documents, read.frequencies, read.languages)
         cutoff = epoch(now - timedelta(hours=params.window_hours))
         open_stories = {
             number: story
@@ -258,12 +334,11 @@ class MemoryStoryIndex:
             posting[number] = self._version
             if len(posting) > POSTING_CAP:
                 del posting[next(iter(posting))]
-        self._documents += decision.created
-        for token in write.new_tokens:
-            self._frequencies[token] = self._frequencies.get(token, 0) + 1
-        languages = [fp.lang or UNKNOWN_LANGUAGE]
-        for token, _ in write.story.anchors:
-            self._languages[token] = merge_languages(self._languages.get(token), languages)
+        self._rotate(joined_at)
+        anchors = [token for token, _ in write.story.anchors]
+        for counts in (self._current, self._read):
+            counts.documents += decision.created
+            counts.count(write.new_tokens, anchors, fp.lang or UNKNOWN_LANGUAGE)
         self._placements[fp.article_id] = decision
         self._members.setdefault(decision.story_id, []).append(
             story_member(fp, decision, joined_at)

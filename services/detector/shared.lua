@@ -65,6 +65,17 @@ local function merge_languages(seen, languages)
   return seen, changed
 end
 
+-- A token's statistics over two generations, as stored ('count languages', or nil): the
+-- story counts added up, the previous generation's languages merged with the current one's.
+-- `MemoryStoryIndex` in index.py keeps the same sums.
+local function add_stats(previous, current)
+  if not previous then return current end
+  if not current then return previous end
+  local before, seen = stat(previous)
+  local now, languages = stat(current)
+  return (before + now) .. ' ' .. merge_languages(seen, languages)
+end
+
 -- Raise a token's story count by `add` and merge `languages` into its languages, in the
 -- statistics hash `key`; written only when that changes something. `TokenStats` in core.py
 -- holds the same counts in memory.

@@ -8,15 +8,18 @@ adapter that runs the scripts is `redis_index.RedisStoryIndex`.
 Every key lives under the hash tag `{prefix}` (`KeySpace`), so the keys one script touches
 share one Redis Cluster slot:
 
-* `seq` the commit sequence number, `stories` the story count, `open` story ids scored by
-  when each story closes;
+* `seq` the commit sequence number, `open` story ids scored by when each story closes;
 * `r:<number>` a story's record (its version, then `encode_story`), `a:<article id>` an
   article's placement (its story number, then `encode_placement`), `m:<story id>` the story's
   member list (JSON, in join order);
 * `s<band>:<high byte>` (1,024) and `t:<bucket>` (4,096) packed posting keys: a 4-byte header
   (sequence number of the key's last write) then entries, oldest first, of a tag (`posting_slot`),
   a 4-byte story number and a check (`posting_check`);
-* `d:<bucket>` (1,024) token statistics hashes: token -> "story count languages".
+* statistics, per generation (`index.Generation`, named by its start in epoch seconds): `n:<start>`
+  the stories created in it, `d:<start>:<bucket>` (1,024) hashes token -> "story count
+  languages" (stories that newly carry the token in it; the languages it was seen in). Lookups
+  read the current and the previous generation; each key expires when it stops being read
+  (`Generation.ttl`, set with each write), so Redis drops old statistics itself.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from services.detector.core import (
 )
 from services.detector.index import (
     POSTING_FETCH,
+    Generation,
     Lookup,
     band_keys,
     epoch,
@@ -203,25 +207,40 @@ class KeySpace:
         """The key named `suffix` in this index."""
         return self.tag + suffix
 
-    def counters(self, article_id: str) -> list[str]:
-        """The sequence number, the story count and the article's placement."""
-        return [self.key("seq"), self.key("stories"), self.key("a:" + article_id)]
+    def placement(self, article_id: str) -> str:
+        """An article's placement."""
+        return self.key("a:" + article_id)
+
+    def story_count(self, start: int) -> str:
+        """The count of stories created in the statistics generation starting at `start`."""
+        return self.key(f"n:{start}")
 
     def members(self, story_id: str) -> str:
         """A story's member list."""
         return self.key("m:" + story_id)
 
-    def stats(self, token: str) -> str:
-        """The statistics hash holding a token's story count and languages."""
-        return self.key("d:" + stats_bucket(token))
+    def stats(self, token: str, start: int) -> str:
+        """The statistics hash holding a token's story count and languages in the generation
+        starting at `start`."""
+        return self.key(f"d:{start}:{stats_bucket(token)}")
 
 
 def lookup_call(
-    space: KeySpace, fp: Fingerprint, params: GroupingParams, oldest_last_seen: int
+    space: KeySpace,
+    fp: Fingerprint,
+    params: GroupingParams,
+    oldest_last_seen: int,
+    generation: Generation,
 ) -> ScriptCall:
     """KEYS and ARGV of `lookup.lua` for `fp`; `oldest_last_seen`: epoch seconds."""
     bands = [space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)]
-    keys = [*space.counters(fp.article_id), *bands]
+    keys = [
+        space.key("seq"),
+        space.story_count(generation.start),
+        space.story_count(generation.previous),
+        space.placement(fp.article_id),
+        *bands,
+    ]
     args: list[ScriptArg] = [
         params.near_duplicate_max_distance,
         fp.simhash >> 32,
@@ -231,6 +250,8 @@ def lookup_call(
         oldest_last_seen,
         space.tag,
         " ".join(token for token, _ in fp.anchors),
+        generation.start,
+        generation.previous,
     ]
     return keys, args
 
@@ -272,8 +293,10 @@ def commit_call(
     *,
     ttl_seconds: int,
     window_seconds: int,
+    generation: Generation,
 ) -> ScriptCall:
-    """KEYS and ARGV of `commit.lua` storing `decision` for `fp` as decided on `lookup`."""
+    """KEYS and ARGV of `commit.lua` storing `decision` for `fp` as decided on `lookup`, its
+    counts in `generation` (the one `joined_at` falls in)."""
     write = plan_write(fp, decision, lookup, joined_at)
     written = [posting_slot(key) for key in write.posting_keys]
     guarded = dict.fromkeys(
@@ -282,10 +305,12 @@ def commit_call(
     anchors = [token for token, _ in write.story.anchors]
     new = set(write.new_tokens)
     keys = [
-        *space.counters(fp.article_id),
+        space.key("seq"),
+        space.story_count(generation.start),
+        space.placement(fp.article_id),
         space.members(decision.story_id),
         space.key("open"),
-        *(space.stats(token) for token in anchors),
+        *(space.stats(token, generation.start) for token in anchors),
         *(space.key(key) for key, _ in written),
         *(space.key(key) for key in guarded),
     ]
@@ -304,6 +329,7 @@ def commit_call(
         window_seconds,
         " ".join(anchors),
         "".join("1" if token in new else "0" for token in anchors),
+        generation.ttl(epoch(joined_at)),
     ]
     for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
         args += [tag, posting_check(logical, fp.simhash)]
@@ -390,21 +416,29 @@ def plan_bulk(
 
 
 def bulk_call(
-    space: KeySpace, plan: BulkPlan, *, ttl_seconds: int, window_seconds: int
+    space: KeySpace,
+    plan: BulkPlan,
+    at: datetime,
+    *,
+    ttl_seconds: int,
+    window_seconds: int,
+    generation: Generation,
 ) -> ScriptCall:
-    """KEYS and ARGV of `bulk.lua` writing `plan`."""
-    keys = [space.key("seq"), space.key("stories"), space.key("open")]
+    """KEYS and ARGV of `bulk.lua` writing `plan` at `at`, its counts in `generation` (the
+    one `at` falls in)."""
+    keys = [space.key("seq"), space.story_count(generation.start), space.key("open")]
     args: list[ScriptArg] = [
         plan.last_number.to_bytes(4, "big"),
         ttl_seconds,
         window_seconds,
         len(plan.stories),
         len(plan.entries),
+        generation.ttl(epoch(at)),
     ]
     for story in plan.stories:
         keys += [
             space.key(f"r:{story.number}"),
-            space.key("a:" + story.article_id),
+            space.placement(story.article_id),
             space.members(story.story_id),
         ]
         args += [
@@ -419,6 +453,6 @@ def bulk_call(
         keys.append(space.key(key))
         args += [packed, plan.entry_sizes[key]]
     for token, (count, languages) in plan.counts.items():
-        keys.append(space.stats(token))
+        keys.append(space.stats(token, generation.start))
         args += [token, count, languages]
     return keys, args
