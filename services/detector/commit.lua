@@ -13,7 +13,8 @@
 --       11 closes at (epoch s), 12 open-stories ttl (s), 13 the story's anchors,
 --       space-separated (one argument: cheaper to send than one each), 14 their story count
 --       increments (one digit per anchor), 15 statistics ttl (s: until the generation is no
---       longer read), then per posting key written (entry tag, check)
+--       longer read), 16 '1' when the story counts once more in the generation (new, or first
+--       written in it), then per posting key written (entry tag, check)
 -- Keys only known here, under the key tag: the story record `r:<number>` (a new story's number
 -- is the sequence number taken here) and the records of the stories at the head of a posting
 -- key (numbers read from it) that `post` checks for expiry.
@@ -25,7 +26,8 @@ local story_record, placement, member = ARGV[4], ARGV[5], ARGV[6]
 local ttl, language, tag = tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local story_id, closes_at, open_ttl = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
 local anchors = ARGV[13] == '' and {} or split(ARGV[13], ' ')
-local increments, stats_ttl, written = ARGV[14], tonumber(ARGV[15]), (#ARGV - 15) / 2
+local increments, stats_ttl, counted = ARGV[14], tonumber(ARGV[15]), ARGV[16] == '1'
+local written = (#ARGV - 16) / 2
 local first_stats, first_posting = 6, 6 + #anchors
 
 -- Put the entry `entry_tag .. packed .. check` (`packed`: the story number) at the tail of a
@@ -91,10 +93,8 @@ else
 end
 local seq = redis.call('INCR', seq_key)
 local moved = number ~= ''
-if not moved then
-  number = tostring(seq)
-  redis.call('INCR', stories_key)
-end
+if not moved then number = tostring(seq) end
+if counted then redis.call('INCR', stories_key) end
 redis.call('SET', tag .. 'r:' .. number, seq .. '\t' .. story_record, 'EX', ttl)
 redis.call('SET', article_key, number .. '\t' .. placement, 'EX', ttl)
 redis.call('RPUSH', members_key, member)
@@ -103,7 +103,7 @@ redis.call('ZADD', open_key, closes_at, story_id)
 redis.call('EXPIRE', open_key, open_ttl)
 local header, packed = pack(seq), pack(tonumber(number))
 for i = 0, written - 1 do
-  local at = 16 + 2 * i
+  local at = 17 + 2 * i
   post(KEYS[first_posting + i], ARGV[at], packed, ARGV[at + 1], header, moved)
 end
 for i, token in ipairs(anchors) do

@@ -53,8 +53,10 @@ POSTING_FETCH = 64
 POSTING_CAP = 64
 """Stories kept per posting list in memory; the least recently active fall off."""
 MAX_PLACE_ATTEMPTS = 8
-STATS_PERIOD_SECONDS = 3 * 24 * 3600
-"""Length of a statistics generation, seconds (`NEWSMON_DETECTOR_STATS_PERIOD_SECONDS`)."""
+STATS_PERIOD_SECONDS = 7 * 24 * 3600
+"""Length of a statistics generation, seconds (`NEWSMON_DETECTOR_STATS_PERIOD_SECONDS`): the
+detector makes it at least the time a story stays open, so that an open story's anchors are
+counted in a generation still read (its last write counted it) and it is found by them."""
 
 
 class PlacementConflictError(RuntimeError):
@@ -175,12 +177,20 @@ class Write:
     posting_keys: tuple[str, ...]
     guarded_keys: tuple[str, ...]
     """Posting lists that must be unchanged since the lookup for a new story to be created."""
-    new_tokens: tuple[str, ...]
-    """Anchors the story did not carry before: their story counts rise by one."""
+    counted: bool
+    """Whether the story counts once more in the statistics generation written: it is new, or
+    written for the first time in this generation (it was counted in an earlier one)."""
+    counted_tokens: tuple[str, ...]
+    """Anchors whose story counts rise by one: those the story did not carry before, or all of
+    them when the story counts once more."""
 
 
-def plan_write(fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime) -> Write:
-    """What storing `decision` for `fp` writes, given the lookup it was decided on."""
+def plan_write(
+    fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime, counted_in: Generation
+) -> Write:
+    """What storing `decision` for `fp` writes, given the lookup it was decided on; its
+    statistics go to `counted_in`. A story written again in a later generation is counted
+    there again, so its anchors stay known (and it stays found by them) while it is open."""
     before = next((s for s in lookup.candidates if s.story_id == decision.story_id), None)
     if not decision.created and before is None:
         raise ValueError(f"story {decision.story_id} is not among the lookup's candidates")
@@ -190,11 +200,13 @@ def plan_write(fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: d
     keys = tuple(
         dict.fromkeys([*band_keys(fp.simhash), *map(token_key, posted_tokens(after, lookup.stats))])
     )
+    counted = before is None or epoch(before.last_seen) < counted_in.start
     return Write(
         story=after,
         posting_keys=keys,
         guarded_keys=tuple(dict.fromkeys([*keys, *lookup.read_keys])),
-        new_tokens=tuple(new_anchors(before, after)),
+        counted=counted,
+        counted_tokens=tuple(new_anchors(None if counted else before, after)),
     )
 
 
@@ -211,10 +223,9 @@ class _Counts:
     frequencies: dict[str, int] = field(default_factory=dict)
     languages: dict[str, str] = field(default_factory=dict)
 
-    def count(self, new_tokens: Sequence[str], anchors: Sequence[str], language: str) -> None:
-        """Count a story written: its `new_tokens` once more each, `language` for all its
-        `anchors`."""
-        for token in new_tokens:
+    def count(self, tokens: Sequence[str], anchors: Sequence[str], language: str) -> None:
+        """Count a story written: `tokens` once more each, `language` for all its `anchors`."""
+        for token in tokens:
             self.frequencies[token] = self.frequencies.get(token, 0) + 1
         for token in anchors:
             self.languages[token] = merge_languages(self.languages.get(token), [language])
@@ -242,7 +253,7 @@ class MemoryStoryIndex:
         self._stories: dict[int, StoryState] = {}
         self._numbers: dict[str, int] = {}
         self._postings: dict[str, dict[int, int]] = {}
-        self._generation: int | None = None
+        self._generation: Generation | None = None
         self._current = _Counts()
         self._read = _Counts()
         """The current generation's counts plus the previous one's."""
@@ -252,13 +263,14 @@ class MemoryStoryIndex:
     def _recent(self, key: str) -> list[int]:
         return list(reversed(self._postings.get(key, {})))[:POSTING_FETCH]
 
-    def _rotate(self, now: datetime) -> None:
-        """Move to the generation of `now` if it is a later one: the current counts become
-        the previous ones (nothing is left after more than a period without a write)."""
-        start = generation(now, self._period).start
-        if self._generation is not None and start <= self._generation:
-            return
-        if self._generation is not None and start - self._generation == self._period:
+    def _rotate(self, now: datetime) -> Generation:
+        """The generation counted in: that of `now` if it is a later one than the current
+        (whose counts then become the previous ones; nothing is left after more than a period
+        without a write), else the current one."""
+        at = generation(now, self._period)
+        if self._generation is not None and at.start <= self._generation.start:
+            return self._generation
+        if self._generation is not None and at.previous == self._generation.start:
             self._read = _Counts(
                 self._current.documents,
                 dict(self._current.frequencies),
@@ -267,7 +279,8 @@ class MemoryStoryIndex:
         else:
             self._read = _Counts()
         self._current = _Counts()
-        self._generation = start
+        self._generation = at
+        return at
 
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
         """Band hits within the near-duplicate distance, then the best anchor hits."""
@@ -312,7 +325,7 @@ class MemoryStoryIndex:
         known = self._placements.get(fp.article_id)
         if known is not None:
             return replace(known, created=False)
-        write = plan_write(fp, decision, lookup, joined_at)
+        write = plan_write(fp, decision, lookup, joined_at, self._rotate(joined_at))
         if decision.created:
             if any(
                 next(reversed(self._postings[key].values())) > lookup.version
@@ -334,11 +347,10 @@ class MemoryStoryIndex:
             posting[number] = self._version
             if len(posting) > POSTING_CAP:
                 del posting[next(iter(posting))]
-        self._rotate(joined_at)
         anchors = [token for token, _ in write.story.anchors]
         for counts in (self._current, self._read):
-            counts.documents += decision.created
-            counts.count(write.new_tokens, anchors, fp.lang or UNKNOWN_LANGUAGE)
+            counts.documents += write.counted
+            counts.count(write.counted_tokens, anchors, fp.lang or UNKNOWN_LANGUAGE)
         self._placements[fp.article_id] = decision
         self._members.setdefault(decision.story_id, []).append(
             story_member(fp, decision, joined_at)

@@ -133,6 +133,7 @@ class RedisStoryIndex:
             first_number=last - len(fps) + 1,
             stats=stats,
             window_seconds=self._window_seconds,
+            generation=counted,
         )
         keys, args = bulk_call(
             self._space,

@@ -27,6 +27,7 @@ class DetectorSettings(BaseSettings):
         gt=0,
         description=(
             "Token statistics are counted in generations this long and read over the current "
-            "and the previous one, so they cover the last one to two periods (seconds)."
+            "and the previous one, so they cover the last one to two periods; at least "
+            "close_after_hours, which a shorter one is raised to (seconds)."
         ),
     )

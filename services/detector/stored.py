@@ -297,13 +297,13 @@ def commit_call(
 ) -> ScriptCall:
     """KEYS and ARGV of `commit.lua` storing `decision` for `fp` as decided on `lookup`, its
     counts in `generation` (the one `joined_at` falls in)."""
-    write = plan_write(fp, decision, lookup, joined_at)
+    write = plan_write(fp, decision, lookup, joined_at, generation)
     written = [posting_slot(key) for key in write.posting_keys]
     guarded = dict.fromkeys(
         posting_slot(key)[0] for key in write.guarded_keys if key not in write.posting_keys
     )
     anchors = [token for token, _ in write.story.anchors]
-    new = set(write.new_tokens)
+    counted = set(write.counted_tokens)
     keys = [
         space.key("seq"),
         space.story_count(generation.start),
@@ -328,8 +328,9 @@ def commit_call(
         epoch(write.story.last_seen) + window_seconds,
         window_seconds,
         " ".join(anchors),
-        "".join("1" if token in new else "0" for token in anchors),
+        "".join("1" if token in counted else "0" for token in anchors),
         generation.ttl(epoch(joined_at)),
+        "1" if write.counted else "0",
     ]
     for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
         args += [tag, posting_check(logical, fp.simhash)]
@@ -371,9 +372,11 @@ def plan_bulk(
     first_number: int,
     stats: TokenStats,
     window_seconds: int,
+    generation: Generation,
 ) -> BulkPlan:
     """One new story per fingerprint, numbered from `first_number`, each planned as a commit
-    would plan it after the ones before (`stats`: the token counts stored before)."""
+    would plan it after the ones before (`stats`: the token counts stored before), counted in
+    `generation`."""
     frequencies = dict(stats.frequencies)
     entries: dict[str, list[bytes]] = {}
     counts: dict[str, tuple[int, str | None]] = {}
@@ -382,8 +385,8 @@ def plan_bulk(
         number = first_number + offset
         decision = Decision(new_story_id(fp.article_id), True, "new", 0.0)
         so_far = Lookup(None, (), TokenStats(stats.documents + offset, frequencies), version=0)
-        write = plan_write(fp, decision, so_far, at)
-        for token in write.new_tokens:
+        write = plan_write(fp, decision, so_far, at, generation)
+        for token in write.counted_tokens:
             frequencies[token] = frequencies.get(token, 0) + 1
         packed = number.to_bytes(4, "big")
         for logical_key in write.posting_keys:
@@ -392,7 +395,7 @@ def plan_bulk(
                 tag + packed + posting_check(logical_key, fp.simhash)
             )
         language = fp.lang or UNKNOWN_LANGUAGE
-        for token in write.new_tokens:
+        for token in write.counted_tokens:
             count, seen = counts.get(token, (0, None))
             counts[token] = (count + 1, merge_languages(seen, [language]))
         stories.append(

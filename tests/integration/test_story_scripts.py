@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio
@@ -17,6 +17,7 @@ from services.detector.core import (
     ArticleIn,
     Decision,
     Fingerprint,
+    fingerprint,
     idf,
     merge_languages,
     new_story_id,
@@ -103,6 +104,8 @@ out[#out + 1] = merge_languages(nil, 'fr,de,fr')
 out[#out + 1] = merge_languages('fr,de', 'en,de,it')
 local _, changed = merge_languages('fr,de', 'de')
 out[#out + 1] = tostring(changed)
+out[#out + 1] = add_stats('1 fr,de', '2 en,de')
+out[#out + 1] = add_stats(nil, '2 en') .. '|' .. add_stats('1 fr', nil)
 return out
 """
     reply = await redis.eval(script_source(body), 0, *tokens)
@@ -116,6 +119,8 @@ return out
         merge_languages(None, ["fr", "de", "fr"]),
         merge_languages("fr,de", ["en", "de", "it"]),
         "false",
+        "3 fr,de,en",
+        "2 en|1 fr",
     ]
     assert merged[:2] == ["fr,de", "fr,de,en,it"]
 
@@ -234,16 +239,33 @@ def synthetic_articles(seed: int, stories: int = 10) -> list[ArticleIn]:
     ]
 
 
+@pytest.mark.parametrize(
+    ("period", "step", "generations"), [(STATS_PERIOD_SECONDS, 0, 1), (1200, 60, 3)]
+)
 async def test_redis_and_memory_indexes_decide_alike_on_made_up_stories(
-    redis: redis.asyncio.Redis,
+    redis: redis.asyncio.Redis, period: int, step: int, generations: int
 ) -> None:
+    """Alike in one statistics generation, and over several (an article every `step` seconds,
+    a generation every `period`, stories open for a period as the service has them at least):
+    the same decisions, and before each placement the same statistics of its anchors."""
     articles = synthetic_articles(7)
-    in_redis = RedisStoryIndex(redis, prefix="test:alike")
-    in_memory = MemoryStoryIndex()
+    params = replace(DEFAULT_PARAMS, window_hours=min(DEFAULT_PARAMS.window_hours, period / 3600))
+    in_redis = RedisStoryIndex(
+        redis, prefix="test:alike", window_hours=params.window_hours, stats_period_seconds=period
+    )
+    in_memory = MemoryStoryIndex(window_hours=params.window_hours, stats_period_seconds=period)
+    times = [NOW + timedelta(seconds=n * step) for n in range(len(articles))]
+    assert len({generation(moment, period) for moment in times}) == generations
     reasons: Counter[str] = Counter()
-    for article in articles:
-        from_redis = await place_article(in_redis, article, NOW)
-        from_memory = await place_article(in_memory, article, NOW)
+    for article, now in zip(articles, times, strict=True):
+        fp = fingerprint(article)
+        seen = [(await index.lookup(fp, params, now)).stats for index in (in_redis, in_memory)]
+        assert len({stats.documents for stats in seen}) == 1, article.article_id
+        for token, _ in fp.anchors:
+            assert len({s.frequencies.get(token, 0) for s in seen}) == 1, token
+            assert len({s.languages.get(token) for s in seen}) == 1, token
+        from_redis = await place_article(in_redis, article, now, params=params)
+        from_memory = await place_article(in_memory, article, now, params=params)
         assert from_redis == from_memory, article.article_id
         reasons[from_redis.reason] += 1
     assert set(reasons) == {"new", "exact", "near_duplicate", "translation"}
