@@ -7,15 +7,18 @@
 --       ARGV)
 -- ARGV: 1 header (the packed last sequence number), 2 ttl (s), 3 open-stories ttl (s),
 --       4 number of stories, 5 number of posting keys, 6 statistics ttl (s: until the
---       generation is no longer read), then per story (number, story record,
+--       generation is no longer read), 7 the previous generation's statistics keys' prefix
+--       ('{prefix}:d:<start>:'), then per story (number, story record,
 --       placement, story id, member JSON, closes at), then per posting key (packed entries,
 --       entry size in bytes), then per token (token, story count increment, languages)
--- Every key is declared.
+-- Every key is declared but the previous generation's statistics buckets (read when a token is
+-- first counted in the current one).
 -- Reply: the number of stories
 local seq_key, stories_key, open_key = KEYS[1], KEYS[2], KEYS[3]
 local header, ttl, open_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local stories, postings, stats_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local first_posting_key, first_story_arg = 4 + 3 * stories, 7
+local previous_stats = ARGV[7]
+local first_posting_key, first_story_arg = 4 + 3 * stories, 8
 local first_stats_key = first_posting_key + postings
 local first_posting_arg = first_story_arg + 6 * stories
 local first_token_arg = first_posting_arg + 2 * postings
@@ -54,8 +57,9 @@ for i = 0, postings - 1 do
 end
 for i = 0, #ARGV - first_token_arg, 3 do
   local at = first_token_arg + i
-  count_token(KEYS[first_stats_key + i / 3], ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2],
-    stats_ttl)
+  local key = KEYS[first_stats_key + i / 3]
+  count_token(key, previous_stats .. string.sub(key, -3), ARGV[at], tonumber(ARGV[at + 1]),
+    ARGV[at + 2], stats_ttl)
 end
 redis.call('INCRBY', stories_key, stories)
 redis.call('EXPIRE', seq_key, ttl)

@@ -215,30 +215,70 @@ def lookup_keys(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> l
     return [*band_keys(fp.simhash), *(token_key(t) for t in query_tokens(fp, stats, params))]
 
 
-@dataclass(slots=True)
-class _Counts:
-    """Story counts of one generation, or of two added up."""
+class _Statistics:
+    """Token statistics in memory, kept as `count_token` in shared.lua keeps them in Redis: per
+    token counted in the current generation, its story count over this generation and the one
+    before, its languages, and its count in this generation alone; the previous generation's
+    entries, which a token not yet counted in the current one is read from (its count alone)."""
 
-    documents: int = 0
-    frequencies: dict[str, int] = field(default_factory=dict)
-    languages: dict[str, str] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.generation: Generation | None = None
+        self._current: dict[str, tuple[int, str, int]] = {}
+        self._previous: dict[str, tuple[int, str, int]] = {}
+        self._documents = [0, 0]
+        """Stories counted in the current generation, in the previous one."""
+        self._frequencies: dict[str, int] = {}
+        self._languages: dict[str, str] = {}
+        """What lookups read, per token (the current entry, else the previous one's)."""
 
-    def count(self, tokens: Sequence[str], anchors: Sequence[str], language: str) -> None:
-        """Count a story written: `tokens` once more each, `language` for all its `anchors`."""
-        for token in tokens:
-            self.frequencies[token] = self.frequencies.get(token, 0) + 1
-        for token in anchors:
-            self.languages[token] = merge_languages(self.languages.get(token), [language])
+    def rotate(self, at: Generation) -> Generation:
+        """The generation counted in: `at` if it is a later one than the current (whose
+        entries then become the previous ones; none are left after more than a period without
+        a write), else the current one."""
+        if self.generation is not None and at.start <= self.generation.start:
+            return self.generation
+        follows = self.generation is not None and at.previous == self.generation.start
+        self._previous = self._current if follows else {}
+        self._documents = [0, self._documents[0] if follows else 0]
+        self._current = {}
+        self._frequencies = {token: own for token, (_, _, own) in self._previous.items()}
+        self._languages = {token: seen for token, (_, seen, _) in self._previous.items()}
+        self.generation = at
+        return at
+
+    def read(self) -> TokenStats:
+        """The statistics as a lookup reads them."""
+        return TokenStats(sum(self._documents), self._frequencies, self._languages)
+
+    def count_story(self, write: Write, language: str) -> None:
+        """Count a story written: once more if `write.counted`, its counted tokens once more
+        each, `language` for every one of its anchors."""
+        self._documents[0] += write.counted
+        counted = set(write.counted_tokens)
+        for token, _ in write.story.anchors:
+            add = int(token in counted)
+            seen: str | None
+            value = self._current.get(token)
+            if value is not None:
+                count, seen, own = value
+            elif (before := self._previous.get(token)) is not None:
+                count, seen, own = before[2], before[1], 0
+            else:
+                count, seen, own = 0, None, 0
+            merged = merge_languages(seen, [language])
+            if add or merged != seen:
+                self._current[token] = (count + add, merged, own + add)
+                self._frequencies[token] = count + add
+                self._languages[token] = merged
 
 
 class MemoryStoryIndex:
     """The story index in process memory: for tests and batch grouping (`newsmon group`).
 
     Same posting lists and ranking as the Redis index, so both decide alike: both read the
-    64 most recent stories of a list (here each list keeps only those). The statistics are
-    kept for the current generation and, added up, for it and the previous one (what lookups
-    read); at a rotation the current counts become those sums. An article dated before the
-    latest generation seen is counted in that one (a batch's dates need not be in order).
+    64 most recent stories of a list (here each list keeps only those), and the same token
+    statistics (`_Statistics`). An article dated before the latest statistics generation seen
+    is counted in that one (a batch's dates need not be in order).
     """
 
     def __init__(
@@ -253,43 +293,20 @@ class MemoryStoryIndex:
         self._stories: dict[int, StoryState] = {}
         self._numbers: dict[str, int] = {}
         self._postings: dict[str, dict[int, int]] = {}
-        self._generation: Generation | None = None
-        self._current = _Counts()
-        self._read = _Counts()
-        """The current generation's counts plus the previous one's."""
+        self._statistics = _Statistics()
         self._members: dict[str, list[StoryMember]] = {}
         self._version = 0
 
     def _recent(self, key: str) -> list[int]:
         return list(reversed(self._postings.get(key, {})))[:POSTING_FETCH]
 
-    def _rotate(self, now: datetime) -> Generation:
-        """The generation counted in: that of `now` if it is a later one than the current
-        (whose counts then become the previous ones; nothing is left after more than a period
-        without a write), else the current one."""
-        at = generation(now, self._period)
-        if self._generation is not None and at.start <= self._generation.start:
-            return self._generation
-        if self._generation is not None and at.previous == self._generation.start:
-            self._read = _Counts(
-                self._current.documents,
-                dict(self._current.frequencies),
-                dict(self._current.languages),
-            )
-        else:
-            self._read = _Counts()
-        self._current = _Counts()
-        self._generation = at
-        return at
-
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
         """Band hits within the near-duplicate distance, then the best anchor hits."""
         known = self._placements.get(fp.article_id)
         if known is not None:
             return Lookup(existing=replace(known, created=False), version=self._version)
-        self._rotate(now)
-        read = self._read
-        stats = TokenStats(read.documents, read.frequencies, read.languages)
+        self._statistics.rotate(generation(now, self._period))
+        stats = self._statistics.read()
         cutoff = epoch(now - timedelta(hours=params.window_hours))
         open_stories = {
             number: story
@@ -325,7 +342,8 @@ class MemoryStoryIndex:
         known = self._placements.get(fp.article_id)
         if known is not None:
             return replace(known, created=False)
-        write = plan_write(fp, decision, lookup, joined_at, self._rotate(joined_at))
+        counted_in = self._statistics.rotate(generation(joined_at, self._period))
+        write = plan_write(fp, decision, lookup, joined_at, counted_in)
         if decision.created:
             if any(
                 next(reversed(self._postings[key].values())) > lookup.version
@@ -347,10 +365,7 @@ class MemoryStoryIndex:
             posting[number] = self._version
             if len(posting) > POSTING_CAP:
                 del posting[next(iter(posting))]
-        anchors = [token for token, _ in write.story.anchors]
-        for counts in (self._current, self._read):
-            counts.documents += write.counted
-            counts.count(write.counted_tokens, anchors, fp.lang or UNKNOWN_LANGUAGE)
+        self._statistics.count_story(write, fp.lang or UNKNOWN_LANGUAGE)
         self._placements[fp.article_id] = decision
         self._members.setdefault(decision.story_id, []).append(
             story_member(fp, decision, joined_at)

@@ -18,8 +18,8 @@
 -- here anyway, and one key argument per anchor (up to 160) costs the client more than hashing
 -- them here.
 -- Reply: {version, placement} when placed before, else
---        {version, false, story count, "token count languages" lines, {number, record}...},
---        counts and languages over both generations
+--        {version, false, story count, "token count own languages" lines,
+--        {number, record}...}, counts over both generations
 local seq_key, article_key = KEYS[1], KEYS[4]
 local max_distance, hi, lo = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local query_tokens, max_candidates = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -94,14 +94,19 @@ local function story(n)
   return f
 end
 
--- A token's statistics over both generations (false when unseen in both), read once.
+-- A token's statistics as the current generation reads them ('count own languages'; false
+-- when unseen in both generations), read once: the current generation's entry (it holds the
+-- count over both), else what the previous one carries over.
 local stats = {}
 local function stats_of(token)
   local value = stats[token]
   if value == nil then
     local where = bucket(token)
-    value = add_stats(redis.call('HGET', previous_stats .. where, token) or nil,
-      redis.call('HGET', current_stats .. where, token) or nil) or false
+    value = redis.call('HGET', current_stats .. where, token)
+    if not value then
+      value = redis.call('HGET', previous_stats .. where, token)
+      if value then value = carried(value) end
+    end
     stats[token] = value
   end
   return value
@@ -136,7 +141,8 @@ end
 -- shared IDF weight, then most recent (`rank_candidates` in core.py).
 local dfs, known = {}, {}
 for i, token in ipairs(tokens) do
-  dfs[i] = stat(stats_of(token))
+  local value = stats_of(token)
+  dfs[i] = value and tonumber(string.sub(value, 1, string.find(value, ' ', 1, true) - 1)) or 0
   if dfs[i] > 0 then known[#known + 1] = i end
 end
 table.sort(known, function(a, b)
@@ -182,7 +188,7 @@ for _, n in ipairs(order) do
     end
   end
 end
--- one line per token, "token count languages" (just the token when unseen): one reply string
+-- one line per token, "token count own languages" (just the token when unseen): one reply string
 -- rather than two elements a token, which the client would parse one by one
 local lines = {}
 for i, t in ipairs(all) do

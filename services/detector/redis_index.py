@@ -146,26 +146,31 @@ class RedisStoryIndex:
         await self._bulk(keys=keys, args=args)
 
     async def _story_counts(self, tokens: set[str], counted: Generation) -> TokenStats:
-        """How many stories carry each token, and how many stories there are, as stored in
-        the generation `counted` and the one before (what a lookup reads)."""
-        starts = (counted.start, counted.previous)
+        """How many stories carry each token, and how many stories there are, as a lookup in
+        the generation `counted` reads them: a token's entry there, else the stories the
+        previous generation counted alone."""
         by_key: dict[str, list[str]] = {}
         for token in tokens:
-            for start in starts:
-                by_key.setdefault(self._space.stats(token, start), []).append(token)
+            by_key.setdefault(self._space.stats(token, counted.start), []).append(token)
+            by_key.setdefault(self._space.stats(token, counted.previous), []).append(token)
         pipe = self._redis.pipeline(transaction=False)
-        for start in starts:
-            pipe.get(self._space.story_count(start))
+        pipe.get(self._space.story_count(counted.start))
+        pipe.get(self._space.story_count(counted.previous))
         for key, names in by_key.items():
             pipe.hmget(key, names)
         current, previous, *replies = await pipe.execute()
+        carried: dict[str, int] = {}
         frequencies: dict[str, int] = {}
-        for names, values in zip(by_key.values(), replies, strict=True):
+        for key, names, values in zip(by_key, by_key.values(), replies, strict=True):
+            now = key.startswith(self._space.stats_prefix(counted.start))
             for token, value in zip(names, values, strict=True):
                 if value is not None:
-                    count = int(as_text(value).partition(" ")[0])
-                    frequencies[token] = frequencies.get(token, 0) + count
-        return TokenStats(int(current or 0) + int(previous or 0), frequencies)
+                    fields = as_text(value).split(" ")
+                    if now:
+                        frequencies[token] = int(fields[0])
+                    else:
+                        carried[token] = int(fields[1])
+        return TokenStats(int(current or 0) + int(previous or 0), carried | frequencies)
 
     async def snapshot(self, story_id: str) -> StorySnapshot | None:
         """The story's members in join order, or None once expired."""

@@ -16,10 +16,13 @@ share one Redis Cluster slot:
   (sequence number of the key's last write) then entries, oldest first, of a tag (`posting_slot`),
   a 4-byte story number and a check (`posting_check`);
 * statistics, per generation (`index.Generation`, named by its start in epoch seconds): `n:<start>`
-  the stories created in it, `d:<start>:<bucket>` (1,024) hashes token -> "story count
-  languages" (stories that newly carry the token in it; the languages it was seen in). Lookups
-  read the current and the previous generation; each key expires when it stops being read
-  (`Generation.ttl`, set with each write), so Redis drops old statistics itself.
+  the stories counted in it, `d:<start>:<bucket>` (1,024) hashes token -> "count own
+  languages": stories carrying the token counted in this generation and the one before (what
+  lookups read), the stories counted in this generation alone, the languages it was seen in.
+  A token's first count in a generation starts from the previous one's `own` and languages;
+  a lookup reads the current generation's entry, else the previous one's (`own` as count).
+  Each key expires when it stops being read (`Generation.ttl`, set with each write), so Redis
+  drops old statistics itself.
 """
 
 from __future__ import annotations
@@ -219,10 +222,15 @@ class KeySpace:
         """A story's member list."""
         return self.key("m:" + story_id)
 
+    def stats_prefix(self, start: int) -> str:
+        """What the names of the statistics hashes of the generation starting at `start` start
+        with (then comes the bucket)."""
+        return self.key(f"d:{start}:")
+
     def stats(self, token: str, start: int) -> str:
-        """The statistics hash holding a token's story count and languages in the generation
+        """The statistics hash holding a token's story counts and languages in the generation
         starting at `start`."""
-        return self.key(f"d:{start}:{stats_bucket(token)}")
+        return self.stats_prefix(start) + stats_bucket(token)
 
 
 def lookup_call(
@@ -267,8 +275,8 @@ def lookup_from_reply(reply: Sequence[Any], fp: Fingerprint, params: GroupingPar
     for line in as_text(token_lines).split("\n"):
         token, _, value = line.partition(" ")
         if value:
-            count, _, seen_in = value.partition(" ")
-            languages[token] = seen_in
+            count, _, rest = value.partition(" ")
+            languages[token] = rest.partition(" ")[2]
             if int(count) > 0:
                 frequencies[token] = int(count)
     stats = TokenStats(int(documents), frequencies, languages)
@@ -331,6 +339,7 @@ def commit_call(
         "".join("1" if token in counted else "0" for token in anchors),
         generation.ttl(epoch(joined_at)),
         "1" if write.counted else "0",
+        space.stats_prefix(generation.previous),
     ]
     for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
         args += [tag, posting_check(logical, fp.simhash)]
@@ -437,6 +446,7 @@ def bulk_call(
         len(plan.stories),
         len(plan.entries),
         generation.ttl(epoch(at)),
+        space.stats_prefix(generation.previous),
     ]
     for story in plan.stories:
         keys += [

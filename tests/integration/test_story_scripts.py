@@ -104,8 +104,8 @@ out[#out + 1] = merge_languages(nil, 'fr,de,fr')
 out[#out + 1] = merge_languages('fr,de', 'en,de,it')
 local _, changed = merge_languages('fr,de', 'de')
 out[#out + 1] = tostring(changed)
-out[#out + 1] = add_stats('1 fr,de', '2 en,de')
-out[#out + 1] = add_stats(nil, '2 en') .. '|' .. add_stats('1 fr', nil)
+out[#out + 1] = carried('5 2 fr,de')
+out[#out + 1] = table.concat({stat('5 2 fr,de')}, '|')
 return out
 """
     reply = await redis.eval(script_source(body), 0, *tokens)
@@ -119,8 +119,8 @@ return out
         merge_languages(None, ["fr", "de", "fr"]),
         merge_languages("fr,de", ["en", "de", "it"]),
         "false",
-        "3 fr,de,en",
-        "2 en|1 fr",
+        "2 2 fr,de",
+        "5|fr,de|2",
     ]
     assert merged[:2] == ["fr,de", "fr,de,en,it"]
 
