@@ -45,7 +45,12 @@ from services.detector.core import (  # noqa: E402
     new_story_id,
     normalised_words,
 )
-from services.detector.index import BandTable, place_article  # noqa: E402
+from services.detector.index import (  # noqa: E402
+    STATS_PERIOD_SECONDS,
+    BandTable,
+    generation,
+    place_article,
+)
 from services.detector.redis_index import RedisStoryIndex  # noqa: E402
 from services.detector.stored import BAND_KEY_PREFIX  # noqa: E402
 
@@ -150,11 +155,12 @@ async def sampled_bytes(
 
 
 async def index_bytes(client: redis.asyncio.Redis, prefix: str) -> int:
-    """Memory the index keys hold (band and token postings, token statistics), as the drop of
-    used_memory when they are deleted: key overhead included."""
+    """Memory the index keys hold (band and token postings, token statistics of the generation
+    counted in), as the drop of used_memory when they are deleted: key overhead included."""
+    start = generation(NOW, STATS_PERIOD_SECONDS).start
     names = [f"{BAND_KEY_PREFIX}{band}:{high:02x}" for band in range(4) for high in range(256)]
     names += [f"t:{bucket:03x}" for bucket in range(4096)]
-    names += [f"d:{bucket:03x}" for bucket in range(1024)]
+    names += [f"d:{start}:{bucket:03x}" for bucket in range(1024)] + [f"n:{start}"]
     before = await _used_memory(client)
     pipe = client.pipeline(transaction=False)
     for name in names:

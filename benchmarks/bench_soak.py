@@ -2,7 +2,8 @@
 
 `newsmon up` runs on its embedded Redis with every retention set to `--retention-seconds`
 (processed stream entries, raw pages, dead letters, alerts, the stories read model, stories,
-seen article ids, sent alerts; a story also closes that long after its last article), one
+seen article ids, sent alerts, the detector's statistics generations; a story also closes that
+long after its last article), one
 topic and one webhook subscriber (a local server answering 204). Generated articles are
 pushed to `POST /ingest` at `--rate` a second by four publishers (push tokens): stories in
 English, French, German and Spanish from word lists, some syndicated (1-3 copies by other
@@ -225,6 +226,7 @@ def soak_env(retention: float, trim_interval: float, push_tokens: dict[str, str]
         "NEWSMON_ALERTER_STORIES_RETENTION_SECONDS": seconds,
         "NEWSMON_DETECTOR_STORY_TTL_SECONDS": whole,
         "NEWSMON_DETECTOR_CLOSE_AFTER_HOURS": f"{retention / 3600:g}",
+        "NEWSMON_DETECTOR_STATS_PERIOD_SECONDS": whole,
         "NEWSMON_FETCHER_SEEN_RETENTION_SECONDS": seconds,
         "NEWSMON_ALERTER_SENT_TTL_SECONDS": whole,
         "NEWSMON_TRIM_INTERVAL_SECONDS": f"{trim_interval:g}",

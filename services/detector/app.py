@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import replace
 
 import redis.asyncio as aioredis
@@ -27,11 +28,13 @@ ACTIVE_STORIES_REFRESH_SECONDS = 5.0
 def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Service:
     settings = settings or DetectorSettings()
     params = replace(DEFAULT_PARAMS, window_hours=settings.close_after_hours)
+    window_seconds = math.ceil(settings.close_after_hours * 3600)
     index = RedisStoryIndex(
         deps.redis,
         prefix=settings.key_prefix,
         story_ttl_seconds=max(settings.story_ttl_seconds, int(settings.close_after_hours * 3600)),
         window_hours=settings.close_after_hours,
+        stats_period_seconds=max(settings.stats_period_seconds, window_seconds),
     )
     metrics = DetectorMetrics(deps.registry)
     open_stories = open_stories_key(settings.key_prefix)

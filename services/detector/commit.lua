@@ -3,18 +3,23 @@
 -- join only when the story's record still has the expected version. Then every write in one
 -- step: story record, placement, member, close time, posting entries, token statistics.
 -- Built by `commit_call` in stored.py.
--- KEYS: 1 sequence number, 2 story count, 3 the article's placement, 4 the story's members,
---       5 open stories, then one statistics bucket per story anchor (as in ARGV), then the
---       posting keys written, then the posting keys only guarded (read by the lookup)
+-- KEYS: 1 sequence number, 2 story count of the current statistics generation, 3 the
+--       article's placement, 4 the story's members, 5 open stories, then one statistics bucket
+--       of the current generation per story anchor (as in ARGV), then the posting keys
+--       written, then the posting keys only guarded (read by the lookup)
 -- ARGV: 1 observed sequence number, 2 story number ('' = new story), 3 expected story
 --       version, 4 story record (after its version), 5 placement (after the story number),
 --       6 member JSON, 7 ttl (s), 8 language, 9 key tag ('{prefix}:'), 10 story id,
 --       11 closes at (epoch s), 12 open-stories ttl (s), 13 the story's anchors,
 --       space-separated (one argument: cheaper to send than one each), 14 their story count
---       increments (one digit per anchor), then per posting key written (entry tag, check)
+--       increments (one digit per anchor), 15 statistics ttl (s: until the generation is no
+--       longer read), 16 '1' when the story counts once more in the generation (new, or first
+--       written in it), 17 the previous generation's statistics keys' prefix
+--       ('{prefix}:d:<start>:'), then per posting key written (entry tag, check)
 -- Keys only known here, under the key tag: the story record `r:<number>` (a new story's number
--- is the sequence number taken here) and the records of the stories at the head of a posting
--- key (numbers read from it) that `post` checks for expiry.
+-- is the sequence number taken here), the records of the stories at the head of a posting
+-- key (numbers read from it) that `post` checks for expiry, and the previous generation's
+-- statistics buckets (read when a token is first counted in the current one).
 -- Reply: {'ok', story number}, {'existing', placement} or {'conflict', ''}
 local seq_key, stories_key, article_key = KEYS[1], KEYS[2], KEYS[3]
 local members_key, open_key = KEYS[4], KEYS[5]
@@ -23,7 +28,8 @@ local story_record, placement, member = ARGV[4], ARGV[5], ARGV[6]
 local ttl, language, tag = tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local story_id, closes_at, open_ttl = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
 local anchors = ARGV[13] == '' and {} or split(ARGV[13], ' ')
-local increments, written = ARGV[14], (#ARGV - 14) / 2
+local increments, stats_ttl, counted = ARGV[14], tonumber(ARGV[15]), ARGV[16] == '1'
+local previous_stats, written = ARGV[17], (#ARGV - 17) / 2
 local first_stats, first_posting = 6, 6 + #anchors
 
 -- Put the entry `entry_tag .. packed .. check` (`packed`: the story number) at the tail of a
@@ -89,10 +95,8 @@ else
 end
 local seq = redis.call('INCR', seq_key)
 local moved = number ~= ''
-if not moved then
-  number = tostring(seq)
-  redis.call('INCR', stories_key)
-end
+if not moved then number = tostring(seq) end
+if counted then redis.call('INCR', stories_key) end
 redis.call('SET', tag .. 'r:' .. number, seq .. '\t' .. story_record, 'EX', ttl)
 redis.call('SET', article_key, number .. '\t' .. placement, 'EX', ttl)
 redis.call('RPUSH', members_key, member)
@@ -101,13 +105,14 @@ redis.call('ZADD', open_key, closes_at, story_id)
 redis.call('EXPIRE', open_key, open_ttl)
 local header, packed = pack(seq), pack(tonumber(number))
 for i = 0, written - 1 do
-  local at = 15 + 2 * i
+  local at = 18 + 2 * i
   post(KEYS[first_posting + i], ARGV[at], packed, ARGV[at + 1], header, moved)
 end
 for i, token in ipairs(anchors) do
   local add = tonumber(string.sub(increments, i, i))
-  count_token(KEYS[first_stats + i - 1], token, add, language, ttl)
+  local key = KEYS[first_stats + i - 1]
+  count_token(key, previous_stats .. string.sub(key, -3), token, add, language, stats_ttl)
 end
 redis.call('EXPIRE', seq_key, ttl)
-redis.call('EXPIRE', stories_key, ttl)
+redis.call('EXPIRE', stories_key, stats_ttl)
 return {'ok', number}

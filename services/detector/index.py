@@ -10,8 +10,11 @@ Both stores follow one optimistic protocol so `place_article` is the single deci
 writes the decision only if it is still valid (a new story: no commit since then touched the
 posting lists it read or writes; a join: the story was not rewritten since), else it reports a
 conflict and the caller looks up again. What a commit writes is planned once for both
-(`plan_write`). This module holds the protocol, the planning and the in-memory store; the
-Redis store is `redis_index.RedisStoryIndex` (its data format: `stored`).
+(`plan_write`). Both count anchors in statistics generations (`Generation`): a commit counts in
+the generation of its time, a lookup reads that one and the one before, so the statistics cover
+the last one to two periods and older counts are dropped whole. This module holds the
+protocol, the planning and the in-memory store; the Redis store is
+`redis_index.RedisStoryIndex` (its data format: `stored`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ POSTING_FETCH = 64
 POSTING_CAP = 64
 """Stories kept per posting list in memory; the least recently active fall off."""
 MAX_PLACE_ATTEMPTS = 8
+STATS_PERIOD_SECONDS = 7 * 24 * 3600
+"""Length of a statistics generation, seconds (`NEWSMON_DETECTOR_STATS_PERIOD_SECONDS`): the
+detector makes it at least the time a story stays open, so that an open story's anchors are
+counted in a generation still read (its last write counted it) and it is found by them."""
 
 
 class PlacementConflictError(RuntimeError):
@@ -68,6 +75,31 @@ class Lookup:
     """Story id -> story number (its key in the index) of every candidate."""
     read_keys: tuple[str, ...] = ()
     """Posting lists the lookup read: a commit since then to one of them may change the answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A statistics generation: `period` seconds from `start` (epoch seconds, a multiple of
+    `period`), so every replica names the one its clock is in alike, without coordination."""
+
+    start: int
+    period: int
+
+    @property
+    def previous(self) -> int:
+        """The start of the generation before, which lookups read too (epoch seconds)."""
+        return self.start - self.period
+
+    def ttl(self, now: int) -> int:
+        """Seconds from `now` (epoch seconds) until this generation is no longer read: until
+        the end of the next one, when it stops being the previous one."""
+        return self.start + 2 * self.period - now
+
+
+def generation(now: datetime, period_seconds: int) -> Generation:
+    """The statistics generation `now` falls in."""
+    seconds = epoch(now)
+    return Generation(seconds - seconds % period_seconds, period_seconds)
 
 
 class StoryIndex(Protocol):
@@ -145,12 +177,20 @@ class Write:
     posting_keys: tuple[str, ...]
     guarded_keys: tuple[str, ...]
     """Posting lists that must be unchanged since the lookup for a new story to be created."""
-    new_tokens: tuple[str, ...]
-    """Anchors the story did not carry before: their story counts rise by one."""
+    counted: bool
+    """Whether the story counts once more in the statistics generation written: it is new, or
+    written for the first time in this generation (it was counted in an earlier one)."""
+    counted_tokens: tuple[str, ...]
+    """Anchors whose story counts rise by one: those the story did not carry before, or all of
+    them when the story counts once more."""
 
 
-def plan_write(fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime) -> Write:
-    """What storing `decision` for `fp` writes, given the lookup it was decided on."""
+def plan_write(
+    fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime, counted_in: Generation
+) -> Write:
+    """What storing `decision` for `fp` writes, given the lookup it was decided on; its
+    statistics go to `counted_in`. A story written again in a later generation is counted
+    there again, so its anchors stay known (and it stays found by them) while it is open."""
     before = next((s for s in lookup.candidates if s.story_id == decision.story_id), None)
     if not decision.created and before is None:
         raise ValueError(f"story {decision.story_id} is not among the lookup's candidates")
@@ -160,11 +200,13 @@ def plan_write(fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: d
     keys = tuple(
         dict.fromkeys([*band_keys(fp.simhash), *map(token_key, posted_tokens(after, lookup.stats))])
     )
+    counted = before is None or epoch(before.last_seen) < counted_in.start
     return Write(
         story=after,
         posting_keys=keys,
         guarded_keys=tuple(dict.fromkeys([*keys, *lookup.read_keys])),
-        new_tokens=tuple(new_anchors(before, after)),
+        counted=counted,
+        counted_tokens=tuple(new_anchors(None if counted else before, after)),
     )
 
 
@@ -173,23 +215,86 @@ def lookup_keys(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> l
     return [*band_keys(fp.simhash), *(token_key(t) for t in query_tokens(fp, stats, params))]
 
 
+class _Statistics:
+    """Token statistics in memory, kept as `count_token` in shared.lua keeps them in Redis: per
+    token counted in the current generation, its story count over this generation and the one
+    before, its languages, and its count in this generation alone; the previous generation's
+    entries, which a token not yet counted in the current one is read from (its count alone)."""
+
+    def __init__(self) -> None:
+        self.generation: Generation | None = None
+        self._current: dict[str, tuple[int, str, int]] = {}
+        self._previous: dict[str, tuple[int, str, int]] = {}
+        self._documents = [0, 0]
+        """Stories counted in the current generation, in the previous one."""
+        self._frequencies: dict[str, int] = {}
+        self._languages: dict[str, str] = {}
+        """What lookups read, per token (the current entry, else the previous one's)."""
+
+    def rotate(self, at: Generation) -> Generation:
+        """The generation counted in: `at` if it is a later one than the current (whose
+        entries then become the previous ones; none are left after more than a period without
+        a write), else the current one."""
+        if self.generation is not None and at.start <= self.generation.start:
+            return self.generation
+        follows = self.generation is not None and at.previous == self.generation.start
+        self._previous = self._current if follows else {}
+        self._documents = [0, self._documents[0] if follows else 0]
+        self._current = {}
+        self._frequencies = {token: own for token, (_, _, own) in self._previous.items()}
+        self._languages = {token: seen for token, (_, seen, _) in self._previous.items()}
+        self.generation = at
+        return at
+
+    def read(self) -> TokenStats:
+        """The statistics as a lookup reads them."""
+        return TokenStats(sum(self._documents), self._frequencies, self._languages)
+
+    def count_story(self, write: Write, language: str) -> None:
+        """Count a story written: once more if `write.counted`, its counted tokens once more
+        each, `language` for every one of its anchors."""
+        self._documents[0] += write.counted
+        counted = set(write.counted_tokens)
+        for token, _ in write.story.anchors:
+            add = int(token in counted)
+            seen: str | None
+            value = self._current.get(token)
+            if value is not None:
+                count, seen, own = value
+            elif (before := self._previous.get(token)) is not None:
+                count, seen, own = before[2], before[1], 0
+            else:
+                count, seen, own = 0, None, 0
+            merged = merge_languages(seen, [language])
+            if add or merged != seen:
+                self._current[token] = (count + add, merged, own + add)
+                self._frequencies[token] = count + add
+                self._languages[token] = merged
+
+
 class MemoryStoryIndex:
     """The story index in process memory: for tests and batch grouping (`newsmon group`).
 
     Same posting lists and ranking as the Redis index, so both decide alike: both read the
-    64 most recent stories of a list (here each list keeps only those).
+    64 most recent stories of a list (here each list keeps only those), and the same token
+    statistics (`_Statistics`). An article dated before the latest statistics generation seen
+    is counted in that one (a batch's dates need not be in order).
     """
 
-    def __init__(self, *, window_hours: float = DEFAULT_PARAMS.window_hours) -> None:
+    def __init__(
+        self,
+        *,
+        window_hours: float = DEFAULT_PARAMS.window_hours,
+        stats_period_seconds: int = STATS_PERIOD_SECONDS,
+    ) -> None:
         self._window_hours = window_hours
+        self._period = stats_period_seconds
         self._placements: dict[str, Decision] = {}
         self._stories: dict[int, StoryState] = {}
         self._numbers: dict[str, int] = {}
         self._postings: dict[str, dict[int, int]] = {}
-        self._frequencies: dict[str, int] = {}
-        self._languages: dict[str, str] = {}
+        self._statistics = _Statistics()
         self._members: dict[str, list[StoryMember]] = {}
-        self._documents = 0
         self._version = 0
 
     def _recent(self, key: str) -> list[int]:
@@ -200,7 +305,8 @@ class MemoryStoryIndex:
         known = self._placements.get(fp.article_id)
         if known is not None:
             return Lookup(existing=replace(known, created=False), version=self._version)
-        stats = TokenStats(self._documents, self._frequencies, self._languages)
+        self._statistics.rotate(generation(now, self._period))
+        stats = self._statistics.read()
         cutoff = epoch(now - timedelta(hours=params.window_hours))
         open_stories = {
             number: story
@@ -236,7 +342,8 @@ class MemoryStoryIndex:
         known = self._placements.get(fp.article_id)
         if known is not None:
             return replace(known, created=False)
-        write = plan_write(fp, decision, lookup, joined_at)
+        counted_in = self._statistics.rotate(generation(joined_at, self._period))
+        write = plan_write(fp, decision, lookup, joined_at, counted_in)
         if decision.created:
             if any(
                 next(reversed(self._postings[key].values())) > lookup.version
@@ -258,12 +365,7 @@ class MemoryStoryIndex:
             posting[number] = self._version
             if len(posting) > POSTING_CAP:
                 del posting[next(iter(posting))]
-        self._documents += decision.created
-        for token in write.new_tokens:
-            self._frequencies[token] = self._frequencies.get(token, 0) + 1
-        languages = [fp.lang or UNKNOWN_LANGUAGE]
-        for token, _ in write.story.anchors:
-            self._languages[token] = merge_languages(self._languages.get(token), languages)
+        self._statistics.count_story(write, fp.lang or UNKNOWN_LANGUAGE)
         self._placements[fp.article_id] = decision
         self._members.setdefault(decision.story_id, []).append(
             story_member(fp, decision, joined_at)

@@ -3,29 +3,35 @@
 -- posting lists), then those sharing the most rare-anchor weight; with the statistics of
 -- every token involved and the commit sequence number observed. No writes.
 -- Built by `lookup_call` in stored.py.
--- KEYS: 1 sequence number, 2 story count, 3 the article's placement,
---       4-7 the packed posting keys of the simhash's bands 0-3
+-- KEYS: 1 sequence number, 2-3 story counts of the current and the previous statistics
+--       generation, 4 the article's placement, 5-8 the packed posting keys of the simhash's
+--       bands 0-3
 -- ARGV: 1 max distance (bits), 2-3 simhash high/low 32 bits, 4 query tokens,
 --       5 max candidates, 6 oldest open last-seen (epoch s), 7 key tag ('{prefix}:'),
---       8 the article's anchors, space-separated (one argument: cheaper to send than one each)
+--       8 the article's anchors, space-separated (one argument: cheaper to send than one each),
+--       9-10 the current and the previous statistics generation (their starts, epoch s)
 -- Keys named here under the key tag (so in the slot of KEYS), not declared: the token posting
 -- keys `t:<bucket>` of the anchors queried (the rarest, by counts read here), the story
 -- records `r:<number>` (numbers read from posting lists) and the statistics buckets
--- `d:<bucket>` of the article's anchors and of the candidates' (read from their records).
--- The article's buckets could be declared, but the family is named here anyway, and one key
--- argument per anchor (up to 160) costs the client more than hashing them here.
+-- `d:<generation>:<bucket>` of both generations for the article's anchors and the candidates'
+-- (read from their records). The article's buckets could be declared, but the family is named
+-- here anyway, and one key argument per anchor (up to 160) costs the client more than hashing
+-- them here.
 -- Reply: {version, placement} when placed before, else
---        {version, false, story count, "token count languages" lines, {number, record}...}
-local seq_key, stories_key, article_key = KEYS[1], KEYS[2], KEYS[3]
+--        {version, false, story count, "token count own languages" lines,
+--        {number, record}...}, counts over both generations
+local seq_key, article_key = KEYS[1], KEYS[4]
 local max_distance, hi, lo = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local query_tokens, max_candidates = tonumber(ARGV[4]), tonumber(ARGV[5])
 local cutoff, tag = tonumber(ARGV[6]), ARGV[7]
 local tokens = ARGV[8] == '' and {} or split(ARGV[8], ' ')
+local current_stats, previous_stats = tag .. 'd:' .. ARGV[9] .. ':', tag .. 'd:' .. ARGV[10] .. ':'
 
 local version = tonumber(redis.call('GET', seq_key) or '0')
 local existing = redis.call('GET', article_key)
 if existing then return {version, existing} end
-local documents = tonumber(redis.call('GET', stories_key) or '0')
+local documents = tonumber(redis.call('GET', KEYS[2]) or '0')
+  + tonumber(redis.call('GET', KEYS[3]) or '0')
 
 -- pop8[x + 1]: the bits set in byte x (a literal: cheaper than a loop on every call)
 local pop8 = {
@@ -88,12 +94,19 @@ local function story(n)
   return f
 end
 
--- A token's statistics as stored (false when unseen), read once.
+-- A token's statistics as the current generation reads them ('count own languages'; false
+-- when unseen in both generations), read once: the current generation's entry (it holds the
+-- count over both), else what the previous one carries over.
 local stats = {}
 local function stats_of(token)
   local value = stats[token]
   if value == nil then
-    value = redis.call('HGET', tag .. 'd:' .. bucket(token), token) or false
+    local where = bucket(token)
+    value = redis.call('HGET', current_stats .. where, token)
+    if not value then
+      value = redis.call('HGET', previous_stats .. where, token)
+      if value then value = carried(value) end
+    end
     stats[token] = value
   end
   return value
@@ -105,7 +118,7 @@ local bands = {lo % 65536, math.floor(lo / 65536), hi % 65536, math.floor(hi / 6
 for b = 1, 4 do
   local next1, next2 = bands[b % 4 + 1], bands[(b + 1) % 4 + 1]
   local band_tag = string.char(bands[b] % 256, math.floor(bands[b] / 256))
-  local at_list, s = newest(KEYS[3 + b], band_tag, BAND_ENTRY_BYTES, POSTING_FETCH)
+  local at_list, s = newest(KEYS[4 + b], band_tag, BAND_ENTRY_BYTES, POSTING_FETCH)
   for _, at in ipairs(at_list) do
     local n = num(s, at + 2)
     -- the entry's copy of the next two bands: more than `max_distance` bits off rules it out
@@ -128,7 +141,8 @@ end
 -- shared IDF weight, then most recent (`rank_candidates` in core.py).
 local dfs, known = {}, {}
 for i, token in ipairs(tokens) do
-  dfs[i] = stat(stats_of(token))
+  local value = stats_of(token)
+  dfs[i] = value and tonumber(string.sub(value, 1, string.find(value, ' ', 1, true) - 1)) or 0
   if dfs[i] > 0 then known[#known + 1] = i end
 end
 table.sort(known, function(a, b)
@@ -174,7 +188,7 @@ for _, n in ipairs(order) do
     end
   end
 end
--- one line per token, "token count languages" (just the token when unseen): one reply string
+-- one line per token, "token count own languages" (just the token when unseen): one reply string
 -- rather than two elements a token, which the client would parse one by one
 local lines = {}
 for i, t in ipairs(all) do

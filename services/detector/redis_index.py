@@ -21,7 +21,14 @@ import redis.asyncio
 
 from contracts.messages import StoryMember, StorySnapshot
 from services.detector.core import DEFAULT_PARAMS, Decision, Fingerprint, GroupingParams, TokenStats
-from services.detector.index import Lookup, epoch, story_snapshot
+from services.detector.index import (
+    STATS_PERIOD_SECONDS,
+    Generation,
+    Lookup,
+    epoch,
+    generation,
+    story_snapshot,
+)
 from services.detector.stored import (
     SCRIPT_CONSTANTS,
     KeySpace,
@@ -57,6 +64,8 @@ class RedisStoryIndex:
     Every key shares the hash tag `{prefix}` (layout: `stored`). Story records, placements and
     member lists expire `story_ttl_seconds` after their last write; posting entries of expired
     stories are cut from the head of a key when it is next written, and every key is capped.
+    Token statistics are counted in generations of `stats_period_seconds` (`Generation`, from
+    the time given to each call) and expire when no longer read.
     """
 
     def __init__(
@@ -66,10 +75,12 @@ class RedisStoryIndex:
         prefix: str = "newsmon:detector",
         story_ttl_seconds: int = 7 * 24 * 3600,
         window_hours: float = DEFAULT_PARAMS.window_hours,
+        stats_period_seconds: int = STATS_PERIOD_SECONDS,
     ) -> None:
         self._redis = redis
         self._space = KeySpace.of(prefix)
         self._ttl = story_ttl_seconds
+        self._period = stats_period_seconds
         self._window_hours = window_hours
         self._window_seconds = math.ceil(window_hours * 3600)
         self._lookup = redis.register_script(load_script("lookup.lua"))
@@ -79,7 +90,7 @@ class RedisStoryIndex:
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
         """One script call: candidate stories ranked server-side, with the frequencies."""
         oldest = epoch(now - timedelta(hours=params.window_hours))
-        keys, args = lookup_call(self._space, fp, params, oldest)
+        keys, args = lookup_call(self._space, fp, params, oldest, generation(now, self._period))
         return lookup_from_reply(await self._lookup(keys=keys, args=args), fp, params)
 
     async def commit(
@@ -95,6 +106,7 @@ class RedisStoryIndex:
             joined_at,
             ttl_seconds=self._ttl,
             window_seconds=self._window_seconds,
+            generation=generation(joined_at, self._period),
         )
         outcome, payload = await self._commit(keys=keys, args=args)
         status = as_text(outcome)
@@ -112,7 +124,8 @@ class RedisStoryIndex:
         the same articles by a replica at the same time would race."""
         if not fps:
             return
-        stats = await self._story_counts({token for fp in fps for token, _ in fp.anchors})
+        counted = generation(at, self._period)
+        stats = await self._story_counts({token for fp in fps for token, _ in fp.anchors}, counted)
         last = int(await self._redis.incrby(self._space.key("seq"), len(fps)))
         plan = plan_bulk(
             fps,
@@ -120,28 +133,44 @@ class RedisStoryIndex:
             first_number=last - len(fps) + 1,
             stats=stats,
             window_seconds=self._window_seconds,
+            generation=counted,
         )
         keys, args = bulk_call(
-            self._space, plan, ttl_seconds=self._ttl, window_seconds=self._window_seconds
+            self._space,
+            plan,
+            at,
+            ttl_seconds=self._ttl,
+            window_seconds=self._window_seconds,
+            generation=counted,
         )
         await self._bulk(keys=keys, args=args)
 
-    async def _story_counts(self, tokens: set[str]) -> TokenStats:
-        """How many stories carry each token, and how many stories there are, as stored."""
+    async def _story_counts(self, tokens: set[str], counted: Generation) -> TokenStats:
+        """How many stories carry each token, and how many stories there are, as a lookup in
+        the generation `counted` reads them: a token's entry there, else the stories the
+        previous generation counted alone."""
         by_key: dict[str, list[str]] = {}
         for token in tokens:
-            by_key.setdefault(self._space.stats(token), []).append(token)
+            by_key.setdefault(self._space.stats(token, counted.start), []).append(token)
+            by_key.setdefault(self._space.stats(token, counted.previous), []).append(token)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.get(self._space.key("stories"))
+        pipe.get(self._space.story_count(counted.start))
+        pipe.get(self._space.story_count(counted.previous))
         for key, names in by_key.items():
             pipe.hmget(key, names)
-        documents, *replies = await pipe.execute()
+        current, previous, *replies = await pipe.execute()
+        carried: dict[str, int] = {}
         frequencies: dict[str, int] = {}
-        for names, values in zip(by_key.values(), replies, strict=True):
+        for key, names, values in zip(by_key, by_key.values(), replies, strict=True):
+            now = key.startswith(self._space.stats_prefix(counted.start))
             for token, value in zip(names, values, strict=True):
                 if value is not None:
-                    frequencies[token] = int(as_text(value).partition(" ")[0])
-        return TokenStats(int(documents or 0), frequencies)
+                    fields = as_text(value).split(" ")
+                    if now:
+                        frequencies[token] = int(fields[0])
+                    else:
+                        carried[token] = int(fields[1])
+        return TokenStats(int(current or 0) + int(previous or 0), carried | frequencies)
 
     async def snapshot(self, story_id: str) -> StorySnapshot | None:
         """The story's members in join order, or None once expired."""

@@ -44,11 +44,24 @@ local function idf(documents, frequency)
   return math.log((documents + IDF_PRIOR_DOCUMENTS + 1) / (frequency + 0.5))
 end
 
--- A token's statistics as stored ('count languages', or nil): its story count and languages.
+-- A token's statistics as stored in a generation ('count own languages', or nil): its story
+-- count over this generation and the one before (what lookups read), the stories counted in
+-- this generation alone (what the next one carries over), and its languages.
+-- `_Statistics` in index.py keeps the same three in memory.
 local function stat(value)
-  if not value then return 0, nil end
-  local at = string.find(value, ' ', 1, true)
-  return tonumber(string.sub(value, 1, at - 1)), string.sub(value, at + 1)
+  if not value then return 0, nil, 0 end
+  local first = string.find(value, ' ', 1, true)
+  local second = string.find(value, ' ', first + 1, true)
+  return tonumber(string.sub(value, 1, first - 1)), string.sub(value, second + 1),
+    tonumber(string.sub(value, first + 1, second - 1))
+end
+
+-- A token's statistics in the previous generation as the current one reads them: the
+-- stories counted there alone as its count.
+local function carried(value)
+  local first = string.find(value, ' ', 1, true)
+  local second = string.find(value, ' ', first + 1, true)
+  return string.sub(value, first + 1, second - 1) .. string.sub(value, first)
 end
 
 -- A token's languages (comma-separated; nil: none yet) once also seen in `languages`: the
@@ -66,13 +79,19 @@ local function merge_languages(seen, languages)
 end
 
 -- Raise a token's story count by `add` and merge `languages` into its languages, in the
--- statistics hash `key`; written only when that changes something. `TokenStats` in core.py
--- holds the same counts in memory.
-local function count_token(key, token, add, languages, ttl)
-  local count, seen = stat(redis.call('HGET', key, token))
+-- statistics hash `key` of the current generation; a token not yet there starts from what
+-- `previous_key` (the previous generation's hash) carries over. Written only when that changes
+-- something: until then lookups read the previous generation's hash. `_Statistics` in index.py
+-- counts alike in memory.
+local function count_token(key, previous_key, token, add, languages, ttl)
+  local count, seen, own = stat(redis.call('HGET', key, token) or nil)
+  if not seen then
+    local _, before, before_own = stat(redis.call('HGET', previous_key, token) or nil)
+    count, seen = before_own, before
+  end
   local merged, changed = merge_languages(seen, languages)
   if add > 0 or changed then
-    redis.call('HSET', key, token, (count + add) .. ' ' .. merged)
+    redis.call('HSET', key, token, (count + add) .. ' ' .. (own + add) .. ' ' .. merged)
     redis.call('EXPIRE', key, ttl)
   end
 end

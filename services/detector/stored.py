@@ -8,15 +8,21 @@ adapter that runs the scripts is `redis_index.RedisStoryIndex`.
 Every key lives under the hash tag `{prefix}` (`KeySpace`), so the keys one script touches
 share one Redis Cluster slot:
 
-* `seq` the commit sequence number, `stories` the story count, `open` story ids scored by
-  when each story closes;
+* `seq` the commit sequence number, `open` story ids scored by when each story closes;
 * `r:<number>` a story's record (its version, then `encode_story`), `a:<article id>` an
   article's placement (its story number, then `encode_placement`), `m:<story id>` the story's
   member list (JSON, in join order);
 * `s<band>:<high byte>` (1,024) and `t:<bucket>` (4,096) packed posting keys: a 4-byte header
   (sequence number of the key's last write) then entries, oldest first, of a tag (`posting_slot`),
   a 4-byte story number and a check (`posting_check`);
-* `d:<bucket>` (1,024) token statistics hashes: token -> "story count languages".
+* statistics, per generation (`index.Generation`, named by its start in epoch seconds): `n:<start>`
+  the stories counted in it, `d:<start>:<bucket>` (1,024) hashes token -> "count own
+  languages": stories carrying the token counted in this generation and the one before (what
+  lookups read), the stories counted in this generation alone, the languages it was seen in.
+  A token's first count in a generation starts from the previous one's `own` and languages;
+  a lookup reads the current generation's entry, else the previous one's (`own` as count).
+  Each key expires when it stops being read (`Generation.ttl`, set with each write), so Redis
+  drops old statistics itself.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from services.detector.core import (
 )
 from services.detector.index import (
     POSTING_FETCH,
+    Generation,
     Lookup,
     band_keys,
     epoch,
@@ -203,25 +210,45 @@ class KeySpace:
         """The key named `suffix` in this index."""
         return self.tag + suffix
 
-    def counters(self, article_id: str) -> list[str]:
-        """The sequence number, the story count and the article's placement."""
-        return [self.key("seq"), self.key("stories"), self.key("a:" + article_id)]
+    def placement(self, article_id: str) -> str:
+        """An article's placement."""
+        return self.key("a:" + article_id)
+
+    def story_count(self, start: int) -> str:
+        """The count of stories created in the statistics generation starting at `start`."""
+        return self.key(f"n:{start}")
 
     def members(self, story_id: str) -> str:
         """A story's member list."""
         return self.key("m:" + story_id)
 
-    def stats(self, token: str) -> str:
-        """The statistics hash holding a token's story count and languages."""
-        return self.key("d:" + stats_bucket(token))
+    def stats_prefix(self, start: int) -> str:
+        """What the names of the statistics hashes of the generation starting at `start` start
+        with (then comes the bucket)."""
+        return self.key(f"d:{start}:")
+
+    def stats(self, token: str, start: int) -> str:
+        """The statistics hash holding a token's story counts and languages in the generation
+        starting at `start`."""
+        return self.stats_prefix(start) + stats_bucket(token)
 
 
 def lookup_call(
-    space: KeySpace, fp: Fingerprint, params: GroupingParams, oldest_last_seen: int
+    space: KeySpace,
+    fp: Fingerprint,
+    params: GroupingParams,
+    oldest_last_seen: int,
+    generation: Generation,
 ) -> ScriptCall:
     """KEYS and ARGV of `lookup.lua` for `fp`; `oldest_last_seen`: epoch seconds."""
     bands = [space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)]
-    keys = [*space.counters(fp.article_id), *bands]
+    keys = [
+        space.key("seq"),
+        space.story_count(generation.start),
+        space.story_count(generation.previous),
+        space.placement(fp.article_id),
+        *bands,
+    ]
     args: list[ScriptArg] = [
         params.near_duplicate_max_distance,
         fp.simhash >> 32,
@@ -231,6 +258,8 @@ def lookup_call(
         oldest_last_seen,
         space.tag,
         " ".join(token for token, _ in fp.anchors),
+        generation.start,
+        generation.previous,
     ]
     return keys, args
 
@@ -246,8 +275,8 @@ def lookup_from_reply(reply: Sequence[Any], fp: Fingerprint, params: GroupingPar
     for line in as_text(token_lines).split("\n"):
         token, _, value = line.partition(" ")
         if value:
-            count, _, seen_in = value.partition(" ")
-            languages[token] = seen_in
+            count, _, rest = value.partition(" ")
+            languages[token] = rest.partition(" ")[2]
             if int(count) > 0:
                 frequencies[token] = int(count)
     stats = TokenStats(int(documents), frequencies, languages)
@@ -272,20 +301,24 @@ def commit_call(
     *,
     ttl_seconds: int,
     window_seconds: int,
+    generation: Generation,
 ) -> ScriptCall:
-    """KEYS and ARGV of `commit.lua` storing `decision` for `fp` as decided on `lookup`."""
-    write = plan_write(fp, decision, lookup, joined_at)
+    """KEYS and ARGV of `commit.lua` storing `decision` for `fp` as decided on `lookup`, its
+    counts in `generation` (the one `joined_at` falls in)."""
+    write = plan_write(fp, decision, lookup, joined_at, generation)
     written = [posting_slot(key) for key in write.posting_keys]
     guarded = dict.fromkeys(
         posting_slot(key)[0] for key in write.guarded_keys if key not in write.posting_keys
     )
     anchors = [token for token, _ in write.story.anchors]
-    new = set(write.new_tokens)
+    counted = set(write.counted_tokens)
     keys = [
-        *space.counters(fp.article_id),
+        space.key("seq"),
+        space.story_count(generation.start),
+        space.placement(fp.article_id),
         space.members(decision.story_id),
         space.key("open"),
-        *(space.stats(token) for token in anchors),
+        *(space.stats(token, generation.start) for token in anchors),
         *(space.key(key) for key, _ in written),
         *(space.key(key) for key in guarded),
     ]
@@ -303,7 +336,10 @@ def commit_call(
         epoch(write.story.last_seen) + window_seconds,
         window_seconds,
         " ".join(anchors),
-        "".join("1" if token in new else "0" for token in anchors),
+        "".join("1" if token in counted else "0" for token in anchors),
+        generation.ttl(epoch(joined_at)),
+        "1" if write.counted else "0",
+        space.stats_prefix(generation.previous),
     ]
     for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
         args += [tag, posting_check(logical, fp.simhash)]
@@ -345,9 +381,11 @@ def plan_bulk(
     first_number: int,
     stats: TokenStats,
     window_seconds: int,
+    generation: Generation,
 ) -> BulkPlan:
     """One new story per fingerprint, numbered from `first_number`, each planned as a commit
-    would plan it after the ones before (`stats`: the token counts stored before)."""
+    would plan it after the ones before (`stats`: the token counts stored before), counted in
+    `generation`."""
     frequencies = dict(stats.frequencies)
     entries: dict[str, list[bytes]] = {}
     counts: dict[str, tuple[int, str | None]] = {}
@@ -356,8 +394,8 @@ def plan_bulk(
         number = first_number + offset
         decision = Decision(new_story_id(fp.article_id), True, "new", 0.0)
         so_far = Lookup(None, (), TokenStats(stats.documents + offset, frequencies), version=0)
-        write = plan_write(fp, decision, so_far, at)
-        for token in write.new_tokens:
+        write = plan_write(fp, decision, so_far, at, generation)
+        for token in write.counted_tokens:
             frequencies[token] = frequencies.get(token, 0) + 1
         packed = number.to_bytes(4, "big")
         for logical_key in write.posting_keys:
@@ -366,7 +404,7 @@ def plan_bulk(
                 tag + packed + posting_check(logical_key, fp.simhash)
             )
         language = fp.lang or UNKNOWN_LANGUAGE
-        for token in write.new_tokens:
+        for token in write.counted_tokens:
             count, seen = counts.get(token, (0, None))
             counts[token] = (count + 1, merge_languages(seen, [language]))
         stories.append(
@@ -390,21 +428,30 @@ def plan_bulk(
 
 
 def bulk_call(
-    space: KeySpace, plan: BulkPlan, *, ttl_seconds: int, window_seconds: int
+    space: KeySpace,
+    plan: BulkPlan,
+    at: datetime,
+    *,
+    ttl_seconds: int,
+    window_seconds: int,
+    generation: Generation,
 ) -> ScriptCall:
-    """KEYS and ARGV of `bulk.lua` writing `plan`."""
-    keys = [space.key("seq"), space.key("stories"), space.key("open")]
+    """KEYS and ARGV of `bulk.lua` writing `plan` at `at`, its counts in `generation` (the
+    one `at` falls in)."""
+    keys = [space.key("seq"), space.story_count(generation.start), space.key("open")]
     args: list[ScriptArg] = [
         plan.last_number.to_bytes(4, "big"),
         ttl_seconds,
         window_seconds,
         len(plan.stories),
         len(plan.entries),
+        generation.ttl(epoch(at)),
+        space.stats_prefix(generation.previous),
     ]
     for story in plan.stories:
         keys += [
             space.key(f"r:{story.number}"),
-            space.key("a:" + story.article_id),
+            space.placement(story.article_id),
             space.members(story.story_id),
         ]
         args += [
@@ -419,6 +466,6 @@ def bulk_call(
         keys.append(space.key(key))
         args += [packed, plan.entry_sizes[key]]
     for token, (count, languages) in plan.counts.items():
-        keys.append(space.stats(token))
+        keys.append(space.stats(token, generation.start))
         args += [token, count, languages]
     return keys, args

@@ -8,6 +8,7 @@ import json
 import random
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,7 +25,7 @@ from services.detector.core import (
     new_story_id,
 )
 from services.detector.handlers import count_open_stories, open_stories_key
-from services.detector.index import MemoryStoryIndex, place_article
+from services.detector.index import MemoryStoryIndex, generation, place_article
 from services.detector.redis_index import RedisStoryIndex
 from services.detector.stored import token_slot
 from tests.conftest import SHARED, require_shared
@@ -42,6 +43,17 @@ TRANSLATION = (
     "angenommen, mit 412 zu 133 Stimmen. Laut Thierry Breton soll der Text bis 2030 rund 43 "
     "Milliarden Euro mobilisieren, davon 3,3 Milliarden aus dem Haushalt der Union. Intel und "
     "TSMC begrüßten die Abstimmung. "
+)
+
+AIRBUS_EN = (
+    "Airbus will build 150 A321 jets a year in Hamburg from 2028, chief executive Guillaume "
+    "Faury said on Tuesday in Toulouse. The plan adds 2,400 jobs and costs 1.8 billion euros, "
+    "according to Airbus. Lufthansa and Ryanair welcomed the decision. "
+)
+AIRBUS_FR = (
+    "Airbus construira 150 avions A321 par an à Hambourg à partir de 2028, a déclaré mardi à "
+    "Toulouse le président exécutif Guillaume Faury. Le projet crée 2 400 emplois et coûte 1,8 "
+    "milliard d'euros, selon Airbus. Lufthansa et Ryanair ont salué la décision. "
 )
 
 
@@ -161,6 +173,48 @@ async def test_redis_and_memory_indexes_decide_alike(
         ), article.article_id
     stories = {(await place_article(in_redis, a, NOW)).story_id for a in articles}
     assert len(stories) < len(articles) / 2
+
+
+async def _keys_of_generation(client: redis.asyncio.Redis, prefix: str, start: int) -> list[str]:
+    """The statistics keys of the generation starting at `start` (epoch seconds)."""
+    found = [key async for key in client.scan_iter(match=f"{{{prefix}}}:d:{start}:*")]
+    found += [key async for key in client.scan_iter(match=f"{{{prefix}}}:n:{start}")]
+    return [key.decode() for key in found]
+
+
+async def test_statistics_of_an_old_generation_are_dropped_while_stories_keep_grouping(
+    clients: list[redis.asyncio.Redis], prefix: str
+) -> None:
+    """Statistics counted in one generation are read there and one period on (a translation
+    then still finds its story by its names); Redis drops their keys itself once no lookup
+    reads them (each carries an EXPIRE set when written), and later stories group as before."""
+    period = 2
+    client = clients[0]
+    params = replace(DEFAULT_PARAMS, window_hours=period / 3600)
+    index = RedisStoryIndex(
+        client, prefix=prefix, window_hours=params.window_hours, stats_period_seconds=period
+    )
+    first = await place_article(index, _article("fr-1"), NOW, params=params)
+    old = generation(NOW, period)
+    old_keys = await _keys_of_generation(client, prefix, old.start)
+    assert len(old_keys) > 10
+    lives = [await client.pttl(key) for key in old_keys]
+    assert all(0 < ms <= 2000 * period for ms in lives)  # until no lookup reads them
+    one_on = NOW + timedelta(seconds=period)
+    german = await place_article(index, _article("de-1", TRANSLATION, "de"), one_on, params=params)
+    assert (german.story_id, german.reason) == (first.story_id, "translation")
+    async with asyncio.timeout(10 * period):
+        while await client.exists(*old_keys):
+            await asyncio.sleep(0.05)
+    later = NOW + timedelta(seconds=3 * period)
+    forgotten = await index.lookup(fingerprint(_article("probe")), params, later)
+    assert (forgotten.stats.documents, forgotten.stats.frequencies) == (0, {})
+    english = await place_article(index, _article("en-1", AIRBUS_EN, "en"), later, params=params)
+    french = await place_article(index, _article("fr-2", AIRBUS_FR, "fr"), later, params=params)
+    assert english.created and english.story_id != first.story_id
+    assert (french.story_id, french.reason) == (english.story_id, "translation")
+    fresh = await index.lookup(fingerprint(_article("probe-2", AIRBUS_EN, "en")), params, later)
+    assert fresh.stats.documents == 1 and fresh.stats.frequencies.get("airb") == 1
 
 
 async def test_commit_records_when_each_story_closes(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio
@@ -17,12 +17,20 @@ from services.detector.core import (
     ArticleIn,
     Decision,
     Fingerprint,
+    fingerprint,
     idf,
     merge_languages,
     new_story_id,
     story_after_join,
 )
-from services.detector.index import Lookup, MemoryStoryIndex, epoch, place_article
+from services.detector.index import (
+    STATS_PERIOD_SECONDS,
+    Lookup,
+    MemoryStoryIndex,
+    epoch,
+    generation,
+    place_article,
+)
 from services.detector.redis_index import RedisStoryIndex, load_script, script_source
 from services.detector.stored import (
     KeySpace,
@@ -41,6 +49,7 @@ NOW = datetime(2025, 10, 10, 12, 0, tzinfo=UTC)
 SPACE = KeySpace.of("test:scripts")
 TTL_SECONDS = 3600
 WINDOW_SECONDS = 7 * 24 * 3600
+GENERATION = generation(NOW, STATS_PERIOD_SECONDS)
 
 
 def _fingerprint(article_id: str, simhash: int, anchors: tuple[str, ...] = ()) -> Fingerprint:
@@ -55,7 +64,7 @@ def _fingerprint(article_id: str, simhash: int, anchors: tuple[str, ...] = ()) -
 
 async def _lookup(client: redis.asyncio.Redis, fp: Fingerprint) -> Lookup:
     oldest = epoch(NOW) - WINDOW_SECONDS
-    keys, args = lookup_call(SPACE, fp, DEFAULT_PARAMS, oldest)
+    keys, args = lookup_call(SPACE, fp, DEFAULT_PARAMS, oldest, GENERATION)
     reply = await client.eval(load_script("lookup.lua"), len(keys), *keys, *args)
     return lookup_from_reply(reply, fp, DEFAULT_PARAMS)
 
@@ -71,6 +80,7 @@ async def _commit(
         NOW,
         ttl_seconds=TTL_SECONDS,
         window_seconds=WINDOW_SECONDS,
+        generation=GENERATION,
     )
     status, payload = await client.eval(load_script("commit.lua"), len(keys), *keys, *args)
     return status.decode(), payload.decode()
@@ -94,6 +104,8 @@ out[#out + 1] = merge_languages(nil, 'fr,de,fr')
 out[#out + 1] = merge_languages('fr,de', 'en,de,it')
 local _, changed = merge_languages('fr,de', 'de')
 out[#out + 1] = tostring(changed)
+out[#out + 1] = carried('5 2 fr,de')
+out[#out + 1] = table.concat({stat('5 2 fr,de')}, '|')
 return out
 """
     reply = await redis.eval(script_source(body), 0, *tokens)
@@ -107,6 +119,8 @@ return out
         merge_languages(None, ["fr", "de", "fr"]),
         merge_languages("fr,de", ["en", "de", "it"]),
         "false",
+        "2 2 fr,de",
+        "5|fr,de|2",
     ]
     assert merged[:2] == ["fr,de", "fr,de,en,it"]
 
@@ -151,7 +165,7 @@ async def test_a_new_story_after_a_rival_commit_to_its_posting_keys_is_refused(
     seen_by_first, seen_by_rival = await _lookup(redis, first), await _lookup(redis, rival)
     assert (await _commit(redis, first, _new(first), seen_by_first))[0] == "ok"
     assert await _commit(redis, rival, _new(rival), seen_by_rival) == ("conflict", "")
-    assert await redis.get(SPACE.key("stories")) == b"1"
+    assert await redis.get(SPACE.story_count(GENERATION.start)) == b"1"
     # elsewhere in the index (no posting key in common) an older version is no conflict
     far = _fingerprint("c", 0xFEDCBA9876543210)
     stale = replace(await _lookup(redis, far), version=0)
@@ -225,16 +239,33 @@ def synthetic_articles(seed: int, stories: int = 10) -> list[ArticleIn]:
     ]
 
 
+@pytest.mark.parametrize(
+    ("period", "step", "generations"), [(STATS_PERIOD_SECONDS, 0, 1), (1200, 60, 3)]
+)
 async def test_redis_and_memory_indexes_decide_alike_on_made_up_stories(
-    redis: redis.asyncio.Redis,
+    redis: redis.asyncio.Redis, period: int, step: int, generations: int
 ) -> None:
+    """Alike in one statistics generation, and over several (an article every `step` seconds,
+    a generation every `period`, stories open for a period as the service has them at least):
+    the same decisions, and before each placement the same statistics of its anchors."""
     articles = synthetic_articles(7)
-    in_redis = RedisStoryIndex(redis, prefix="test:alike")
-    in_memory = MemoryStoryIndex()
+    params = replace(DEFAULT_PARAMS, window_hours=min(DEFAULT_PARAMS.window_hours, period / 3600))
+    in_redis = RedisStoryIndex(
+        redis, prefix="test:alike", window_hours=params.window_hours, stats_period_seconds=period
+    )
+    in_memory = MemoryStoryIndex(window_hours=params.window_hours, stats_period_seconds=period)
+    times = [NOW + timedelta(seconds=n * step) for n in range(len(articles))]
+    assert len({generation(moment, period) for moment in times}) == generations
     reasons: Counter[str] = Counter()
-    for article in articles:
-        from_redis = await place_article(in_redis, article, NOW)
-        from_memory = await place_article(in_memory, article, NOW)
+    for article, now in zip(articles, times, strict=True):
+        fp = fingerprint(article)
+        seen = [(await index.lookup(fp, params, now)).stats for index in (in_redis, in_memory)]
+        assert len({stats.documents for stats in seen}) == 1, article.article_id
+        for token, _ in fp.anchors:
+            assert len({s.frequencies.get(token, 0) for s in seen}) == 1, token
+            assert len({s.languages.get(token) for s in seen}) == 1, token
+        from_redis = await place_article(in_redis, article, now, params=params)
+        from_memory = await place_article(in_memory, article, now, params=params)
         assert from_redis == from_memory, article.article_id
         reasons[from_redis.reason] += 1
     assert set(reasons) == {"new", "exact", "near_duplicate", "translation"}

@@ -19,6 +19,7 @@ from services.detector.core import (
     SHINGLE_WORDS,
     ArticleIn,
     Decision,
+    TokenStats,
     anchors_of,
     assign_story,
     fingerprint,
@@ -30,7 +31,14 @@ from services.detector.core import (
     story_after_join,
     text_simhash,
 )
-from services.detector.index import BandTable, MemoryStoryIndex, place_article
+from services.detector.index import (
+    BandTable,
+    Generation,
+    MemoryStoryIndex,
+    epoch,
+    generation,
+    place_article,
+)
 from services.detector.stored import decode_placement, decode_story, encode_story
 
 NOW = datetime(2025, 10, 10, 12, 0, tzinfo=UTC)
@@ -317,6 +325,52 @@ async def test_a_story_closes_a_window_after_its_last_article(
     assert snapshot is not None and snapshot.closes_at == later + timedelta(hours=48)
     too_late = await place_article(index, seeds["004"], later + timedelta(hours=49), params=params)
     assert too_late.created
+
+
+def test_every_moment_of_a_generation_names_it_and_it_is_read_for_two_periods() -> None:
+    period = 3600
+    at = generation(NOW, period)
+    assert at.start % period == 0 and at.start <= epoch(NOW) < at.start + period
+    last_second = NOW + timedelta(seconds=at.start + period - 1 - epoch(NOW))
+    assert generation(last_second, period) == at
+    assert generation(last_second + timedelta(seconds=1), period) == Generation(
+        at.start + period, period
+    )
+    assert generation(last_second + timedelta(seconds=1), period).previous == at.start
+    assert (at.ttl(at.start), at.ttl(at.start + period - 1)) == (2 * period, period + 1)
+
+
+async def test_statistics_cover_the_current_and_the_previous_generation(
+    seeds: dict[str, ArticleIn],
+) -> None:
+    """A story counts in the generation it is written in, and is read there and one period
+    on; written again in a later generation it counts there too (so its names stay known
+    while it is written to); two periods after its last write, or after a period without a
+    single write, it is forgotten."""
+    hour = timedelta(hours=1)
+    index = MemoryStoryIndex(stats_period_seconds=3600)
+    first = await place_article(index, seeds["000"], NOW)
+    probe = fingerprint(seeds["003"])
+    story_names = dict(fingerprint(seeds["000"]).anchors)
+    named = [token for token, _ in probe.anchors if token in story_names]
+    assert named
+
+    async def stats_at(at: datetime) -> TokenStats:
+        return (await index.lookup(probe, DEFAULT_PARAMS, at)).stats
+
+    one_on = await stats_at(NOW + hour)
+    assert one_on.documents == 1 and {one_on.frequencies.get(t) for t in named} == {1}
+    joined = await place_article(index, seeds["002"], NOW + hour)
+    assert (joined.story_id, joined.reason) == (first.story_id, "translation")
+    assert (await stats_at(NOW + hour)).documents == 2  # counted in both generations read
+    two_on = await stats_at(NOW + 2 * hour)
+    assert two_on.documents == 1 and {two_on.frequencies.get(t) for t in named} == {1}
+    three_on = await stats_at(NOW + 3 * hour)
+    assert (three_on.documents, dict(three_on.frequencies)) == (0, {})
+    gap = MemoryStoryIndex(stats_period_seconds=3600)
+    await place_article(gap, seeds["000"], NOW)
+    skipped = (await gap.lookup(probe, DEFAULT_PARAMS, NOW + 2 * hour)).stats
+    assert (skipped.documents, dict(skipped.frequencies)) == (0, {})
 
 
 def test_the_detectors_simhash_measures_edits_as_the_simhash_package_does() -> None:
