@@ -245,7 +245,7 @@ def soak_config(webhook_url: str) -> str:
             "subscriptions": [
                 {"name": "soak-hook", "url": webhook_url, "secret": "soak-webhook-secret-0123"}
             ],
-            "allowed_private_hosts": ["127.0.0.1"],
+            "allowed_private_hosts": ["127.0.0.1:*"],  # the webhook receiver's port
         }
     )
 
