@@ -2,9 +2,10 @@
 
 Keys that one script or transaction touches share a Redis Cluster hash tag (`{...}`);
 versions before cluster support named them without one. A single server upgraded in place
-keeps its data: at start each service renames its keys still named the old way (RENAMENX,
-so replicas starting together rename each key once, and a name already taken is left
-alone and logged). A cluster has only today's names: earlier versions could not run there.
+keeps its data: at its first start each service renames its keys still named the old way
+(RENAMENX, so replicas starting together rename each key once, and a name already taken is
+left alone and logged), then marks the pattern done so later starts skip the scan. A cluster
+has only today's names: earlier versions could not run there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ log = structlog.get_logger("newsmon.keys")
 
 SCAN_BATCH = 1000
 """Keys asked for per SCAN step."""
+RENAMED_MARK = "newsmon:renamed:"
+"""Prefix of the key marking that a pattern's keys were all renamed: a SCAN walks the whole
+keyspace (millions of keys with a large story index), so it is done once, not every start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,9 @@ async def rename_legacy_keys(redis: aioredis.Redis, legacy: Sequence[LegacyKeys]
         return 0
     renamed = 0
     for keys in legacy:
+        mark = RENAMED_MARK + keys.pattern
+        if await redis.exists(mark):
+            continue
         async for raw in redis.scan_iter(match=keys.pattern, count=SCAN_BATCH):
             old = raw.decode("utf-8", "surrogateescape")
             new = keys.rename(old)
@@ -65,4 +72,5 @@ async def rename_legacy_keys(redis: aioredis.Redis, legacy: Sequence[LegacyKeys]
                 renamed += 1
             else:
                 log.warning("key keeps its earlier name: today's name is taken", key=old, new=new)
+        await redis.set(mark, 1)
     return renamed
