@@ -110,10 +110,12 @@ def parse_feed(body: bytes, *, base_url: str) -> ParsedFeed:
     if body.lstrip()[:1] == b"{":
         return parse_json_feed(body, base_url=base_url)
     refuse_xml_entities(body)
-    # A BytesIO, never the bytes: feedparser would try to open bytes as a file path.
-    parsed: Any = feedparser.parse(
-        io.BytesIO(body), response_headers={"content-location": base_url}
-    )
+    try:  # a BytesIO, never the bytes: feedparser would try to open bytes as a file path
+        parsed: Any = feedparser.parse(
+            io.BytesIO(body), response_headers={"content-location": base_url}
+        )
+    except (ValueError, LookupError) as exc:  # an encoding it cannot decode, a NUL in it...
+        raise FeedError(f"not a feed: {type(exc).__name__}: {exc}") from exc
     entries: list[Any] = list(parsed.get("entries") or [])
     if not parsed.get("version") and not entries:
         raise FeedError(f"not a feed: {_bozo_reason(parsed)}")
@@ -322,7 +324,7 @@ def refuse_xml_entities(body: bytes) -> None:
         safe_sax.parseString(body, ContentHandler())
     except DefusedXmlException as exc:
         raise FeedError(f"XML entity declarations refused: {type(exc).__name__}") from exc
-    except (SAXException, ValueError):
+    except (SAXException, ValueError, LookupError):  # LookupError: an unknown encoding
         return
 
 

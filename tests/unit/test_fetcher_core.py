@@ -363,3 +363,11 @@ def test_a_lease_is_always_renewed_while_it_is_held(
 @pytest.mark.parametrize(("seconds", "ms"), [(5.0, 5000), (0.25, 250), (0.0001, 1)])
 def test_a_lease_length_goes_to_redis_in_whole_milliseconds(seconds: float, ms: int) -> None:
     assert lease_ms(seconds) == ms
+
+
+def test_a_feed_declaring_an_unknown_encoding_is_refused_as_a_feed_error() -> None:
+    broken = RSS2.replace(b'encoding="utf-8"', b'encoding="u-tf-8"')
+    try:
+        parse_feed(broken, base_url=BASE)
+    except FeedError:
+        return
