@@ -9,7 +9,8 @@
 -- ARGV: 1 max distance (bits), 2-3 simhash high/low 32 bits, 4 query tokens,
 --       5 max candidates, 6 oldest open last-seen (epoch s), 7 key tag ('{prefix}:'),
 --       8 the article's anchors, space-separated (one argument: cheaper to send than one each),
---       9-10 the current and the previous statistics generation (their starts, epoch s)
+--       9-10 the current and the previous statistics generation (their starts, epoch s),
+--       11 the fewest anchors a story must share with the article to be weighed
 -- Keys named here under the key tag (so in the slot of KEYS), not declared: the token posting
 -- keys `t:<bucket>` of the anchors queried (the rarest, by counts read here), the story
 -- records `r:<number>` (numbers read from posting lists) and the statistics buckets
@@ -25,6 +26,9 @@ local max_distance, hi, lo = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV
 local query_tokens, max_candidates = tonumber(ARGV[4]), tonumber(ARGV[5])
 local cutoff, tag = tonumber(ARGV[6]), ARGV[7]
 local tokens = ARGV[8] == '' and {} or split(ARGV[8], ' ')
+local min_shared = tonumber(ARGV[11])
+local own = {}
+for _, t in ipairs(tokens) do own[t] = true end
 local current_stats, previous_stats = tag .. 'd:' .. ARGV[9] .. ':', tag .. 'd:' .. ARGV[10] .. ':'
 
 local version = tonumber(redis.call('GET', seq_key) or '0')
@@ -112,6 +116,16 @@ local function stats_of(token)
   return value
 end
 
+-- Whether one of a story's simhashes (its record's fields) is within `max_distance` bits.
+local function near(f)
+  for _, h in ipairs(split(f[6], ',')) do
+    local d = pop32(bit.bxor(tonumber(string.sub(h, 1, 8), 16), hi))
+      + pop32(bit.bxor(tonumber(string.sub(h, 9, 16), 16), lo))
+    if d <= max_distance then return true end
+  end
+  return false
+end
+
 -- Near duplicates: band hits within `max_distance` bits of one of the story's simhashes.
 local chosen, order = {}, {}
 local bands = {lo % 65536, math.floor(lo / 65536), hi % 65536, math.floor(hi / 65536)}
@@ -126,13 +140,7 @@ for b = 1, 4 do
     local off = pop16(bit.bxor(c1 * 256 + c2, next1)) + pop16(bit.bxor(c3 * 256 + c4, next2))
     if not chosen[n] and off <= max_distance then
       local f = story(n)
-      if f then
-        for _, h in ipairs(split(f[6], ',')) do
-          local d = pop32(bit.bxor(tonumber(string.sub(h, 1, 8), 16), hi))
-            + pop32(bit.bxor(tonumber(string.sub(h, 9, 16), 16), lo))
-          if d <= max_distance then chosen[n] = true; order[#order + 1] = n; break end
-        end
-      end
+      if f and near(f) then chosen[n] = true; order[#order + 1] = n end
     end
   end
 end
@@ -173,17 +181,26 @@ for rank = 1, math.min(max_candidates, #ranked) do
   end
 end
 
--- The reply: candidates' records, and the statistics of the article's and their anchors.
+-- The reply: candidates' records, and the statistics of the article's anchors and of the
+-- anchors of each candidate the article could join: one within `max_distance` bits, or one
+-- sharing `min_shared` of its anchors (all of them when it has fewer: an exact copy). The
+-- decision weighs no other story's anchors (`assign_story` in core.py), so their statistics
+-- are not read.
 local all, seen = {}, {}
 for _, t in ipairs(tokens) do all[#all + 1] = t; seen[t] = true end
+local enough = math.min(min_shared, #tokens)
 local records = {}
 for _, n in ipairs(order) do
   records[#records + 1] = n
   records[#records + 1] = raw[n]
-  local field = parsed[n][9]
-  if field ~= '' then
-    for _, item in ipairs(split(field, ' ')) do
-      local t = string.match(item, '^[^/]+')
+  local f = parsed[n]
+  local named, shared = {}, 0
+  for t in string.gmatch(f[9], '([^ /]+)[^ ]*') do
+    named[#named + 1] = t
+    if own[t] then shared = shared + 1 end
+  end
+  if shared >= enough or near(f) then
+    for _, t in ipairs(named) do
       if not seen[t] then seen[t] = true; all[#all + 1] = t end
     end
   end

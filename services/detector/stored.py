@@ -260,6 +260,7 @@ def lookup_call(
         " ".join(token for token, _ in fp.anchors),
         generation.start,
         generation.previous,
+        params.min_shared_anchors,
     ]
     return keys, args
 

@@ -147,6 +147,28 @@ async def test_a_committed_story_is_what_lookup_returns(redis: redis.asyncio.Red
     assert again.existing == Decision(decision.story_id, False, "new", 0.0)
 
 
+async def test_lookup_reads_the_statistics_only_of_stories_the_article_could_join(
+    redis: redis.asyncio.Redis,
+) -> None:
+    """A candidate found by one rare anchor but sharing fewer than `min_shared_anchors` comes
+    back without its other anchors' statistics (the decision never weighs it); one sharing
+    enough, or close by simhash, comes back with them."""
+    shared = ("zorv", "kwep", "1234")
+    stories = [
+        _fingerprint("thin", 0xFFFF0000FFFF0000, ("zorv", "onlythin")),
+        _fingerprint("rich", 0x00FF00FF00FF00FF, (*shared, "onlyrich")),
+        _fingerprint("close", 0x0123456789ABCDEF, ("onlyclose",)),
+    ]
+    for fp in stories:
+        assert (await _commit(redis, fp, _new(fp), await _lookup(redis, fp)))[0] == "ok"
+    probe = _fingerprint("probe", 0x0123456789ABCDEF ^ 0b11, shared)
+    found = await _lookup(redis, probe)
+    assert {story.story_id for story in found.candidates} == {
+        new_story_id(name) for name in ("thin", "rich", "close")
+    }
+    assert set(found.stats.frequencies) == {*shared, "onlyrich", "onlyclose"}
+
+
 async def test_a_commit_of_an_article_placed_before_returns_its_placement(
     redis: redis.asyncio.Redis,
 ) -> None:
