@@ -160,8 +160,8 @@ async def index_bytes(client: redis.asyncio.Redis, prefix: str) -> int:
     """Memory the index keys hold (band and token postings, token statistics of the generation
     counted in), as the drop of used_memory when they are deleted: key overhead included."""
     start = generation(NOW, STATS_PERIOD_SECONDS).start
-    names = [f"{BAND_KEY_PREFIX}{band}:{high:02x}" for band in range(4) for high in range(256)]
-    names += [f"t:{bucket:03x}" for bucket in range(4096)]
+    names = [f"{BAND_KEY_PREFIX}{band}:{high:03x}" for band in range(4) for high in range(4096)]
+    names += [f"t:{bucket:04x}" for bucket in range(16384)]
     names += [f"d:{start}:{bucket:03x}" for bucket in range(1024)] + [f"n:{start}"]
     before = await _used_memory(client)
     pipe = client.pipeline(transaction=False)

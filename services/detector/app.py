@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 
 import redis.asyncio as aioredis
+import structlog
 
 from contracts import CleanArticle
 from contracts.streams import ARTICLES_CLEAN, GROUP_DETECTOR
@@ -19,6 +20,8 @@ from services.detector.handlers import DetectHandler, count_open_stories, open_s
 from services.detector.metrics import DetectorMetrics
 from services.detector.redis_index import RedisStoryIndex
 from services.detector.settings import DetectorSettings
+
+log = structlog.get_logger("newsmon.detector")
 
 NAME = "detector"
 ACTIVE_STORIES_REFRESH_SECONDS = 5.0
@@ -51,8 +54,20 @@ def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Serv
     return Service(
         name=NAME,
         subscriptions=[Subscription(GROUP_DETECTOR, consumer)],
-        tasks=[_active_stories_watcher(deps.redis, open_stories, metrics, deps.clock)],
+        tasks=[
+            _active_stories_watcher(deps.redis, open_stories, metrics, deps.clock),
+            _earlier_postings_mover(index),
+        ],
     )
+
+
+def _earlier_postings_mover(index: RedisStoryIndex) -> BackgroundTask:
+    async def move_earlier_postings() -> None:
+        moved = await index.move_earlier_postings()
+        if moved:
+            log.info("posting keys of an earlier layout moved", keys=moved)
+
+    return move_earlier_postings
 
 
 def _active_stories_watcher(

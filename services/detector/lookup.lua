@@ -82,6 +82,24 @@ local function newest(key, entry_tag, step, limit)
   return out, s
 end
 
+-- The `k` first items of `items` in the order `before` (a strict total order), in that order:
+-- one pass that keeps the best `k` sorted, so most items cost one comparison (a full sort of
+-- the hundreds of stories the query tokens' postings name costs several times more).
+local function first(items, k, before)
+  local best = {}
+  for _, item in ipairs(items) do
+    if #best < k or before(item, best[#best]) then
+      local at = math.min(#best, k - 1) + 1
+      while at > 1 and before(item, best[at - 1]) do
+        best[at] = best[at - 1]
+        at = at - 1
+      end
+      best[at] = item
+    end
+  end
+  return best
+end
+
 -- A story's record split into fields (false when expired or closed before `cutoff`).
 local parsed, raw = {}, {}
 local function story(n)
@@ -153,12 +171,12 @@ for i, token in ipairs(tokens) do
   dfs[i] = value and tonumber(string.sub(value, 1, string.find(value, ' ', 1, true) - 1)) or 0
   if dfs[i] > 0 then known[#known + 1] = i end
 end
-table.sort(known, function(a, b)
+known = first(known, query_tokens, function(a, b)
   if dfs[a] ~= dfs[b] then return dfs[a] < dfs[b] end
   return tokens[a] < tokens[b]
 end)
 local scores, ranked = {}, {}
-for q = 1, math.min(query_tokens, #known) do
+for q = 1, #known do
   local i = known[q]
   local weight = idf(documents, dfs[i])
   local where, token_tag = slot(tokens[i])
@@ -169,11 +187,11 @@ for q = 1, math.min(query_tokens, #known) do
     scores[n] = scores[n] + weight
   end
 end
-table.sort(ranked, function(a, b)
+ranked = first(ranked, max_candidates, function(a, b)
   if scores[a] ~= scores[b] then return scores[a] > scores[b] end
   return a > b
 end)
-for rank = 1, math.min(max_candidates, #ranked) do
+for rank = 1, #ranked do
   local n = ranked[rank]
   if not chosen[n] then
     chosen[n] = true

@@ -30,14 +30,17 @@ from services.detector.index import (
     story_snapshot,
 )
 from services.detector.stored import (
+    EARLIER_POSTINGS_MOVED,
     SCRIPT_CONSTANTS,
     KeySpace,
     as_text,
     bulk_call,
     commit_call,
     decode_placement,
+    earlier_posting_keys,
     lookup_call,
     lookup_from_reply,
+    move_call,
     plan_bulk,
 )
 
@@ -86,6 +89,7 @@ class RedisStoryIndex:
         self._lookup = redis.register_script(load_script("lookup.lua"))
         self._commit = redis.register_script(load_script("commit.lua"))
         self._bulk = redis.register_script(load_script("bulk.lua"))
+        self._move = redis.register_script(load_script("move_postings.lua"))
 
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
         """One script call: candidate stories ranked server-side, with the frequencies."""
@@ -172,8 +176,32 @@ class RedisStoryIndex:
                         carried[token] = int(fields[1])
         return TokenStats(int(current or 0) + int(previous or 0), carried | frequencies)
 
+    async def move_earlier_postings(self) -> int:
+        """Move the posting keys of the layout before 2026-12 (`earlier_posting_keys`) into
+        today's keys, so stories open across an upgrade are still found; how many keys were
+        moved. Once per index (a mark records it); replicas starting together move each key
+        once, and a key an earlier replica writes meanwhile is read again."""
+        mark = self._space.key(EARLIER_POSTINGS_MOVED)
+        if await self._redis.exists(mark):
+            return 0
+        moved = 0
+        for name in earlier_posting_keys():
+            key = self._space.key(name)
+            while (value := await self._redis.get(key)) is not None:
+                keys, args = move_call(self._space, name, as_bytes(value))
+                if await self._move(keys=keys, args=args):
+                    moved += 1
+                    break
+        await self._redis.set(mark, 1)
+        return moved
+
     async def snapshot(self, story_id: str) -> StorySnapshot | None:
         """The story's members in join order, or None once expired."""
         raw_members = await self._redis.lrange(self._space.members(story_id), 0, -1)
         members = [StoryMember.model_validate_json(raw) for raw in raw_members]
         return story_snapshot(story_id, members, self._window_hours)
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply value as bytes (the clients here do not decode replies)."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")

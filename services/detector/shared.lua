@@ -30,13 +30,13 @@ local function bucket(token)
   return string.format('%03x', math.floor(tonumber(string.sub(redis.sha1hex(token), 1, 3), 16) / 4))
 end
 
--- A token's posting bucket (3 hex digits) and its 4-byte tag there: `token_slot` in stored.py.
+-- A token's posting bucket (4 hex digits) and its 4-byte tag there: `token_slot` in stored.py.
 local function slot(token)
   local digest = redis.sha1hex(token)
   local tag = string.gsub(string.sub(digest, 4, 11), '..', function(h)
     return string.char(tonumber(h, 16))
   end)
-  return string.sub(digest, 1, 3), tag
+  return string.format('%04x', math.floor(tonumber(string.sub(digest, 1, 4), 16) / 4)), tag
 end
 
 -- Smoothed IDF in nats: `idf` in core.py.

@@ -12,7 +12,7 @@ share one Redis Cluster slot:
 * `r:<number>` a story's record (its version, then `encode_story`), `a:<article id>` an
   article's placement (its story number, then `encode_placement`), `m:<story id>` the story's
   member list (JSON, in join order);
-* `s<band>:<high byte>` (1,024) and `t:<bucket>` (4,096) packed posting keys: a 4-byte header
+* `s<band>:<top 12 bits>` (16,384) and `t:<bucket>` (16,384) packed posting keys: a 4-byte header
   (sequence number of the key's last write) then entries, oldest first, of a tag (`posting_slot`),
   a 4-byte story number and a check (`posting_check`);
 * statistics, per generation (`index.Generation`, named by its start in epoch seconds): `n:<start>`
@@ -89,10 +89,10 @@ ScriptCall = tuple[list[str], list[ScriptArg]]
 
 @functools.lru_cache(maxsize=1 << 16)
 def token_slot(token: str) -> tuple[str, bytes]:
-    """Where a token's postings live in Redis: its bucket (3 hex digits of its sha1, 4,096
-    posting keys) and its 4-byte tag in that bucket's postings (the next 8 hex digits)."""
+    """Where a token's postings live in Redis: its bucket (the top 14 bits of its sha1 as 4
+    hex digits: 16,384 posting keys) and its 4-byte tag there (hex digits 4 to 11)."""
     digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).hexdigest()
-    return digest[:3], bytes.fromhex(digest[3:11])
+    return f"{int(digest[:4], 16) >> 2:04x}", bytes.fromhex(digest[3:11])
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -106,16 +106,17 @@ def stats_bucket(token: str) -> str:
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
     """The packed Redis posting key holding a logical posting list, and the list's tag there:
-    band lists share a key per band and high byte (tag: the band's 2 bytes, low byte first:
-    every entry of the key has the same high byte, and a byte search stops wherever the
-    tag's first byte occurs), token lists a key per bucket (tag: 4 bytes of the token's
-    sha1)."""
+    band lists share a key per band and top 12 bits of its value (4 x 4,096 keys; tag: the
+    band's 2 bytes, low byte first: every entry of the key has the same high byte, and a
+    byte search stops wherever the tag's first byte occurs), token lists a key per bucket
+    (tag: 4 bytes of the token's sha1). At a million stories a key holds a few hundred
+    entries: a lookup reads 16 keys whole, and Redis 7 hashes every byte a script reads."""
     if logical_key.startswith("t:"):
         bucket, tag = token_slot(logical_key[2:])
         return "t:" + bucket, tag
     band, value = logical_key[1:].split(":")
     number = int(value, 16)
-    return f"{BAND_KEY_PREFIX}{band}:{number >> 8:02x}", number.to_bytes(2, "little")
+    return f"{BAND_KEY_PREFIX}{band}:{number >> 4:03x}", number.to_bytes(2, "little")
 
 
 def posting_check(logical_key: str, simhash: int) -> bytes:
@@ -469,4 +470,48 @@ def bulk_call(
     for token, (count, languages) in plan.counts.items():
         keys.append(space.stats(token, generation.start))
         args += [token, count, languages]
+    return keys, args
+
+
+EARLIER_POSTINGS_MOVED = "moved:postings-2026-12"
+"""Key (under the index's tag) marking that the posting keys of the layout before 2026-12
+were moved into today's keys: later starts skip the check."""
+
+
+def earlier_posting_keys() -> list[str]:
+    """The posting keys of the layout before 2026-12 (under the index's tag): a band key per
+    band and high byte `s<band>:<2 hex>` (1,024) and a token key per top 12 bits of the
+    token's sha1 `t:<3 hex>` (4,096). Entries were the same as today's."""
+    bands = [
+        f"{BAND_KEY_PREFIX}{band}:{high:02x}"
+        for band in range(SIMHASH_BANDS)
+        for high in range(256)
+    ]
+    return bands + [f"t:{bucket:03x}" for bucket in range(4096)]
+
+
+def split_earlier_postings(name: str, value: bytes) -> dict[str, bytes]:
+    """The entries of an earlier posting key (`earlier_posting_keys`; its 4-byte header
+    dropped), grouped by the key of today's layout each belongs in, in their order. An
+    entry's tag says where: a band entry's tag is its band value, a token entry's the sha1
+    hex digits 4 to 11 of its token, after the 3 its key is named by."""
+    band = name.startswith(BAND_KEY_PREFIX)
+    step = BAND_ENTRY_BYTES if band else 8
+    groups: dict[str, bytearray] = {}
+    for at in range(4, len(value) - step + 1, step):
+        entry = value[at : at + step]
+        if band:
+            where = f"{name[: name.index(':')]}:{(entry[0] | entry[1] << 8) >> 4:03x}"
+        else:
+            where = f"t:{(int(name[2:], 16) << 4 | entry[0] >> 4) >> 2:04x}"
+        groups.setdefault(where, bytearray()).extend(entry)
+    return {where: bytes(entries) for where, entries in groups.items()}
+
+
+def move_call(space: KeySpace, name: str, value: bytes) -> ScriptCall:
+    """KEYS and ARGV of `move_postings.lua` moving the earlier posting key `name`, read as
+    `value`, into today's keys."""
+    groups = split_earlier_postings(name, value)
+    keys = [space.key(name), *(space.key(where) for where in groups)]
+    args: list[ScriptArg] = [value[:4], len(value), *groups.values()]
     return keys, args

@@ -35,6 +35,7 @@ from services.detector.redis_index import RedisStoryIndex, load_script, script_s
 from services.detector.stored import (
     KeySpace,
     commit_call,
+    earlier_posting_keys,
     encode_story,
     lookup_call,
     lookup_from_reply,
@@ -222,6 +223,40 @@ async def test_entries_of_expired_stories_are_cut_when_their_key_is_written(
     packed = await redis.get(band_key)
     assert len(packed) == 4 + 10 and int.from_bytes(packed[6:10], "big") == 2
     assert int.from_bytes(packed[:4], "big") == 2  # the header: the last write's sequence number
+
+
+async def _as_earlier_layout(redis: redis.asyncio.Redis, space: KeySpace) -> None:
+    """Rewrite today's posting keys as the layout before 2026-12 had them: band keys per
+    band and high byte, token keys per top 12 bits of the token's sha1; the same entries."""
+    for pattern, earlier in (
+        ("s?:*", lambda kind, bucket: f"{kind}:{int(bucket, 16) >> 4:02x}"),
+        ("t:*", lambda kind, bucket: f"{kind}:{int(bucket, 16) >> 2:03x}"),
+    ):
+        for raw in [key async for key in redis.scan_iter(match=space.key(pattern))]:
+            kind, _, bucket = raw.decode()[len(space.tag) :].partition(":")
+            value, target = await redis.get(raw), space.key(earlier(kind, bucket))
+            before = await redis.get(target) or bytes(4)
+            await redis.set(target, value[:4] + before[4:] + value[4:])
+            await redis.delete(raw)
+
+
+async def test_stories_indexed_in_the_layout_before_are_found_once_its_keys_are_moved(
+    redis: redis.asyncio.Redis,
+) -> None:
+    """An upgrade keeps the open stories: the posting keys of the layout before 2026-12 are
+    moved into today's once, and a copy arriving after the upgrade joins its story."""
+    space = KeySpace.of("test:moved")
+    index = RedisStoryIndex(redis, prefix="test:moved")
+    articles = {a.article_id: a for a in synthetic_articles(3, stories=2)}
+    first = await place_article(index, articles["0-0"], NOW)
+    await _as_earlier_layout(redis, space)
+    copy = fingerprint(articles["0-1"])
+    assert (await index.lookup(copy, DEFAULT_PARAMS, NOW)).candidates == ()
+    assert await index.move_earlier_postings() > 0
+    assert await index.move_earlier_postings() == 0
+    placed = await place_article(index, articles["0-1"], NOW)
+    assert (placed.story_id, placed.created) == (first.story_id, False)
+    assert not await redis.exists(*(space.key(name) for name in earlier_posting_keys()))
 
 
 def synthetic_articles(seed: int, stories: int = 10) -> list[ArticleIn]:
