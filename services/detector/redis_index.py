@@ -33,6 +33,7 @@ from services.detector.stored import (
     EARLIER_POSTINGS_MOVED,
     SCRIPT_CONSTANTS,
     KeySpace,
+    as_bytes,
     as_text,
     bulk_call,
     commit_call,
@@ -200,8 +201,3 @@ class RedisStoryIndex:
         raw_members = await self._redis.lrange(self._space.members(story_id), 0, -1)
         members = [StoryMember.model_validate_json(raw) for raw in raw_members]
         return story_snapshot(story_id, members, self._window_hours)
-
-
-def as_bytes(value: bytes | str) -> bytes:
-    """A reply value as bytes (the clients here do not decode replies)."""
-    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")

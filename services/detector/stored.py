@@ -294,6 +294,11 @@ def as_text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply value as bytes (the clients here do not decode replies)."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
 def commit_call(
     space: KeySpace,
     fp: Fingerprint,
@@ -495,15 +500,17 @@ def split_earlier_postings(name: str, value: bytes) -> dict[str, bytes]:
     dropped), grouped by the key of today's layout each belongs in, in their order. An
     entry's tag says where: a band entry's tag is its band value, a token entry's the sha1
     hex digits 4 to 11 of its token, after the 3 its key is named by."""
-    band = name.startswith(BAND_KEY_PREFIX)
+    kind, _, bucket = name.partition(":")
+    band = kind != "t"
     step = BAND_ENTRY_BYTES if band else 8
+    high = int(bucket, 16) << 4
     groups: dict[str, bytearray] = {}
     for at in range(4, len(value) - step + 1, step):
         entry = value[at : at + step]
         if band:
-            where = f"{name[: name.index(':')]}:{(entry[0] | entry[1] << 8) >> 4:03x}"
+            where = f"{kind}:{(entry[0] | entry[1] << 8) >> 4:03x}"
         else:
-            where = f"t:{(int(name[2:], 16) << 4 | entry[0] >> 4) >> 2:04x}"
+            where = f"t:{(high | entry[0] >> 4) >> 2:04x}"
         groups.setdefault(where, bytearray()).extend(entry)
     return {where: bytes(entries) for where, entries in groups.items()}
 
