@@ -4,6 +4,7 @@ channel catalogue (`contracts.channels`)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from faststream.redis import RedisBroker, StreamSub
@@ -11,7 +12,22 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
 from contracts.channels import CHANNELS
+from contracts.streams import topic_slug
+from contracts.topics import MAX_TOPIC_NAME_CHARS
 from services import __version__
+
+_ADDRESS_EXPRESSION = re.compile(r"\{[^{}]+\}")
+"""A `{name}` in a channel address: in AsyncAPI a parameter, in a Redis stream name the literal
+braces of a Redis Cluster hash tag."""
+_ADDRESS_PARAMETERS: dict[str, dict[str, Any]] = {
+    "topic": {
+        "description": f"The topic's slug: its name (at most {MAX_TOPIC_NAME_CHARS} characters)"
+        " NFKC-normalised and case-folded, each run of characters other than letters, digits"
+        " (of any script), `_` and `-` made one `-`, with no `-` at either end.",
+        "examples": [topic_slug(name) for name in ("Nuclear energy", "OpenAI", "日本")],
+    },
+}
+"""The parameters of channel addresses; any other `{...}` in an address is a hash tag."""
 
 
 def _documented_handler(model: type[BaseModel]) -> Any:
@@ -20,6 +36,43 @@ def _documented_handler(model: type[BaseModel]) -> Any:
 
     handler.__annotations__ = {"message": model, "return": None}
     return handler
+
+
+def _address_parameter(expression: str) -> tuple[str, dict[str, Any]]:
+    """The name and Parameter Object of `expression`, a `{...}` of an address: one of
+    `_ADDRESS_PARAMETERS`, or a hash tag (`{stories.events}` -> `storiesEventsTag`) whose only
+    value is the tag itself, braces included."""
+    inner = expression[1:-1]
+    if inner in _ADDRESS_PARAMETERS:
+        return inner, _ADDRESS_PARAMETERS[inner]
+    words = re.findall(r"[A-Za-z0-9]+", inner)
+    capitalised = "".join(word[:1].upper() + word[1:] for word in words) + "Tag"
+    name = capitalised[:1].lower() + capitalised[1:]
+    return name, {
+        "enum": [expression],
+        "default": expression,
+        "description": f"Always `{expression}`, braces included: a Redis Cluster hash tag, part"
+        f" of the stream's name, that keeps the stream in the hash slot of `{inner}`.",
+    }
+
+
+def _with_address_parameters(channel: dict[str, Any]) -> dict[str, Any]:
+    """`channel` with every `{...}` of its address a declared parameter, as AsyncAPI 3.0 wants:
+    `{alerts}.{topic}` becomes `{alertsTag}.{topic}`, which still reads `{alerts}.ai` once
+    `alertsTag` takes its one value. The Redis binding keeps the stream's literal name."""
+    address: str = channel["address"]
+    parameter_of = {
+        found: _address_parameter(found) for found in _ADDRESS_EXPRESSION.findall(address)
+    }
+    if not parameter_of:
+        return channel
+    return {
+        **channel,
+        "address": _ADDRESS_EXPRESSION.sub(
+            lambda found: "{" + parameter_of[found[0]][0] + "}", address
+        ),
+        "parameters": dict(parameter_of.values()),
+    }
 
 
 def asyncapi_document() -> dict[str, Any]:
@@ -47,6 +100,9 @@ def asyncapi_document() -> dict[str, Any]:
         schema_version="3.0.0",
     ).to_specification()
     document: dict[str, Any] = json.loads(spec.to_json())
+    document["channels"] = {
+        key: _with_address_parameters(channel) for key, channel in document["channels"].items()
+    }
     return document
 
 
