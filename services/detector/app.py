@@ -20,12 +20,18 @@ from services.detector.handlers import DetectHandler, count_open_stories, open_s
 from services.detector.metrics import DetectorMetrics
 from services.detector.redis_index import RedisStoryIndex
 from services.detector.settings import DetectorSettings
+from services.detector.stored import posting_keys
 
 log = structlog.get_logger("newsmon.detector")
 
 NAME = "detector"
 ACTIVE_STORIES_REFRESH_SECONDS = 5.0
 """How often the active-stories gauge is read from Redis, seconds."""
+POSTING_SWEEP_SECONDS = 3600.0
+"""How long one sweep over every posting key of the story index takes, seconds: entries of
+expired stories stay at most about this long after their story's TTL."""
+POSTING_SWEEP_BATCH = 64
+"""Posting keys swept per step."""
 
 
 def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Service:
@@ -56,18 +62,38 @@ def create_service(deps: Deps, settings: DetectorSettings | None = None) -> Serv
         subscriptions=[Subscription(GROUP_DETECTOR, consumer)],
         tasks=[
             _active_stories_watcher(deps.redis, open_stories, metrics, deps.clock),
-            _earlier_postings_mover(index),
+            _earlier_layout_mover(index, deps.clock),
+            _posting_sweeper(index, metrics),
         ],
     )
 
 
-def _earlier_postings_mover(index: RedisStoryIndex) -> BackgroundTask:
-    async def move_earlier_postings() -> None:
+def _earlier_layout_mover(index: RedisStoryIndex, clock: Clock) -> BackgroundTask:
+    async def move_earlier_layout() -> None:
         moved = await index.move_earlier_postings()
         if moved:
             log.info("posting keys of an earlier layout moved", keys=moved)
+        tokens = await index.move_earlier_stats(clock())
+        if tokens:
+            log.info("token statistics of an earlier layout moved", tokens=tokens)
 
-    return move_earlier_postings
+    return move_earlier_layout
+
+
+def _posting_sweeper(index: RedisStoryIndex, metrics: DetectorMetrics) -> BackgroundTask:
+    names = posting_keys()
+    batches = [
+        names[at : at + POSTING_SWEEP_BATCH] for at in range(0, len(names), POSTING_SWEEP_BATCH)
+    ]
+
+    async def sweep_postings() -> None:
+        while True:
+            for batch in batches:
+                raise_if_cancelled()
+                metrics.swept_entries.inc(await index.sweep_postings(batch))
+                await asyncio.sleep(POSTING_SWEEP_SECONDS / len(batches))
+
+    return sweep_postings
 
 
 def _active_stories_watcher(

@@ -1,31 +1,29 @@
--- Bulk load of new stories whose numbers the caller reserved (INCRBY on the sequence number):
+-- Bulk load of new stories whose numbers the caller reserved (`reserve_numbers.lua`):
 -- the same records, packed posting entries and token statistics as `commit.lua` writes one
 -- story at a time. Built by `bulk_call` in stored.py.
 -- KEYS: 1 sequence number, 2 story count of the current statistics generation, 3 open
---       stories, then per story (its record, its article's placement, its members), then the
---       posting keys, then one statistics bucket of the current generation per token (as in
---       ARGV)
--- ARGV: 1 header (the packed last sequence number), 2 ttl (s), 3 open-stories ttl (s),
---       4 number of stories, 5 number of posting keys, 6 statistics ttl (s: until the
---       generation is no longer read), 7 the previous generation's statistics keys' prefix
---       ('{prefix}:d:<start>:'), then per story (number, story record,
+--       stories, then the statistics hashes of the current and the previous generation
+--       (STATS_BUCKETS each), then per story (its record, its article's placement, its
+--       members), then the posting keys
+-- ARGV: 1 header (the packed sequence number of this load), 2 ttl (s), 3 open-stories ttl
+--       (s), 4 number of stories, 5 number of posting keys, 6 statistics ttl (s: until the
+--       generation is no longer read), 7 the statistics bucket of each token (one byte each,
+--       in the order below), then per story (number, story record,
 --       placement, story id, member JSON, closes at), then per posting key (packed entries,
 --       entry size in bytes), then per token (token, story count increment, languages)
--- Every key is declared but the previous generation's statistics buckets (read when a token is
--- first counted in the current one).
+-- Every key is declared.
 -- Reply: the number of stories
 local seq_key, stories_key, open_key = KEYS[1], KEYS[2], KEYS[3]
 local header, ttl, open_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local stories, postings, stats_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local previous_stats = ARGV[7]
-local first_posting_key, first_story_arg = 4 + 3 * stories, 8
-local first_stats_key = first_posting_key + postings
+local buckets, first_stats_key, first_story_key = ARGV[7], 4, 4 + 2 * STATS_BUCKETS
+local first_posting_key, first_story_arg = first_story_key + 3 * stories, 8
 local first_posting_arg = first_story_arg + 6 * stories
 local first_token_arg = first_posting_arg + 2 * postings
 
 local closing = {}
 for i = 0, stories - 1 do
-  local key, at = 4 + 3 * i, first_story_arg + 6 * i
+  local key, at = first_story_key + 3 * i, first_story_arg + 6 * i
   local number = ARGV[at]
   redis.call('SET', KEYS[key], number .. '\t' .. ARGV[at + 1], 'EX', ttl)
   redis.call('SET', KEYS[key + 1], number .. '\t' .. ARGV[at + 2], 'EX', ttl)
@@ -57,9 +55,8 @@ for i = 0, postings - 1 do
 end
 for i = 0, #ARGV - first_token_arg, 3 do
   local at = first_token_arg + i
-  local key = KEYS[first_stats_key + i / 3]
-  count_token(key, previous_stats .. string.sub(key, -3), ARGV[at], tonumber(ARGV[at + 1]),
-    ARGV[at + 2], stats_ttl)
+  local current, previous = stats_keys(first_stats_key, buckets, i / 3 + 1)
+  count_token(current, previous, ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2], stats_ttl)
 end
 redis.call('INCRBY', stories_key, stories)
 redis.call('EXPIRE', seq_key, ttl)

@@ -32,3 +32,8 @@ class DetectorMetrics:
             " Redis: every replica reports the same count.",
             registry=registry,
         )
+        self.swept_entries = Counter(
+            "newsmon_detector_posting_entries_swept_total",
+            "Posting entries of expired stories cut from the story index by this replica's sweep.",
+            registry=registry,
+        )

@@ -2,17 +2,21 @@
 
 In Redis many posting lists share one packed string key (4 bytes a story number, plus a 2- or
 4-byte tag naming the list, plus 4 more bytes of the simhash in a band list), so the index
-costs tens of bytes per story, not a key per list; entries of expired stories are cut when
-their key is next written, and lookups read a long list from its newest end. Lookup and
-commit are one Lua script each (one round trip each) over keys sharing a {hash tag}: the
-lookup ranks candidates server-side and returns only the top few summaries, so its cost does
-not grow with the number of stories. The data format and each script's KEYS and ARGV are in
-`stored`; the scripts are `lookup.lua`, `commit.lua` and `bulk.lua` beside this file.
+costs tens of bytes per story, not a key per list; a sweep cuts the entries of expired
+stories from the head of each key, and lookups read a long list from its newest end. Every
+script names in KEYS every key it reads or writes, all under one {hash tag}, so the index
+runs on Redis Cluster as on one server. A lookup is up to three round trips: `lookup.lua`
+ranks the candidates server-side and returns only the best few story numbers, then their
+records, then the statistics of the anchors the decision weighs (`token_stats.lua`); so its
+cost does not grow with the number of stories. A commit is one script call (`commit.lua`),
+its story's number reserved ahead in blocks (`reserve_numbers.lua`). The data format and each
+script's KEYS and ARGV are in `stored`; the scripts are the `.lua` files beside this file.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from importlib.resources import files
@@ -31,6 +35,7 @@ from services.detector.index import (
 )
 from services.detector.stored import (
     EARLIER_POSTINGS_MOVED,
+    EARLIER_STATS_MOVED,
     SCRIPT_CONSTANTS,
     KeySpace,
     as_bytes,
@@ -39,13 +44,25 @@ from services.detector.stored import (
     commit_call,
     decode_placement,
     earlier_posting_keys,
+    head_range,
+    hits_from_reply,
     lookup_call,
-    lookup_from_reply,
+    lookup_from,
     move_call,
+    move_stats_calls,
+    open_candidates,
     plan_bulk,
+    record_keys,
+    reserve_call,
+    stats_call,
+    stats_from_lines,
+    sweep_call,
 )
 
 SHARED_LUA = "shared.lua"
+NUMBER_BLOCK = 32
+"""Story numbers a replica reserves at a time: numbers order stories by creation within a
+replica (the lookup's tie-break: most recent first), and by block across replicas."""
 
 
 def script_source(body: str) -> str:
@@ -67,7 +84,7 @@ class RedisStoryIndex:
 
     Every key shares the hash tag `{prefix}` (layout: `stored`). Story records, placements and
     member lists expire `story_ttl_seconds` after their last write; posting entries of expired
-    stories are cut from the head of a key when it is next written, and every key is capped.
+    stories are cut from the head of a key by `sweep_postings`, and every key is capped.
     Token statistics are counted in generations of `stats_period_seconds` (`Generation`, from
     the time given to each call) and expire when no longer read.
     """
@@ -88,54 +105,92 @@ class RedisStoryIndex:
         self._window_hours = window_hours
         self._window_seconds = math.ceil(window_hours * 3600)
         self._lookup = redis.register_script(load_script("lookup.lua"))
+        self._stats = redis.register_script(load_script("token_stats.lua"))
         self._commit = redis.register_script(load_script("commit.lua"))
         self._bulk = redis.register_script(load_script("bulk.lua"))
         self._move = redis.register_script(load_script("move_postings.lua"))
+        self._reserve = redis.register_script(load_script("reserve_numbers.lua"))
+        self._sweep = redis.register_script(load_script("sweep_postings.lua"))
+        self._move_stats = redis.register_script(load_script("move_stats.lua"))
+        self._numbers: deque[int] = deque()
 
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
-        """One script call: candidate stories ranked server-side, with the frequencies."""
+        """Up to three round trips, each naming every key it reads: the candidates' numbers,
+        ranked server-side, with the statistics of the article's anchors (`lookup.lua`); the
+        candidates' records; the statistics of the anchors of those it could join."""
         oldest = epoch(now - timedelta(hours=params.window_hours))
-        keys, args = lookup_call(self._space, fp, params, oldest, generation(now, self._period))
-        return lookup_from_reply(await self._lookup(keys=keys, args=args), fp, params)
+        counted = generation(now, self._period)
+        keys, args = lookup_call(self._space, fp, params, counted)
+        hits = hits_from_reply(await self._lookup(keys=keys, args=args))
+        if hits.existing is not None:
+            return Lookup(existing=hits.existing, version=hits.version)
+        numbers = hits.numbers
+        records = await self._redis.mget(record_keys(self._space, numbers)) if numbers else []
+        candidates = open_candidates(hits, records, fp, params, oldest)
+        token_lines = hits.token_lines
+        if candidates.unread_tokens:
+            keys, args = stats_call(self._space, candidates.unread_tokens, counted)
+            token_lines += "\n" + as_text(await self._stats(keys=keys, args=args))
+        return lookup_from(hits, candidates, token_lines, fp, params)
 
     async def commit(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime
     ) -> Decision | None:
         """One script call: idempotency check, conflict check, then every write (including
-        the story's close time in the open-stories set)."""
-        keys, args = commit_call(
-            self._space,
-            fp,
-            decision,
-            lookup,
-            joined_at,
-            ttl_seconds=self._ttl,
-            window_seconds=self._window_seconds,
-            generation=generation(joined_at, self._period),
-        )
-        outcome, payload = await self._commit(keys=keys, args=args)
-        status = as_text(outcome)
+        the story's close time in the open-stories set). A new story takes the next number
+        this replica reserved; one already taken (by a replica of the earlier version, or a
+        counter lost) is skipped."""
+        while True:
+            keys, args = commit_call(
+                self._space,
+                fp,
+                decision,
+                lookup,
+                joined_at,
+                new_number=await self._next_number() if decision.created else 0,
+                ttl_seconds=self._ttl,
+                window_seconds=self._window_seconds,
+                generation=generation(joined_at, self._period),
+            )
+            outcome, payload = await self._commit(keys=keys, args=args)
+            status = as_text(outcome)
+            if status != "taken":
+                break
         if status == "conflict":
             return None
         if status == "existing":
             return decode_placement(as_text(payload))
         return decision
 
+    async def _next_number(self) -> int:
+        """The next story number of this replica's block, reserving a block when none is left
+        (`NUMBER_BLOCK` at a time)."""
+        if not self._numbers:
+            self._numbers.extend(await self._reserve_numbers(NUMBER_BLOCK))
+        return self._numbers.popleft()
+
+    async def _reserve_numbers(self, count: int) -> range:
+        """`count` story numbers no other replica holds."""
+        keys, args = reserve_call(self._space, count, self._ttl)
+        last = int(await self._reserve(keys=keys, args=args))
+        return range(last - count + 1, last + 1)
+
     async def create_stories(self, fps: Sequence[Fingerprint], at: datetime) -> None:
         """Bulk load: one new story per fingerprint, with the same keys and values as the
-        commit script would write, in three round trips per batch (the story counts of the
+        commit script would write, in four round trips per batch (the story counts of the
         batch's anchors, so each story keeps and posts its rarest ones as a commit would;
-        reserve story numbers; one script call). For backfills and benchmarks; placements of
-        the same articles by a replica at the same time would race."""
+        a sequence number; story numbers; one script call). For backfills and benchmarks;
+        placements of the same articles by a replica at the same time would race."""
         if not fps:
             return
         counted = generation(at, self._period)
         stats = await self._story_counts({token for fp in fps for token, _ in fp.anchors}, counted)
-        last = int(await self._redis.incrby(self._space.key("seq"), len(fps)))
+        sequence = int(await self._redis.incr(self._space.key("seq")))
+        numbers = await self._reserve_numbers(len(fps))
         plan = plan_bulk(
             fps,
             at,
-            first_number=last - len(fps) + 1,
+            first_number=numbers.start,
             stats=stats,
             window_seconds=self._window_seconds,
             generation=counted,
@@ -144,6 +199,7 @@ class RedisStoryIndex:
             self._space,
             plan,
             at,
+            sequence=sequence,
             ttl_seconds=self._ttl,
             window_seconds=self._window_seconds,
             generation=counted,
@@ -152,30 +208,16 @@ class RedisStoryIndex:
 
     async def _story_counts(self, tokens: set[str], counted: Generation) -> TokenStats:
         """How many stories carry each token, and how many stories there are, as a lookup in
-        the generation `counted` reads them: a token's entry there, else the stories the
-        previous generation counted alone."""
-        by_key: dict[str, list[str]] = {}
-        for token in tokens:
-            by_key.setdefault(self._space.stats(token, counted.start), []).append(token)
-            by_key.setdefault(self._space.stats(token, counted.previous), []).append(token)
+        the generation `counted` reads them."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(self._space.story_count(counted.start))
         pipe.get(self._space.story_count(counted.previous))
-        for key, names in by_key.items():
-            pipe.hmget(key, names)
-        current, previous, *replies = await pipe.execute()
-        carried: dict[str, int] = {}
-        frequencies: dict[str, int] = {}
-        for key, names, values in zip(by_key, by_key.values(), replies, strict=True):
-            now = key.startswith(self._space.stats_prefix(counted.start))
-            for token, value in zip(names, values, strict=True):
-                if value is not None:
-                    fields = as_text(value).split(" ")
-                    if now:
-                        frequencies[token] = int(fields[0])
-                    else:
-                        carried[token] = int(fields[1])
-        return TokenStats(int(current or 0) + int(previous or 0), carried | frequencies)
+        current, previous = await pipe.execute()
+        if not tokens:
+            return TokenStats(int(current or 0) + int(previous or 0))
+        keys, args = stats_call(self._space, sorted(tokens), counted)
+        lines = as_text(await self._stats(keys=keys, args=args))
+        return stats_from_lines(int(current or 0) + int(previous or 0), lines)
 
     async def move_earlier_postings(self) -> int:
         """Move the posting keys of the layout before 2026-12 (`earlier_posting_keys`) into
@@ -193,6 +235,33 @@ class RedisStoryIndex:
                 if await self._move(keys=keys, args=args):
                     moved += 1
                     break
+        await self._redis.set(mark, 1)
+        return moved
+
+    async def sweep_postings(self, names: Sequence[str]) -> int:
+        """Cut the entries of expired stories from the head of the posting keys `names` (of
+        `posting_keys`): one pipeline reading their heads, then a script call per key that
+        has entries; how many entries were cut."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.getrange(self._space.key(name), *head_range(name))
+        cut = 0
+        for name, head in zip(names, await pipe.execute(), strict=True):
+            if head:
+                keys, args = sweep_call(self._space, name, as_bytes(head))
+                cut += int(await self._sweep(keys=keys, args=args))
+        return cut
+
+    async def move_earlier_stats(self, now: datetime) -> int:
+        """Move the statistics hashes of the layout before 2026-12 (`move_stats_calls`) that
+        the generation of `now` reads into today's, so the counts go on across an upgrade; how
+        many tokens were moved. Once per index (a mark records it)."""
+        mark = self._space.key(EARLIER_STATS_MOVED)
+        if await self._redis.exists(mark):
+            return 0
+        moved = 0
+        for keys, args in move_stats_calls(self._space, generation(now, self._period)):
+            moved += int(await self._move_stats(keys=keys, args=args))
         await self._redis.set(mark, 1)
         return moved
 

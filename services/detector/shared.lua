@@ -25,20 +25,6 @@ local function pack(n)
     math.floor(n / 256) % 256, n % 256)
 end
 
--- A token's statistics bucket (3 hex digits): `stats_bucket` in stored.py.
-local function bucket(token)
-  return string.format('%03x', math.floor(tonumber(string.sub(redis.sha1hex(token), 1, 3), 16) / 4))
-end
-
--- A token's posting bucket (4 hex digits) and its 4-byte tag there: `token_slot` in stored.py.
-local function slot(token)
-  local digest = redis.sha1hex(token)
-  local tag = string.gsub(string.sub(digest, 4, 11), '..', function(h)
-    return string.char(tonumber(h, 16))
-  end)
-  return string.format('%04x', math.floor(tonumber(string.sub(digest, 1, 4), 16) / 4)), tag
-end
-
 -- Smoothed IDF in nats: `idf` in core.py.
 local function idf(documents, frequency)
   return math.log((documents + IDF_PRIOR_DOCUMENTS + 1) / (frequency + 0.5))
@@ -62,6 +48,24 @@ local function carried(value)
   local first = string.find(value, ' ', 1, true)
   local second = string.find(value, ' ', first + 1, true)
   return string.sub(value, first + 1, second - 1) .. string.sub(value, first)
+end
+
+-- The statistics hashes of the current and the previous generation holding the token whose
+-- bucket is byte `i` of `buckets` (`stats_buckets` in stored.py), among the 2 x STATS_BUCKETS
+-- keys from KEYS[first] on (`KeySpace.stats_keys`).
+local function stats_keys(first, buckets, i)
+  local b = string.byte(buckets, i)
+  return KEYS[first + b], KEYS[first + STATS_BUCKETS + b]
+end
+
+-- A token's statistics as a lookup in the current generation reads them ('count own
+-- languages', or false when unseen in both): its entry in `current_key` (the current
+-- generation's bucket: it holds the count over both), else what `previous_key` carries over.
+local function token_stats(token, current_key, previous_key)
+  local value = redis.call('HGET', current_key, token)
+  if value then return value end
+  value = redis.call('HGET', previous_key, token)
+  return value and carried(value)
 end
 
 -- A token's languages (comma-separated; nil: none yet) once also seen in `languages`: the

@@ -1,14 +1,15 @@
 """The story index's Redis data format and its script calls, as pure functions.
 
-What the Lua scripts (`lookup.lua`, `commit.lua`, `bulk.lua`, beside this file) read and
-write, and the one place where each script's KEYS and ARGV are put in order (`lookup_call`,
-`commit_call`, `bulk_call`): every script's header lists the same order. No I/O here; the
-adapter that runs the scripts is `redis_index.RedisStoryIndex`.
+What the Lua scripts (the `.lua` files beside this file) read and write, and the one place
+where each script's KEYS and ARGV are put in order (the `*_call` functions): every script's
+header lists the same order, and every script names in KEYS each key it reads or writes.
+No I/O here; the adapter that runs the scripts is `redis_index.RedisStoryIndex`.
 
 Every key lives under the hash tag `{prefix}` (`KeySpace`), so the keys one script touches
 share one Redis Cluster slot:
 
-* `seq` the commit sequence number, `open` story ids scored by when each story closes;
+* `seq` the commit sequence number, `numbers` the counter story numbers are reserved from,
+  `open` story ids scored by when each story closes;
 * `r:<number>` a story's record (its version, then `encode_story`), `a:<article id>` an
   article's placement (its story number, then `encode_placement`), `m:<story id>` the story's
   member list (JSON, in join order);
@@ -16,7 +17,7 @@ share one Redis Cluster slot:
   (sequence number of the key's last write) then entries, oldest first, of a tag (`posting_slot`),
   a 4-byte story number and a check (`posting_check`);
 * statistics, per generation (`index.Generation`, named by its start in epoch seconds): `n:<start>`
-  the stories counted in it, `d:<start>:<bucket>` (1,024) hashes token -> "count own
+  the stories counted in it, `d:<start>:<2 hex>` (32) hashes token -> "count own
   languages": stories carrying the token counted in this generation and the one before (what
   lookups read), the stories counted in this generation alone, the languages it was seen in.
   A token's first count in a generation starts from the previous one's `own` and languages;
@@ -44,6 +45,7 @@ from services.detector.core import (
     GroupingParams,
     StoryState,
     TokenStats,
+    hamming,
     merge_languages,
     new_story_id,
     simhash_bands,
@@ -71,14 +73,19 @@ BAND_ENTRY_BYTES = 10
 """A band posting entry: the band's value (2 bytes, little-endian), the story number (4
 bytes), the next two bands of the simhash (4 bytes)."""
 POSTING_HEAD_CHECKS = 64
-"""Entries at the head of a packed posting key checked for expired stories per write."""
+"""Entries at the head of a packed posting key checked for expired stories per sweep."""
+STATS_BUCKET_BITS = 5
+STATS_BUCKETS = 1 << STATS_BUCKET_BITS
+"""Statistics hashes per generation (`stats_bucket`)."""
+NUMBERS = "numbers"
+"""The counter story numbers are reserved from (`reserve_numbers.lua`)."""
 SCRIPT_CONSTANTS: Mapping[str, int] = {
     "IDF_PRIOR_DOCUMENTS": IDF_PRIOR_DOCUMENTS,
     "POSTING_FETCH": POSTING_FETCH,
     "POSTING_KEY_CAP": POSTING_KEY_CAP,
     "POSTING_SMALL_KEY": POSTING_SMALL_KEY,
-    "POSTING_HEAD_CHECKS": POSTING_HEAD_CHECKS,
     "BAND_ENTRY_BYTES": BAND_ENTRY_BYTES,
+    "STATS_BUCKETS": STATS_BUCKETS,
 }
 """The constants the scripts read, by name (`load_script` declares them as Lua locals)."""
 
@@ -96,12 +103,19 @@ def token_slot(token: str) -> tuple[str, bytes]:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def stats_bucket(token: str) -> str:
-    """The statistics hash holding a token's story count: one of 1,024 (the top 10 bits of
-    its sha1, as 3 hex digits). Fewer than the posting keys: a hash of up to 128 fields stays
-    compact (listpack), and each hash costs about 100 bytes of key overhead."""
+def stats_bucket(token: str) -> int:
+    """The statistics hash holding a token's story count: one of `STATS_BUCKETS` (the top
+    `STATS_BUCKET_BITS` bits of its sha1). So few that a script names them all (a lookup
+    weighs the statistics of hundreds of tokens: a key argument each would cost the client
+    more than the lookup)."""
     digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).digest()
-    return f"{digest[0] << 2 | digest[1] >> 6:03x}"
+    return digest[0] >> (8 - STATS_BUCKET_BITS)
+
+
+def stats_buckets(tokens: Sequence[str]) -> bytes:
+    """The statistics bucket of each token, one byte each: how a script finds a token's
+    hash among the `STATS_BUCKETS` keys it is given."""
+    return bytes(stats_bucket(token) for token in tokens)
 
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
@@ -223,32 +237,30 @@ class KeySpace:
         """A story's member list."""
         return self.key("m:" + story_id)
 
-    def stats_prefix(self, start: int) -> str:
-        """What the names of the statistics hashes of the generation starting at `start` start
-        with (then comes the bucket)."""
-        return self.key(f"d:{start}:")
-
-    def stats(self, token: str, start: int) -> str:
-        """The statistics hash holding a token's story counts and languages in the generation
-        starting at `start`."""
-        return self.stats_prefix(start) + stats_bucket(token)
+    @functools.lru_cache(maxsize=16)  # noqa: B019 (few generations, a few key spaces)
+    def stats_keys(self, generation: Generation) -> list[str]:
+        """The statistics hashes of `generation`, then those of the one before: the keys every
+        script that reads or counts tokens names (`STATS_BUCKETS` each, by bucket)."""
+        return [
+            self.key(f"d:{start}:{bucket:02x}")
+            for start in (generation.start, generation.previous)
+            for bucket in range(STATS_BUCKETS)
+        ]
 
 
 def lookup_call(
-    space: KeySpace,
-    fp: Fingerprint,
-    params: GroupingParams,
-    oldest_last_seen: int,
-    generation: Generation,
+    space: KeySpace, fp: Fingerprint, params: GroupingParams, generation: Generation
 ) -> ScriptCall:
-    """KEYS and ARGV of `lookup.lua` for `fp`; `oldest_last_seen`: epoch seconds."""
-    bands = [space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)]
+    """KEYS and ARGV of `lookup.lua` for `fp`, its statistics read in `generation`."""
+    tokens = [token for token, _ in fp.anchors]
     keys = [
         space.key("seq"),
         space.story_count(generation.start),
         space.story_count(generation.previous),
         space.placement(fp.article_id),
-        *bands,
+        *(space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)),
+        *space.stats_keys(generation),
+        *(space.key("t:" + token_slot(token)[0]) for token in tokens),
     ]
     args: list[ScriptArg] = [
         params.near_duplicate_max_distance,
@@ -256,37 +268,141 @@ def lookup_call(
         fp.simhash & 0xFFFFFFFF,
         params.query_tokens,
         params.max_candidates,
-        oldest_last_seen,
-        space.tag,
-        " ".join(token for token, _ in fp.anchors),
-        generation.start,
-        generation.previous,
-        params.min_shared_anchors,
+        " ".join(tokens),
+        b"".join(token_slot(token)[1] for token in tokens),
+        stats_buckets(tokens),
     ]
     return keys, args
 
 
-def lookup_from_reply(reply: Sequence[Any], fp: Fingerprint, params: GroupingParams) -> Lookup:
-    """What `lookup.lua` replied, as a `Lookup`."""
+@dataclass(frozen=True, slots=True)
+class Hits:
+    """What `lookup.lua` found: the placement of an article placed before, else the story
+    numbers of its candidates and the statistics of its anchors."""
+
+    version: int
+    """The commit sequence number observed."""
+    existing: Decision | None
+    documents: int = 0
+    token_lines: str = ""
+    """One "token count own languages" line per anchor of the article (the token alone when
+    unseen)."""
+    band_hits: tuple[int, ...] = ()
+    """Stories whose entry is within the near-duplicate distance on three bands."""
+    anchor_hits: tuple[int, ...] = ()
+    """Stories sharing the most rare-anchor weight, best first."""
+
+    @property
+    def numbers(self) -> list[int]:
+        """Every story named, band hits first, once each."""
+        return list(dict.fromkeys([*self.band_hits, *self.anchor_hits]))
+
+
+def hits_from_reply(reply: Sequence[Any]) -> Hits:
+    """What `lookup.lua` replied, as `Hits`."""
     version = int(reply[0])
     if reply[1] is not None:
-        return Lookup(existing=decode_placement(as_text(reply[1])), version=version)
-    _, _, documents, token_lines, records = reply
+        return Hits(version, decode_placement(as_text(reply[1])))
+    _, _, documents, token_lines, band_hits, anchor_hits = reply
+    return Hits(
+        version,
+        None,
+        int(documents),
+        as_text(token_lines),
+        tuple(map(int, band_hits)),
+        tuple(map(int, anchor_hits)),
+    )
+
+
+def record_keys(space: KeySpace, numbers: Sequence[int]) -> list[str]:
+    """The records of the stories numbered `numbers`."""
+    return [space.key(f"r:{number}") for number in numbers]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The stories a lookup offers, and the tokens whose statistics it still has to read."""
+
+    stories: dict[int, StoryState]
+    """Story number -> story, near duplicates first, then the anchor hits, best first."""
+    unread_tokens: tuple[str, ...]
+    """Anchors of the stories the article could join that it does not carry itself."""
+
+
+def open_candidates(
+    hits: Hits,
+    records: Sequence[bytes | str | None],
+    fp: Fingerprint,
+    params: GroupingParams,
+    oldest_last_seen: int,
+) -> Candidates:
+    """The candidates among `hits` (`records`: theirs, in the order of `hits.numbers`): band
+    hits within the near-duplicate distance, then the anchor hits, each still open (last seen
+    at `oldest_last_seen` epoch seconds or later) and not expired; and the anchors whose
+    statistics the decision weighs: those of stories close by simhash or sharing
+    `min_shared_anchors` of the article's (all of them when it has fewer: an exact copy), not
+    those of other stories (`assign_story` in core.py)."""
+    found: dict[int, StoryState] = {}
+    for number, record in zip(hits.numbers, records, strict=True):
+        if record is not None:
+            story = decode_story(as_text(record))
+            if epoch(story.last_seen) >= oldest_last_seen:
+                found[number] = story
+    distance = params.near_duplicate_max_distance
+    near = [
+        number
+        for number in hits.band_hits
+        if number in found
+        and min(hamming(fp.simhash, h) for h in found[number].simhashes) <= distance
+    ]
+    ranked = [number for number in hits.anchor_hits if number in found]
+    stories = {number: found[number] for number in dict.fromkeys([*near, *ranked])}
+    own = {token for token, _ in fp.anchors}
+    enough = min(params.min_shared_anchors, len(own))
+    unread: dict[str, None] = {}
+    for story in stories.values():
+        named = [token for token, _ in story.anchors]
+        close = min(hamming(fp.simhash, h) for h in story.simhashes) <= distance
+        if close or sum(token in own for token in named) >= enough:
+            unread.update((token, None) for token in named if token not in own)
+    return Candidates(stories, tuple(unread))
+
+
+def stats_call(space: KeySpace, tokens: Sequence[str], generation: Generation) -> ScriptCall:
+    """KEYS and ARGV of `token_stats.lua` for `tokens`, read in `generation`."""
+    return space.stats_keys(generation), [" ".join(tokens), stats_buckets(tokens)]
+
+
+def stats_from_lines(documents: int, token_lines: str) -> TokenStats:
+    """Token statistics over `documents` stories from "token count own languages" lines (the
+    token alone when unseen), as `token_stats.lua` and `lookup.lua` reply."""
     frequencies: dict[str, int] = {}
     languages: dict[str, str] = {}
-    for line in as_text(token_lines).split("\n"):
+    for line in token_lines.split("\n"):
         token, _, value = line.partition(" ")
         if value:
             count, _, rest = value.partition(" ")
             languages[token] = rest.partition(" ")[2]
             if int(count) > 0:
                 frequencies[token] = int(count)
-    stats = TokenStats(int(documents), frequencies, languages)
-    candidates = tuple(decode_story(as_text(raw)) for raw in records[1::2])
-    numbers = {
-        story.story_id: int(number) for story, number in zip(candidates, records[0::2], strict=True)
-    }
-    return Lookup(None, candidates, stats, version, numbers, tuple(lookup_keys(fp, stats, params)))
+    return TokenStats(documents, frequencies, languages)
+
+
+def lookup_from(
+    hits: Hits, candidates: Candidates, token_lines: str, fp: Fingerprint, params: GroupingParams
+) -> Lookup:
+    """The `Lookup` of `fp` from its hits, its candidates and the statistics lines of every
+    anchor read (`token_stats.lua`)."""
+    stats = stats_from_lines(hits.documents, token_lines)
+    numbers = {story.story_id: number for number, story in candidates.stories.items()}
+    return Lookup(
+        None,
+        tuple(candidates.stories.values()),
+        stats,
+        hits.version,
+        numbers,
+        tuple(lookup_keys(fp, stats, params)),
+    )
 
 
 def as_text(value: bytes | str) -> str:
@@ -306,12 +422,14 @@ def commit_call(
     lookup: Lookup,
     joined_at: datetime,
     *,
+    new_number: int,
     ttl_seconds: int,
     window_seconds: int,
     generation: Generation,
 ) -> ScriptCall:
     """KEYS and ARGV of `commit.lua` storing `decision` for `fp` as decided on `lookup`, its
-    counts in `generation` (the one `joined_at` falls in)."""
+    counts in `generation` (the one `joined_at` falls in); `new_number`: the number of the
+    story if `decision` creates it (reserved with `reserve_numbers.lua`)."""
     write = plan_write(fp, decision, lookup, joined_at, generation)
     written = [posting_slot(key) for key in write.posting_keys]
     guarded = dict.fromkeys(
@@ -319,38 +437,45 @@ def commit_call(
     )
     anchors = [token for token, _ in write.story.anchors]
     counted = set(write.counted_tokens)
+    number = new_number if decision.created else lookup.numbers[decision.story_id]
     keys = [
         space.key("seq"),
         space.story_count(generation.start),
         space.placement(fp.article_id),
         space.members(decision.story_id),
         space.key("open"),
-        *(space.stats(token, generation.start) for token in anchors),
+        *record_keys(space, [number]),
+        space.key(NUMBERS),
+        *space.stats_keys(generation),
         *(space.key(key) for key, _ in written),
         *(space.key(key) for key in guarded),
     ]
     args: list[ScriptArg] = [
         lookup.version,
-        "" if decision.created else str(lookup.numbers[decision.story_id]),
+        number,
         "" if decision.created else str(write.story.version),
         encode_story(write.story),
         encode_placement(decision),
         story_member(fp, decision, joined_at).model_dump_json(),
         ttl_seconds,
         fp.lang or UNKNOWN_LANGUAGE,
-        space.tag,
         decision.story_id,
         epoch(write.story.last_seen) + window_seconds,
         window_seconds,
         " ".join(anchors),
         "".join("1" if token in counted else "0" for token in anchors),
+        stats_buckets(anchors),
         generation.ttl(epoch(joined_at)),
         "1" if write.counted else "0",
-        space.stats_prefix(generation.previous),
     ]
     for logical, (_, tag) in zip(write.posting_keys, written, strict=True):
         args += [tag, posting_check(logical, fp.simhash)]
     return keys, args
+
+
+def reserve_call(space: KeySpace, count: int, ttl_seconds: int) -> ScriptCall:
+    """KEYS and ARGV of `reserve_numbers.lua` reserving `count` story numbers."""
+    return [space.key(NUMBERS), space.key("seq")], [count, ttl_seconds]
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +497,6 @@ class BulkPlan:
     """Everything a bulk load writes: stories, packed entries per posting key, and per token
     the story count to add and the languages seen."""
 
-    last_number: int
     stories: tuple[BulkStory, ...]
     entries: Mapping[str, bytes]
     """Posting key suffix -> entries to append (all of one size)."""
@@ -426,7 +550,6 @@ def plan_bulk(
             )
         )
     return BulkPlan(
-        last_number=first_number + len(fps) - 1,
         stories=tuple(stories),
         entries={key: b"".join(chunk) for key, chunk in entries.items()},
         entry_sizes={key: len(chunk[0]) for key, chunk in entries.items()},
@@ -439,25 +562,31 @@ def bulk_call(
     plan: BulkPlan,
     at: datetime,
     *,
+    sequence: int,
     ttl_seconds: int,
     window_seconds: int,
     generation: Generation,
 ) -> ScriptCall:
-    """KEYS and ARGV of `bulk.lua` writing `plan` at `at`, its counts in `generation` (the
-    one `at` falls in)."""
-    keys = [space.key("seq"), space.story_count(generation.start), space.key("open")]
+    """KEYS and ARGV of `bulk.lua` writing `plan` at `at` as the commit numbered `sequence`,
+    its counts in `generation` (the one `at` falls in)."""
+    keys = [
+        space.key("seq"),
+        space.story_count(generation.start),
+        space.key("open"),
+        *space.stats_keys(generation),
+    ]
     args: list[ScriptArg] = [
-        plan.last_number.to_bytes(4, "big"),
+        sequence.to_bytes(4, "big"),
         ttl_seconds,
         window_seconds,
         len(plan.stories),
         len(plan.entries),
         generation.ttl(epoch(at)),
-        space.stats_prefix(generation.previous),
+        stats_buckets(list(plan.counts)),
     ]
     for story in plan.stories:
         keys += [
-            space.key(f"r:{story.number}"),
+            *record_keys(space, [story.number]),
             space.placement(story.article_id),
             space.members(story.story_id),
         ]
@@ -473,7 +602,6 @@ def bulk_call(
         keys.append(space.key(key))
         args += [packed, plan.entry_sizes[key]]
     for token, (count, languages) in plan.counts.items():
-        keys.append(space.stats(token, generation.start))
         args += [token, count, languages]
     return keys, args
 
@@ -522,3 +650,55 @@ def move_call(space: KeySpace, name: str, value: bytes) -> ScriptCall:
     keys = [space.key(name), *(space.key(where) for where in groups)]
     args: list[ScriptArg] = [value[:4], len(value), *groups.values()]
     return keys, args
+
+
+EARLIER_STATS_MOVED = "moved:stats-2026-12"
+"""Key (under the index's tag) marking that the statistics hashes of the layout before 2026-12
+were moved into today's."""
+
+
+def move_stats_calls(space: KeySpace, generation: Generation) -> list[ScriptCall]:
+    """KEYS and ARGV of `move_stats.lua` for each statistics hash of the layout before 2026-12
+    that `generation` reads (its own and the previous one's): 1,024 a generation,
+    `d:<start>:<3 hex>` by the top 10 bits of a token's sha1, into today's (`stats_bucket`)."""
+    shift = 10 - STATS_BUCKET_BITS
+    return [
+        ([space.key(f"d:{start}:{bucket:03x}"), space.key(f"d:{start}:{bucket >> shift:02x}")], [])
+        for start in (generation.start, generation.previous)
+        for bucket in range(1024)
+    ]
+
+
+def posting_keys() -> list[str]:
+    """Every packed posting key of today's layout (under the index's tag): 16,384 band keys
+    `s<band>:<3 hex>` and 16,384 token keys `t:<4 hex>`."""
+    bands = [
+        f"{BAND_KEY_PREFIX}{band}:{high:03x}"
+        for band in range(SIMHASH_BANDS)
+        for high in range(4096)
+    ]
+    return bands + [f"t:{bucket:04x}" for bucket in range(16_384)]
+
+
+def entry_layout(name: str) -> tuple[int, int]:
+    """Where the story number sits in an entry of the packed posting key `name` (bytes after
+    the entry's start: its tag's length), and the entry's size in bytes."""
+    return (4, 8) if name.startswith("t:") else (2, BAND_ENTRY_BYTES)
+
+
+def head_range(name: str) -> tuple[int, int]:
+    """The bytes of a packed posting key a sweep reads (GETRANGE start and end, inclusive):
+    its first `POSTING_HEAD_CHECKS` entries, after its header."""
+    _, step = entry_layout(name)
+    return 4, 3 + POSTING_HEAD_CHECKS * step
+
+
+def sweep_call(space: KeySpace, name: str, head: bytes) -> ScriptCall:
+    """KEYS and ARGV of `sweep_postings.lua` cutting the entries of expired stories from the
+    head of the posting key `name`, whose first entries read `head`."""
+    at, step = entry_layout(name)
+    numbers = [
+        int.from_bytes(head[start + at : start + at + 4], "big")
+        for start in range(0, len(head) - step + 1, step)
+    ]
+    return [space.key(name), *record_keys(space, numbers)], [head, step]

@@ -4,8 +4,13 @@ tests make themselves."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import random
+import re
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +32,6 @@ from services.detector.index import (
     STATS_PERIOD_SECONDS,
     Lookup,
     MemoryStoryIndex,
-    epoch,
     generation,
     place_article,
 )
@@ -37,17 +41,16 @@ from services.detector.stored import (
     commit_call,
     earlier_posting_keys,
     encode_story,
-    lookup_call,
-    lookup_from_reply,
+    posting_keys,
     posting_slot,
-    stats_bucket,
-    token_slot,
+    reserve_call,
 )
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2025, 10, 10, 12, 0, tzinfo=UTC)
-SPACE = KeySpace.of("test:scripts")
+PREFIX = "test:scripts"
+SPACE = KeySpace.of(PREFIX)
 TTL_SECONDS = 3600
 WINDOW_SECONDS = 7 * 24 * 3600
 GENERATION = generation(NOW, STATS_PERIOD_SECONDS)
@@ -64,21 +67,21 @@ def _fingerprint(article_id: str, simhash: int, anchors: tuple[str, ...] = ()) -
 
 
 async def _lookup(client: redis.asyncio.Redis, fp: Fingerprint) -> Lookup:
-    oldest = epoch(NOW) - WINDOW_SECONDS
-    keys, args = lookup_call(SPACE, fp, DEFAULT_PARAMS, oldest, GENERATION)
-    reply = await client.eval(load_script("lookup.lua"), len(keys), *keys, *args)
-    return lookup_from_reply(reply, fp, DEFAULT_PARAMS)
+    return await RedisStoryIndex(client, prefix=PREFIX).lookup(fp, DEFAULT_PARAMS, NOW)
 
 
 async def _commit(
     client: redis.asyncio.Redis, fp: Fingerprint, decision: Decision, lookup: Lookup
 ) -> tuple[str, str]:
+    keys, args = reserve_call(SPACE, 1, TTL_SECONDS)
+    number = int(await client.eval(load_script("reserve_numbers.lua"), len(keys), *keys, *args))
     keys, args = commit_call(
         SPACE,
         fp,
         decision,
         lookup,
         NOW,
+        new_number=number,
         ttl_seconds=TTL_SECONDS,
         window_seconds=WINDOW_SECONDS,
         generation=GENERATION,
@@ -92,14 +95,9 @@ def _new(fp: Fingerprint) -> Decision:
 
 
 async def test_shared_lua_pieces_agree_with_python(redis: redis.asyncio.Redis) -> None:
-    """Buckets, tags, IDF and the language merge: one rule, in Lua as in Python."""
-    tokens = ["tsmc", "~ptn", "2030", "#12", "strasbourg", "ü", "東京"]
+    """IDF, the language merge and the statistics' fields: one rule, in Lua as in Python."""
     body = """
 local out = {}
-for _, token in ipairs(ARGV) do
-  local where, tag = slot(token)
-  out[#out + 1] = bucket(token) .. ' ' .. where .. ' ' .. tag
-end
 out[#out + 1] = tostring(idf(1000, 3))
 out[#out + 1] = merge_languages(nil, 'fr,de,fr')
 out[#out + 1] = merge_languages('fr,de', 'en,de,it')
@@ -109,13 +107,9 @@ out[#out + 1] = carried('5 2 fr,de')
 out[#out + 1] = table.concat({stat('5 2 fr,de')}, '|')
 return out
 """
-    reply = await redis.eval(script_source(body), 0, *tokens)
-    for token, line in zip(tokens, reply, strict=False):
-        bucket, where, tag = line.split(b" ", 2)
-        assert bucket.decode() == stats_bucket(token)
-        assert (where.decode(), tag) == token_slot(token)
-    assert float(reply[len(tokens)]) == pytest.approx(idf(1000, 3), rel=1e-12)
-    merged = [value.decode() for value in reply[len(tokens) + 1 :]]
+    reply = await redis.eval(script_source(body), 0)
+    assert float(reply[0]) == pytest.approx(idf(1000, 3), rel=1e-12)
+    merged = [value.decode() for value in reply[1:]]
     assert merged == [
         merge_languages(None, ["fr", "de", "fr"]),
         merge_languages("fr,de", ["en", "de", "it"]),
@@ -209,20 +203,26 @@ async def test_a_join_to_a_story_rewritten_since_the_lookup_is_refused(
     assert await redis.llen(SPACE.members(story_id)) == 2
 
 
-async def test_entries_of_expired_stories_are_cut_when_their_key_is_written(
+async def test_entries_of_expired_stories_are_swept_from_the_head_of_their_key(
     redis: redis.asyncio.Redis,
 ) -> None:
-    """Two stories in one packed band key; once the first one's record expired, the next
-    write to the key cuts its entry from the head."""
+    """Two stories in one packed band key; once the first one's record expired, a sweep cuts
+    its entry from the head, keeps the header and the key's TTL, and cuts nothing more."""
     first = _fingerprint("a", 0x0123456789ABCDEF)
     second = _fingerprint("b", 0x0123456789ABCDEF ^ (1 << 40) ^ (1 << 50) ^ (1 << 60) ^ (1 << 20))
-    band_key = SPACE.key(posting_slot(f"b0:{first.simhash & 0xFFFF:04x}")[0])
-    assert (await _commit(redis, first, _new(first), await _lookup(redis, first)))[0] == "ok"
+    name = posting_slot(f"b0:{first.simhash & 0xFFFF:04x}")[0]
+    for fp in (first, second):
+        assert (await _commit(redis, fp, _new(fp), await _lookup(redis, fp)))[0] == "ok"
+    index = RedisStoryIndex(redis, prefix=PREFIX)
+    assert await index.sweep_postings([name]) == 0
     await redis.delete(SPACE.key("r:1"))  # as when its TTL runs out
-    assert (await _commit(redis, second, _new(second), await _lookup(redis, second)))[0] == "ok"
-    packed = await redis.get(band_key)
-    assert len(packed) == 4 + 10 and int.from_bytes(packed[6:10], "big") == 2
+    assert await index.sweep_postings([name, "t:0000"]) == 1
+    packed = await redis.get(SPACE.key(name))
+    assert packed is not None and len(packed) == 4 + 10
+    assert int.from_bytes(packed[6:10], "big") == 2  # the second story's number
     assert int.from_bytes(packed[:4], "big") == 2  # the header: the last write's sequence number
+    assert await redis.ttl(SPACE.key(name)) > 0
+    assert await index.sweep_postings([name]) == 0
 
 
 async def _as_earlier_layout(redis: redis.asyncio.Redis, space: KeySpace) -> None:
@@ -257,6 +257,46 @@ async def test_stories_indexed_in_the_layout_before_are_found_once_its_keys_are_
     placed = await place_article(index, articles["0-1"], NOW)
     assert (placed.story_id, placed.created) == (first.story_id, False)
     assert not await redis.exists(*(space.key(name) for name in earlier_posting_keys()))
+
+
+async def _as_earlier_stats_layout(redis: redis.asyncio.Redis, space: KeySpace) -> None:
+    """Rewrite today's statistics hashes as the layout before 2026-12 had them: 1,024 a
+    generation, by the top 10 bits of the token's sha1; the same entries and TTL."""
+    for raw in [key async for key in redis.scan_iter(match=space.key("d:*"))]:
+        start = raw.decode()[len(space.tag) :].split(":")[1]
+        ttl = await redis.pttl(raw)
+        for token, value in (await redis.hgetall(raw)).items():
+            digest = hashlib.sha1(token, usedforsecurity=False).digest()
+            earlier = space.key(f"d:{start}:{digest[0] << 2 | digest[1] >> 6:03x}")
+            await redis.hset(earlier, token, value)
+            await redis.pexpire(earlier, ttl)
+        await redis.delete(raw)
+
+
+async def test_statistics_counted_in_the_layout_before_count_on_once_moved(
+    redis: redis.asyncio.Redis,
+) -> None:
+    """An upgrade keeps the token counts: an index whose statistics are rewritten into the
+    layout before 2026-12, and which counts one more story before they are moved, reads the
+    same counts once they are moved as an index that never changed layout."""
+    articles = synthetic_articles(11, stories=3)
+    before = [a for a in articles if not a.article_id.startswith("2-")][:8]
+    after = next(a for a in articles if a.article_id.startswith("2-"))
+    twin = RedisStoryIndex(redis, prefix="test:twin")
+    index, space = RedisStoryIndex(redis, prefix="test:stats"), KeySpace.of("test:stats")
+    for article in before:
+        assert await place_article(twin, article, NOW) == await place_article(index, article, NOW)
+    await _as_earlier_stats_layout(redis, space)
+    probe = fingerprint(next(a for a in articles if a not in before and a is not after))
+    assert (await index.lookup(probe, DEFAULT_PARAMS, NOW)).stats.frequencies == {}
+    assert (await place_article(twin, after, NOW)).created
+    assert (await place_article(index, after, NOW)).created
+    assert await index.move_earlier_stats(NOW) > 0
+    assert await index.move_earlier_stats(NOW) == 0
+    expected = (await twin.lookup(probe, DEFAULT_PARAMS, NOW)).stats
+    found = (await index.lookup(probe, DEFAULT_PARAMS, NOW)).stats
+    assert found.frequencies == expected.frequencies and found.frequencies
+    assert found.languages == expected.languages
 
 
 def synthetic_articles(seed: int, stories: int = 10) -> list[ArticleIn]:
@@ -327,3 +367,72 @@ async def test_redis_and_memory_indexes_decide_alike_on_made_up_stories(
         reasons[from_redis.reason] += 1
     assert set(reasons) == {"new", "exact", "near_duplicate", "translation"}
     assert reasons["new"] < len(articles) / 3
+
+
+async def _script_keys(
+    redis: redis.asyncio.Redis, watched: Callable[[], Awaitable[None]]
+) -> list[tuple[str, str]]:
+    """(script key, declared) for each key a script read or wrote while `watched` ran, from
+    Redis's own log of the commands it runs (MONITOR), scripts' included."""
+    log: list[str] = []
+    ready = asyncio.Event()
+
+    async def listen() -> None:
+        async with redis.monitor() as monitor:
+            ready.set()
+            async for command in monitor.listen():
+                log.append(
+                    command["command"]
+                    if command["client_type"] != "lua"
+                    else "\0" + command["command"]
+                )
+
+    listener = asyncio.create_task(listen())
+    await ready.wait()
+    await watched()
+    marker = "newsmon-test-end"
+    await redis.echo(marker)
+    async with asyncio.timeout(10):
+        while not any(marker in line for line in log):
+            await asyncio.sleep(0.01)
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
+    touched: list[tuple[str, str]] = []
+    declared: set[str] = set()
+    for line in log:
+        words = line.split(" ")
+        if words[0].upper() == "EVALSHA":
+            declared = set(words[3 : 3 + int(words[2])])
+        elif line.startswith("\0"):
+            touched.append((words[1], "declared" if words[1] in declared else "undeclared"))
+    return touched
+
+
+async def test_every_key_a_script_touches_is_declared(redis: redis.asyncio.Redis) -> None:
+    """What Redis Cluster needs of a script, and Redis's documentation asks: it names in KEYS
+    every key it reads or writes. Checked on what the scripts did while stories were bulk
+    loaded, placed, joined, found by their names and their postings moved and swept."""
+    index, space = RedisStoryIndex(redis, prefix="test:declared"), KeySpace.of("test:declared")
+    articles = synthetic_articles(5, stories=3)
+
+    async def use_every_script() -> None:
+        await index.create_stories([fingerprint(a) for a in articles[:2]], NOW)
+        for article in articles[2:]:
+            await place_article(index, article, NOW)
+        await _as_earlier_layout(redis, space)
+        assert await index.move_earlier_postings() > 0
+        await _as_earlier_stats_layout(redis, space)
+        assert await index.move_earlier_stats(NOW) > 0
+        records = [key async for key in redis.scan_iter(match=space.key("r:*"))]
+        await redis.delete(*records[:3])  # as when their TTL runs out
+        assert await index.sweep_postings(posting_keys()) > 0
+
+    touched = await _script_keys(redis, use_every_script)
+    assert len(touched) > 100
+    undeclared = {
+        re.sub(r"(?<=:)[0-9a-f]+", "#", key.partition("}")[2])
+        for key, how in touched
+        if how == "undeclared"
+    }
+    assert undeclared == set()

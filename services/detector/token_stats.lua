@@ -1,0 +1,14 @@
+-- The statistics of tokens as a lookup in the current generation reads them: the second step
+-- of a lookup, for the anchors of the candidates the article could join, and the story counts
+-- a bulk load starts from. Built by `stats_call` in stored.py.
+-- KEYS: the statistics hashes of the current and the previous generation (STATS_BUCKETS
+--       each)
+-- ARGV: 1 the tokens, space-separated, 2 their statistics buckets (one byte each)
+-- Reply: one "token count own languages" line per token (just the token when unseen)
+local tokens = split(ARGV[1], ' ')
+local lines = {}
+for i, token in ipairs(tokens) do
+  local value = token_stats(token, stats_keys(1, ARGV[2], i))
+  lines[i] = value and (token .. ' ' .. value) or token
+end
+return table.concat(lines, '\n')
