@@ -115,7 +115,16 @@ def stats_bucket(token: str) -> int:
 def stats_buckets(tokens: Sequence[str]) -> bytes:
     """The statistics bucket of each token, one byte each: how a script finds a token's
     hash among the `STATS_BUCKETS` keys it is given."""
-    return bytes(stats_bucket(token) for token in tokens)
+    return bytes(map(stats_bucket, tokens))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def token_postings(tag: str, token: str) -> tuple[str, bytes, int]:
+    """What a lookup names for a token of the index whose keys start with `tag`: its posting
+    key, its tag there (`token_slot`) and its statistics bucket (`stats_bucket`), computed
+    once for the hundreds of tokens every lookup names."""
+    bucket, entry_tag = token_slot(token)
+    return f"{tag}t:{bucket}", entry_tag, stats_bucket(token)
 
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
@@ -146,8 +155,8 @@ def posting_check(logical_key: str, simhash: int) -> bytes:
 
 
 def encode_story(story: StoryState) -> str:
-    """A story summary as stored after its version: tab-separated, compact, and readable by
-    the Lua lookup (field 4 last seen, 6 simhashes, 9 anchors)."""
+    """A story summary as stored after its version (which `commit.lua` checks before a join):
+    tab-separated and compact."""
     anchors = " ".join(
         token if count == 1 else f"{token}/{count}" for token, count in story.anchors
     )
@@ -253,6 +262,7 @@ def lookup_call(
 ) -> ScriptCall:
     """KEYS and ARGV of `lookup.lua` for `fp`, its statistics read in `generation`."""
     tokens = [token for token, _ in fp.anchors]
+    named = [token_postings(space.tag, token) for token in tokens]
     keys = [
         space.key("seq"),
         space.story_count(generation.start),
@@ -260,7 +270,7 @@ def lookup_call(
         space.placement(fp.article_id),
         *(space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)),
         *space.stats_keys(generation),
-        *(space.key("t:" + token_slot(token)[0]) for token in tokens),
+        *(key for key, _, _ in named),
     ]
     args: list[ScriptArg] = [
         params.near_duplicate_max_distance,
@@ -269,8 +279,8 @@ def lookup_call(
         params.query_tokens,
         params.max_candidates,
         " ".join(tokens),
-        b"".join(token_slot(token)[1] for token in tokens),
-        stats_buckets(tokens),
+        b"".join(entry_tag for _, entry_tag, _ in named),
+        bytes(bucket for _, _, bucket in named),
     ]
     return keys, args
 
