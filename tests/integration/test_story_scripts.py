@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 
 import pytest
 import redis.asyncio
@@ -35,7 +36,7 @@ from services.detector.index import (
     generation,
     place_article,
 )
-from services.detector.redis_index import RedisStoryIndex, load_script, script_source
+from services.detector.redis_index import SHARED_LUA, RedisStoryIndex, load_script, script_source
 from services.detector.stored import (
     KeySpace,
     commit_call,
@@ -371,9 +372,10 @@ async def test_redis_and_memory_indexes_decide_alike_on_made_up_stories(
 
 async def _script_keys(
     redis: redis.asyncio.Redis, watched: Callable[[], Awaitable[None]]
-) -> list[tuple[str, str]]:
-    """(script key, declared) for each key a script read or wrote while `watched` ran, from
-    Redis's own log of the commands it runs (MONITOR), scripts' included."""
+) -> list[tuple[str, str, bool]]:
+    """(script's sha1, key, whether the call declared it) for each key a script read or wrote
+    while `watched` ran, from Redis's own log of the commands it runs (MONITOR), scripts'
+    included."""
     log: list[str] = []
     ready = asyncio.Event()
 
@@ -398,21 +400,22 @@ async def _script_keys(
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await listener
-    touched: list[tuple[str, str]] = []
-    declared: set[str] = set()
+    touched: list[tuple[str, str, bool]] = []
+    script, declared = "", set[str]()
     for line in log:
         words = line.split(" ")
         if words[0].upper() == "EVALSHA":
-            declared = set(words[3 : 3 + int(words[2])])
+            script, declared = words[1], set(words[3 : 3 + int(words[2])])
         elif line.startswith("\0"):
-            touched.append((words[1], "declared" if words[1] in declared else "undeclared"))
+            touched.append((script, words[1], words[1] in declared))
     return touched
 
 
 async def test_every_key_a_script_touches_is_declared(redis: redis.asyncio.Redis) -> None:
     """What Redis Cluster needs of a script, and Redis's documentation asks: it names in KEYS
-    every key it reads or writes. Checked on what the scripts did while stories were bulk
-    loaded, placed, joined, found by their names and their postings moved and swept."""
+    every key it reads or writes. Checked on what every script of the index did while stories
+    were bulk loaded, placed, joined, found by their names, moved from the earlier layouts and
+    swept."""
     index, space = RedisStoryIndex(redis, prefix="test:declared"), KeySpace.of("test:declared")
     articles = synthetic_articles(5, stories=3)
 
@@ -429,10 +432,15 @@ async def test_every_key_a_script_touches_is_declared(redis: redis.asyncio.Redis
         assert await index.sweep_postings(posting_keys()) > 0
 
     touched = await _script_keys(redis, use_every_script)
-    assert len(touched) > 100
+    scripts = {
+        hashlib.sha1(load_script(path.name).encode(), usedforsecurity=False).hexdigest(): path.name
+        for path in files("services.detector").iterdir()
+        if path.name.endswith(".lua") and path.name != SHARED_LUA
+    }
+    assert {scripts.get(sha, sha) for sha, _, _ in touched} == set(scripts.values())
     undeclared = {
-        re.sub(r"(?<=:)[0-9a-f]+", "#", key.partition("}")[2])
-        for key, how in touched
-        if how == "undeclared"
+        (scripts.get(sha, sha), re.sub(r"(?<=:)[0-9a-f]+", "#", key.partition("}")[2]))
+        for sha, key, declared in touched
+        if not declared
     }
     assert undeclared == set()
