@@ -640,7 +640,7 @@ def split_earlier_postings(name: str, value: bytes) -> dict[str, bytes]:
     hex digits 4 to 11 of its token, after the 3 its key is named by."""
     kind, _, bucket = name.partition(":")
     band = kind != "t"
-    step = BAND_ENTRY_BYTES if band else 8
+    _, step = entry_layout(name)
     high = int(bucket, 16) << 4
     groups: dict[str, bytearray] = {}
     for at in range(4, len(value) - step + 1, step):
