@@ -222,7 +222,7 @@ def test_rule_tests_feed_series_with_the_names_and_labels_services_export() -> N
                 )
 
 
-def test_dashboard_panels_query_active_stories_and_empty_extractions_by_reason() -> None:
+def test_dashboard_panels_query_active_stories_the_sweep_and_empty_extractions_by_reason() -> None:
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     exprs = {
         panel["title"]: [target["expr"] for target in panel["targets"]]
@@ -230,6 +230,9 @@ def test_dashboard_panels_query_active_stories_and_empty_extractions_by_reason()
         if panel["type"] != "row"
     }
     assert any("newsmon_detector_active_stories" in e for e in exprs["Active stories"])
+    assert any(
+        "newsmon_detector_posting_entries_swept_total" in e for e in exprs["Story index sweep"]
+    )
     assert exprs["Empty extractions"] == [
         "sum by (reason) (rate(newsmon_cleaner_empty_extractions_total[5m]))"
     ]
