@@ -32,33 +32,41 @@ local stats_ttl, counted = tonumber(ARGV[15]), ARGV[16] == '1'
 local written = (#ARGV - 16) / 2
 local first_stats, first_posting = 8, 8 + 2 * STATS_BUCKETS
 
+-- Where the entry `entry` (`step` bytes) sits in a packed posting string, or nil.
+local function find_entry(s, entry, step)
+  local start = 5
+  while true do
+    local at = string.find(s, entry, start, true)
+    if not at or (at - 5) % step == 0 then return at end
+    start = at + 1
+  end
+end
+
 -- Put the entry `entry_tag .. packed .. check` (`packed`: the story number) at the tail of a
 -- packed posting string, after the header (the sequence number of its last write); `moved`:
--- drop the same entry written earlier first (a band entry with another check stays: it
+-- the same entry written earlier moves there (a band entry with another check stays: it
 -- stands for another of the story's simhashes). Over POSTING_KEY_CAP entries, the head is cut.
+-- Redis's Lua hashes every byte of every string it makes, so the key is changed in place
+-- (SETRANGE, APPEND), not rebuilt in Lua.
 local function post(key, entry_tag, packed, check, header, moved)
   local entry = entry_tag .. packed .. check
   local step = #entry
   local size = redis.call('STRLEN', key)
   if size == 0 then
     redis.call('SET', key, header .. entry)
-  elseif moved then
-    local body, start = string.sub(redis.call('GET', key), 5), 1
-    while true do
-      local at = string.find(body, entry, start, true)
-      if not at then break end
-      if (at - 1) % step == 0 then
-        body = string.sub(body, 1, at - 1) .. string.sub(body, at + step)
-        break
-      end
-      start = at + 1
-    end
-    redis.call('SET', key, header .. body .. entry)
-  elseif size < POSTING_SMALL_KEY then
-    redis.call('SET', key, header .. string.sub(redis.call('GET', key), 5) .. entry)
   else
+    local s = moved and redis.call('GET', key)
+    local at = s and find_entry(s, entry, step)
+    if at then
+      -- the entries after it shift forward by one: the string keeps its size
+      redis.call('SETRANGE', key, at - 1, string.sub(s, at + step) .. entry)
+    else
+      redis.call('APPEND', key, entry)
+      -- APPEND reserves as much again as the string holds, which would double a small
+      -- index's memory: BITOP of the key alone makes it anew, exactly as long
+      if size < POSTING_SMALL_KEY then redis.call('BITOP', 'OR', key, key) end
+    end
     redis.call('SETRANGE', key, 0, header)
-    redis.call('APPEND', key, entry)
   end
   local drop = (redis.call('STRLEN', key) - 4) / step - POSTING_KEY_CAP
   if drop > 0 then

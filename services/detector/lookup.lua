@@ -43,7 +43,8 @@ local function pop16(x) return pop8[bit.band(x, 255) + 1] + pop8[bit.rshift(x, 8
 
 -- Where the `limit` newest entries under `entry_tag` sit in a packed posting string (`step`
 -- bytes an entry, after its 4-byte header), newest first, and the string. Scanned backwards
--- in growing chunks: a list with many entries costs its tail, not the whole key.
+-- in growing chunks: a list with many entries costs its tail, not the whole key. The chunks
+-- are searched in place, not cut out: Redis's Lua hashes every byte of every string it makes.
 local function newest(key, entry_tag, step, limit)
   local s = redis.call('GET', key)
   local out = {}
@@ -51,13 +52,12 @@ local function newest(key, entry_tag, step, limit)
   local stop, size = #s, step * 512
   while stop > 4 and #out < limit do
     local first = math.max(5, stop - size + 1)
-    local region = string.sub(s, first, stop)
-    local found, start = {}, 1
+    local found, start = {}, first
     while true do
-      local at = string.find(region, entry_tag, start, true)
-      if not at then break end
-      if (at - 1) % step == 0 then
-        found[#found + 1] = first + at - 1
+      local at = string.find(s, entry_tag, start, true)
+      if not at or at > stop then break end
+      if (at - first) % step == 0 then
+        found[#found + 1] = at
         start = at + step
       else
         start = at + 1

@@ -64,8 +64,9 @@ from services.detector.index import (
 POSTING_KEY_CAP = 16_384
 """Entries kept per packed Redis posting key (many lists share one); the oldest fall off."""
 POSTING_SMALL_KEY = 4096
-"""Packed posting keys shorter than this (bytes) are rewritten whole rather than appended to:
-APPEND reserves as much again as the string holds, which doubles a small index's memory."""
+"""Packed posting keys shorter than this (bytes) are made anew at their exact size after an
+append (`commit.lua`): APPEND may reserve as much again as the string holds (Redis 6 does from
+a script), which would double a small index's memory."""
 BAND_KEY_PREFIX = "s"
 """Packed band keys are named `s<band>:<high byte>`; the `b` keys of the 5-byte entry layout
 before are no longer read and expire with their TTL."""

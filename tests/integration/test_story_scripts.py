@@ -204,6 +204,38 @@ async def test_a_join_to_a_story_rewritten_since_the_lookup_is_refused(
     assert await redis.llen(SPACE.members(story_id)) == 2
 
 
+async def test_a_join_moves_its_story_to_the_tail_of_a_posting_key_which_keeps_its_size(
+    redis: redis.asyncio.Redis,
+) -> None:
+    """A band key shared by a crowd of stories: a new story's entry is appended, and a copy
+    joining that story moves its entry to the tail, where a lookup reads first."""
+    rng = random.Random(3)
+    crowd = [
+        _fingerprint(f"crowd-{n}", rng.getrandbits(48) << 16 | 0xABC0 | n % 16) for n in range(400)
+    ]
+    index = RedisStoryIndex(redis, prefix=PREFIX)
+    await index.create_stories(crowd[:370], NOW)
+    key = SPACE.key(posting_slot("b0:abc7")[0])
+    story = _fingerprint("story", rng.getrandbits(48) << 16 | 0xABC7, ("zorv", "kwep", "1234"))
+    assert (await _commit(redis, story, _new(story), await _lookup(redis, story)))[0] == "ok"
+    number = int((await redis.get(SPACE.placement("story")) or b"").partition(b"\t")[0])
+    appended = await redis.get(key)
+    assert appended is not None and len(appended) == 4 + 10 * 371
+    assert int.from_bytes(appended[-8:-4], "big") == number
+    await index.create_stories(crowd[370:], NOW)
+    packed = await redis.get(key)
+    assert packed is not None and int.from_bytes(packed[-8:-4], "big") != number
+    copy = replace(story, article_id="copy", content_hash="another text")
+    join = Decision(new_story_id("story"), False, "near_duplicate", 1.0)
+    assert (await _commit(redis, copy, join, await _lookup(redis, copy)))[0] == "ok"
+    moved = await redis.get(key)
+    assert moved is not None and len(moved) == len(packed) == 4 + 10 * 401
+    assert int.from_bytes(moved[-8:-4], "big") == number
+    assert sorted(moved[4:][at : at + 10] for at in range(0, len(moved) - 4, 10)) == sorted(
+        packed[4:][at : at + 10] for at in range(0, len(packed) - 4, 10)
+    )
+
+
 async def test_entries_of_expired_stories_are_swept_from_the_head_of_their_key(
     redis: redis.asyncio.Redis,
 ) -> None:
@@ -407,7 +439,8 @@ async def _script_keys(
         if words[0].upper() == "EVALSHA":
             script, declared = words[1], set(words[3 : 3 + int(words[2])])
         elif line.startswith("\0"):
-            touched.append((script, words[1], words[1] in declared))
+            keys = words[2:] if words[0].upper() == "\0BITOP" else words[1:2]
+            touched += [(script, key, key in declared) for key in keys]
     return touched
 
 
