@@ -62,8 +62,9 @@ local function post(key, entry_tag, packed, check, header, moved)
       redis.call('SETRANGE', key, at - 1, string.sub(s, at + step) .. entry)
     else
       redis.call('APPEND', key, entry)
-      -- APPEND reserves as much again as the string holds, which would double a small
-      -- index's memory: BITOP of the key alone makes it anew, exactly as long
+      -- APPEND may reserve as much again as the string holds (Redis 6 does from a script),
+      -- which would double a small index's memory: BITOP of the key alone makes it anew,
+      -- exactly as long
       if size < POSTING_SMALL_KEY then redis.call('BITOP', 'OR', key, key) end
     end
     redis.call('SETRANGE', key, 0, header)
