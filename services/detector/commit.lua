@@ -32,16 +32,6 @@ local stats_ttl, counted = tonumber(ARGV[15]), ARGV[16] == '1'
 local written = (#ARGV - 16) / 2
 local first_stats, first_posting = 8, 8 + 2 * STATS_BUCKETS
 
--- Where the entry `entry` (`step` bytes) sits in a packed posting string, or nil.
-local function find_entry(s, entry, step)
-  local start = 5
-  while true do
-    local at = string.find(s, entry, start, true)
-    if not at or (at - 5) % step == 0 then return at end
-    start = at + 1
-  end
-end
-
 -- Put the entry `entry_tag .. packed .. check` (`packed`: the story number) at the tail of a
 -- packed posting string, after the header (the sequence number of its last write); `moved`:
 -- the same entry written earlier moves there (a band entry with another check stays: it
@@ -54,9 +44,10 @@ local function post(key, entry_tag, packed, check, header, moved)
   local size = redis.call('STRLEN', key)
   if size == 0 then
     redis.call('SET', key, header .. entry)
+    size = 4 + step
   else
     local s = moved and redis.call('GET', key)
-    local at = s and find_entry(s, entry, step)
+    local at = s and aligned_find(s, entry, 5, 5, step)
     if at then
       -- the entries after it shift forward by one: the string keeps its size
       redis.call('SETRANGE', key, at - 1, string.sub(s, at + step) .. entry)
@@ -66,10 +57,11 @@ local function post(key, entry_tag, packed, check, header, moved)
       -- which would double a small index's memory: BITOP of the key alone makes it anew,
       -- exactly as long
       if size < POSTING_SMALL_KEY then redis.call('BITOP', 'OR', key, key) end
+      size = size + step
     end
     redis.call('SETRANGE', key, 0, header)
   end
-  local drop = (redis.call('STRLEN', key) - 4) / step - POSTING_KEY_CAP
+  local drop = (size - 4) / step - POSTING_KEY_CAP
   if drop > 0 then
     redis.call('SET', key, header .. string.sub(redis.call('GET', key), 5 + drop * step))
   end

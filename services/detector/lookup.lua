@@ -52,16 +52,11 @@ local function newest(key, entry_tag, step, limit)
   local stop, size = #s, step * 512
   while stop > 4 and #out < limit do
     local first = math.max(5, stop - size + 1)
-    local found, start = {}, first
-    while true do
-      local at = string.find(s, entry_tag, start, true)
-      if not at or at > stop then break end
-      if (at - first) % step == 0 then
-        found[#found + 1] = at
-        start = at + step
-      else
-        start = at + 1
-      end
+    local found = {}
+    local at = aligned_find(s, entry_tag, first, first, step)
+    while at and at <= stop do
+      found[#found + 1] = at
+      at = aligned_find(s, entry_tag, at + step, first, step)
     end
     for i = #found, math.max(1, #found - (limit - #out) + 1), -1 do out[#out + 1] = found[i] end
     stop, size = first - 1, size * 4

@@ -19,6 +19,16 @@ local function num(s, at)
   return ((a * 256 + b) * 256 + c) * 256 + d
 end
 
+-- The first entry-aligned place at or after byte `start` of a packed posting string `s` where
+-- `needle` begins (entries are `step` bytes, the first at byte `first`), or nil.
+local function aligned_find(s, needle, start, first, step)
+  while true do
+    local at = string.find(s, needle, start, true)
+    if not at or (at - first) % step == 0 then return at end
+    start = at + 1
+  end
+end
+
 -- The inverse of `num`.
 local function pack(n)
   return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
