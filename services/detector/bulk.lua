@@ -53,11 +53,15 @@ for i = 0, postings - 1 do
   end
   redis.call('EXPIRE', key, ttl)
 end
+local counted_in = {}
 for i = 0, #ARGV - first_token_arg, 3 do
   local at = first_token_arg + i
   local current, previous = stats_keys(first_stats_key, buckets, i / 3 + 1)
-  count_token(current, previous, ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2], stats_ttl)
+  if count_token(current, previous, ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]) then
+    counted_in[current] = true
+  end
 end
+expire_each(counted_in, stats_ttl)
 redis.call('INCRBY', stories_key, stories)
 redis.call('EXPIRE', seq_key, ttl)
 redis.call('EXPIRE', stories_key, stats_ttl)

@@ -94,11 +94,13 @@ for i = 0, written - 1 do
   local at = 17 + 2 * i
   post(KEYS[first_posting + i], ARGV[at], packed, ARGV[at + 1], header, moved)
 end
+local counted_in = {}
 for i, token in ipairs(anchors) do
   local add = tonumber(string.sub(increments, i, i))
   local current, previous = stats_keys(first_stats, buckets, i)
-  count_token(current, previous, token, add, language, stats_ttl)
+  if count_token(current, previous, token, add, language) then counted_in[current] = true end
 end
+expire_each(counted_in, stats_ttl)
 redis.call('EXPIRE', seq_key, ttl)
 redis.call('EXPIRE', numbers_key, ttl)
 redis.call('EXPIRE', stories_key, stats_ttl)

@@ -606,6 +606,51 @@ def _join_bar(
     return params.translation_min_similarity
 
 
+def article_views(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> list[_Vector]:
+    """The anchor weights of `fp` in its two views, as `assign_story` weighs them (`stats` need
+    only hold the article's anchors)."""
+    return _AnchorWeights(stats, params).views(fp.anchors[:COMPARED_ANCHORS])
+
+
+def joinable(
+    fp: Fingerprint,
+    views: Sequence[_Vector],
+    story: StoryState,
+    now: datetime,
+    params: GroupingParams,
+) -> bool:
+    """Whether `assign_story` could place `fp` (its `article_views`) in `story`, whatever the
+    weights of the story's anchors that the article does not carry: an open story with its
+    text or a same-language near duplicate, or one whose anchor cosine could reach the bar. By
+    Cauchy-Schwarz a view's cosine is at most the share of the article's norm in the anchors
+    the two share; a story below the bar by that bound is never joined, so the statistics of
+    its other anchors need not be read."""
+    if not is_open(story, now, params):
+        return False
+    if fp.content_hash in story.content_hashes:
+        return True
+    if fp.lang is not None and fp.lang in story.languages:
+        distance = min(hamming(fp.simhash, value) for value in story.simhashes)
+        if distance <= params.near_duplicate_max_distance:
+            return True
+    own_tokens = {token for token, _ in fp.anchors[:COMPARED_ANCHORS]}
+    if sum(token in own_tokens for token, _ in story.anchors) < params.min_shared_anchors:
+        return False
+    bound = 0.0
+    for vector, norm in views:
+        if norm > 0:
+            shared = sum(vector[token] ** 2 for token, _ in story.anchors if token in vector)
+            bound = max(bound, math.sqrt(shared) / norm)
+    age_hours = (now - story.last_seen).total_seconds() / 3600.0
+    bar = _join_bar(fp.lang, story.languages, params)
+    return bound * time_decay(age_hours, params) >= bar * (1 - _BOUND_MARGIN)
+
+
+_BOUND_MARGIN = 1e-9
+"""Relative slack of `joinable`'s bound: rounding must not make it prune a story whose cosine
+equals it."""
+
+
 def assign_story(
     fp: Fingerprint,
     candidates: Sequence[StoryState],

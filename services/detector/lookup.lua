@@ -13,8 +13,9 @@
 --       6 the article's anchors, space-separated (one argument: cheaper to send than one each),
 --       7 their posting tags, 4 bytes each, 8 their statistics buckets, one byte each
 -- Reply: {version, placement} when placed before, else
---        {version, false, story count, "token count own languages" lines of the article's
---        anchors, band hits (story numbers), anchor hits (story numbers, best first)}
+--        {version, false, story count, "count own languages" lines of the article's anchors
+--        in the order of ARGV 6 (empty when unseen), band hits (story numbers), anchor hits
+--        (story numbers, best first)}
 local seq_key, article_key = KEYS[1], KEYS[4]
 local max_distance, hi, lo = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local query_tokens, max_candidates = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -105,7 +106,7 @@ end
 local lines, dfs, known = {}, {}, {}
 for i, token in ipairs(tokens) do
   local value = token_stats(token, stats_keys(first_stats_key, buckets, i))
-  lines[i] = value and (token .. ' ' .. value) or token
+  lines[i] = value or ''
   dfs[i] = value and tonumber(string.sub(value, 1, string.find(value, ' ', 1, true) - 1)) or 0
   if dfs[i] > 0 then known[#known + 1] = i end
 end

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib.resources import files
 
 import redis.asyncio
@@ -29,7 +29,6 @@ from services.detector.index import (
     STATS_PERIOD_SECONDS,
     Generation,
     Lookup,
-    epoch,
     generation,
     story_snapshot,
 )
@@ -51,6 +50,7 @@ from services.detector.stored import (
     move_call,
     move_stats_calls,
     open_candidates,
+    own_stats,
     plan_bulk,
     record_keys,
     reserve_call,
@@ -118,7 +118,6 @@ class RedisStoryIndex:
         """Up to three round trips, each naming every key it reads: the candidates' numbers,
         ranked server-side, with the statistics of the article's anchors (`lookup.lua`); the
         candidates' records; the statistics of the anchors of those it could join."""
-        oldest = epoch(now - timedelta(hours=params.window_hours))
         counted = generation(now, self._period)
         keys, args = lookup_call(self._space, fp, params, counted)
         hits = hits_from_reply(await self._lookup(keys=keys, args=args))
@@ -126,12 +125,13 @@ class RedisStoryIndex:
             return Lookup(existing=hits.existing, version=hits.version)
         numbers = hits.numbers
         records = await self._redis.mget(record_keys(self._space, numbers)) if numbers else []
-        candidates = open_candidates(hits, records, fp, params, oldest)
-        token_lines = hits.token_lines
+        own = own_stats(hits, fp)
+        candidates = open_candidates(hits, records, fp, own, params, now)
+        unread_lines = ""
         if candidates.unread_tokens:
             keys, args = stats_call(self._space, candidates.unread_tokens, counted)
-            token_lines += "\n" + as_text(await self._stats(keys=keys, args=args))
-        return lookup_from(hits, candidates, token_lines, fp, params)
+            unread_lines = as_text(await self._stats(keys=keys, args=args))
+        return lookup_from(hits, candidates, own, unread_lines, fp, params)
 
     async def commit(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime
@@ -215,9 +215,10 @@ class RedisStoryIndex:
         current, previous = await pipe.execute()
         if not tokens:
             return TokenStats(int(current or 0) + int(previous or 0))
-        keys, args = stats_call(self._space, sorted(tokens), counted)
+        ordered = sorted(tokens)
+        keys, args = stats_call(self._space, ordered, counted)
         lines = as_text(await self._stats(keys=keys, args=args))
-        return stats_from_lines(int(current or 0) + int(previous or 0), lines)
+        return stats_from_lines(int(current or 0) + int(previous or 0), (ordered, lines))
 
     async def move_earlier_postings(self) -> int:
         """Move the posting keys of the layout before 2026-12 (`earlier_posting_keys`) into

@@ -78,6 +78,20 @@ local function token_stats(token, current_key, previous_key)
   return value and carried(value)
 end
 
+-- Whether `language` is one of the comma-separated `seen` (found in place: no string made).
+local function has_language(seen, language)
+  local start = 1
+  while true do
+    local first, last = string.find(seen, language, start, true)
+    if not first then return false end
+    if (first == 1 or string.byte(seen, first - 1) == 44)
+        and (last == #seen or string.byte(seen, last + 1) == 44) then
+      return true
+    end
+    start = first + 1
+  end
+end
+
 -- A token's languages (comma-separated; nil: none yet) once also seen in `languages`: the
 -- new ones appended in order; and whether that changed them. `merge_languages` in core.py.
 local function merge_languages(seen, languages)
@@ -85,7 +99,7 @@ local function merge_languages(seen, languages)
   for _, language in ipairs(split(languages, ',')) do
     if not seen then
       seen = language; changed = true
-    elseif not string.find(',' .. seen .. ',', ',' .. language .. ',', 1, true) then
+    elseif not has_language(seen, language) then
       seen = seen .. ',' .. language; changed = true
     end
   end
@@ -96,8 +110,9 @@ end
 -- statistics hash `key` of the current generation; a token not yet there starts from what
 -- `previous_key` (the previous generation's hash) carries over. Written only when that changes
 -- something: until then lookups read the previous generation's hash. `_Statistics` in index.py
--- counts alike in memory.
-local function count_token(key, previous_key, token, add, languages, ttl)
+-- counts alike in memory. Returns whether it wrote `key` (the caller sets its expiry, once
+-- per key).
+local function count_token(key, previous_key, token, add, languages)
   local count, seen, own = stat(redis.call('HGET', key, token) or nil)
   if not seen then
     local _, before, before_own = stat(redis.call('HGET', previous_key, token) or nil)
@@ -106,6 +121,12 @@ local function count_token(key, previous_key, token, add, languages, ttl)
   local merged, changed = merge_languages(seen, languages)
   if add > 0 or changed then
     redis.call('HSET', key, token, (count + add) .. ' ' .. (own + add) .. ' ' .. merged)
-    redis.call('EXPIRE', key, ttl)
+    return true
   end
+  return false
+end
+
+-- Set `ttl` (s) on each key of `keys` (a set: key -> true) once.
+local function expire_each(keys, ttl)
+  for key in pairs(keys) do redis.call('EXPIRE', key, ttl) end
 end

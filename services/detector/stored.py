@@ -32,7 +32,7 @@ import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts.messages import JoinReason
@@ -45,7 +45,9 @@ from services.detector.core import (
     GroupingParams,
     StoryState,
     TokenStats,
+    article_views,
     hamming,
+    joinable,
     merge_languages,
     new_story_id,
     simhash_bands,
@@ -91,7 +93,10 @@ SCRIPT_CONSTANTS: Mapping[str, int] = {
 """The constants the scripts read, by name (`load_script` declares them as Lua locals)."""
 
 ScriptArg = str | int | bytes
-ScriptCall = tuple[list[str], list[ScriptArg]]
+ScriptKey = str | bytes
+"""A key name; names a script gives every call are kept encoded (redis-py encodes a str key
+on every call)."""
+ScriptCall = tuple[list[ScriptKey], list[ScriptArg]]
 """A script's KEYS and ARGV, in the order its header lists."""
 
 
@@ -120,12 +125,12 @@ def stats_buckets(tokens: Sequence[str]) -> bytes:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def token_postings(tag: str, token: str) -> tuple[str, bytes, int]:
+def token_postings(tag: str, token: str) -> tuple[bytes, bytes, int]:
     """What a lookup names for a token of the index whose keys start with `tag`: its posting
-    key, its tag there (`token_slot`) and its statistics bucket (`stats_bucket`), computed
-    once for the hundreds of tokens every lookup names."""
+    key (encoded), its tag there (`token_slot`) and its statistics bucket (`stats_bucket`),
+    computed once for the hundreds of tokens every lookup names."""
     bucket, entry_tag = token_slot(token)
-    return f"{tag}t:{bucket}", entry_tag, stats_bucket(token)
+    return f"{tag}t:{bucket}".encode(), entry_tag, stats_bucket(token)
 
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
@@ -248,11 +253,11 @@ class KeySpace:
         return self.key("m:" + story_id)
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 (few generations, a few key spaces)
-    def stats_keys(self, generation: Generation) -> list[str]:
+    def stats_keys(self, generation: Generation) -> list[ScriptKey]:
         """The statistics hashes of `generation`, then those of the one before: the keys every
-        script that reads or counts tokens names (`STATS_BUCKETS` each, by bucket)."""
+        script that reads or counts tokens names (`STATS_BUCKETS` each, by bucket; encoded)."""
         return [
-            self.key(f"d:{start}:{bucket:02x}")
+            self.key(f"d:{start}:{bucket:02x}").encode()
             for start in (generation.start, generation.previous)
             for bucket in range(STATS_BUCKETS)
         ]
@@ -296,7 +301,7 @@ class Hits:
     existing: Decision | None
     documents: int = 0
     token_lines: str = ""
-    """One "token count own languages" line per anchor of the article (the token alone when
+    """One "count own languages" line per anchor of the article, in order (empty when
     unseen)."""
     band_hits: tuple[int, ...] = ()
     """Stories whose entry is within the near-duplicate distance on three bands."""
@@ -344,15 +349,16 @@ def open_candidates(
     hits: Hits,
     records: Sequence[bytes | str | None],
     fp: Fingerprint,
+    own_stats: TokenStats,
     params: GroupingParams,
-    oldest_last_seen: int,
+    now: datetime,
 ) -> Candidates:
     """The candidates among `hits` (`records`: theirs, in the order of `hits.numbers`): band
     hits within the near-duplicate distance, then the anchor hits, each still open (last seen
-    at `oldest_last_seen` epoch seconds or later) and not expired; and the anchors whose
-    statistics the decision weighs: those of stories close by simhash or sharing
-    `min_shared_anchors` of the article's (all of them when it has fewer: an exact copy), not
-    those of other stories (`assign_story` in core.py)."""
+    within the window before `now`) and not expired; and the anchors whose statistics the
+    decision weighs: those of the stories the article could join (`joinable` in core.py, on
+    `own_stats`, the statistics of the article's anchors), not those of other stories."""
+    oldest_last_seen = epoch(now - timedelta(hours=params.window_hours))
     found: dict[int, StoryState] = {}
     for number, record in zip(hits.numbers, records, strict=True):
         if record is not None:
@@ -369,13 +375,11 @@ def open_candidates(
     ranked = [number for number in hits.anchor_hits if number in found]
     stories = {number: found[number] for number in dict.fromkeys([*near, *ranked])}
     own = {token for token, _ in fp.anchors}
-    enough = min(params.min_shared_anchors, len(own))
+    views = article_views(fp, own_stats, params)
     unread: dict[str, None] = {}
     for story in stories.values():
-        named = [token for token, _ in story.anchors]
-        close = min(hamming(fp.simhash, h) for h in story.simhashes) <= distance
-        if close or sum(token in own for token in named) >= enough:
-            unread.update((token, None) for token in named if token not in own)
+        if joinable(fp, views, story, now, params):
+            unread.update((token, None) for token, _ in story.anchors if token not in own)
     return Candidates(stories, tuple(unread))
 
 
@@ -384,27 +388,47 @@ def stats_call(space: KeySpace, tokens: Sequence[str], generation: Generation) -
     return space.stats_keys(generation), [" ".join(tokens), stats_buckets(tokens)]
 
 
-def stats_from_lines(documents: int, token_lines: str) -> TokenStats:
-    """Token statistics over `documents` stories from "token count own languages" lines (the
-    token alone when unseen), as `token_stats.lua` and `lookup.lua` reply."""
+def stats_from_lines(documents: int, *replies: tuple[Sequence[str], str]) -> TokenStats:
+    """Token statistics over `documents` stories from scripts' replies, each (tokens asked,
+    their "count own languages" lines: one per token in order, empty when unseen), as
+    `lookup.lua` and `token_stats.lua` reply."""
     frequencies: dict[str, int] = {}
     languages: dict[str, str] = {}
-    for line in token_lines.split("\n"):
-        token, _, value = line.partition(" ")
-        if value:
-            count, _, rest = value.partition(" ")
-            languages[token] = rest.partition(" ")[2]
-            if int(count) > 0:
-                frequencies[token] = int(count)
+    for tokens, token_lines in replies:
+        lines = token_lines.split("\n") if tokens else []
+        if len(lines) != len(tokens):
+            raise ValueError(f"{len(lines)} statistics lines for {len(tokens)} tokens")
+        for token, line in zip(tokens, lines, strict=True):
+            if line:
+                count, _, rest = line.partition(" ")
+                languages[token] = rest.partition(" ")[2]
+                if count != "0":
+                    frequencies[token] = int(count)
     return TokenStats(documents, frequencies, languages)
 
 
+def own_stats(hits: Hits, fp: Fingerprint) -> TokenStats:
+    """The statistics of the article's anchors, as the lookup read them."""
+    return stats_from_lines(hits.documents, ([token for token, _ in fp.anchors], hits.token_lines))
+
+
 def lookup_from(
-    hits: Hits, candidates: Candidates, token_lines: str, fp: Fingerprint, params: GroupingParams
+    hits: Hits,
+    candidates: Candidates,
+    own: TokenStats,
+    unread_lines: str,
+    fp: Fingerprint,
+    params: GroupingParams,
 ) -> Lookup:
-    """The `Lookup` of `fp` from its hits, its candidates and the statistics lines of every
-    anchor read (`token_stats.lua`)."""
-    stats = stats_from_lines(hits.documents, token_lines)
+    """The `Lookup` of `fp` from its hits, its candidates, the statistics of its anchors
+    (`own_stats`) and the statistics lines of the candidates' unread tokens
+    (`token_stats.lua`)."""
+    unread = stats_from_lines(hits.documents, (candidates.unread_tokens, unread_lines))
+    stats = TokenStats(
+        hits.documents,
+        {**own.frequencies, **unread.frequencies},
+        {**own.languages, **unread.languages},
+    )
     numbers = {story.story_id: number for number, story in candidates.stories.items()}
     return Lookup(
         None,
@@ -658,7 +682,7 @@ def move_call(space: KeySpace, name: str, value: bytes) -> ScriptCall:
     """KEYS and ARGV of `move_postings.lua` moving the earlier posting key `name`, read as
     `value`, into today's keys."""
     groups = split_earlier_postings(name, value)
-    keys = [space.key(name), *(space.key(where) for where in groups)]
+    keys: list[ScriptKey] = [space.key(name), *(space.key(where) for where in groups)]
     args: list[ScriptArg] = [value[:4], len(value), *groups.values()]
     return keys, args
 

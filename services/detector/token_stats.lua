@@ -4,11 +4,11 @@
 -- KEYS: the statistics hashes of the current and the previous generation (STATS_BUCKETS
 --       each)
 -- ARGV: 1 the tokens, space-separated, 2 their statistics buckets (one byte each)
--- Reply: one "token count own languages" line per token (just the token when unseen)
+-- Reply: one "count own languages" line per token, in the order given (empty when unseen)
 local tokens = split(ARGV[1], ' ')
 local lines = {}
 for i, token in ipairs(tokens) do
   local value = token_stats(token, stats_keys(1, ARGV[2], i))
-  lines[i] = value and (token .. ' ' .. value) or token
+  lines[i] = value or ''
 end
 return table.concat(lines, '\n')

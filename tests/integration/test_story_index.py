@@ -351,4 +351,5 @@ async def test_bulk_loaded_stories_are_found_by_their_rarest_names(
     await index.create_stories([*crowd[10:], target], NOW)
     lookup = await index.lookup(_fingerprint("probe", 0, ("zzrare",)), DEFAULT_PARAMS, NOW)
     assert [story.story_id for story in lookup.candidates] == [new_story_id("target")]
-    assert lookup.stats.frequencies["c0"] == 21
+    common_lookup = await index.lookup(_fingerprint("common", 0, ("c0",)), DEFAULT_PARAMS, NOW)
+    assert common_lookup.stats.frequencies["c0"] == 21
