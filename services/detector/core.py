@@ -633,14 +633,24 @@ def joinable(
         distance = min(hamming(fp.simhash, value) for value in story.simhashes)
         if distance <= params.near_duplicate_max_distance:
             return True
-    own_tokens = {token for token, _ in fp.anchors[:COMPARED_ANCHORS]}
-    if sum(token in own_tokens for token, _ in story.anchors) < params.min_shared_anchors:
+    (spelling, spelling_norm), (sound, sound_norm) = views
+    shared = 0
+    spelling_square = sound_square = 0.0
+    for token, _ in story.anchors:
+        in_spelling, in_sound = spelling.get(token), sound.get(token)
+        if in_spelling is not None:
+            spelling_square += in_spelling * in_spelling
+        if in_sound is not None:
+            sound_square += in_sound * in_sound
+        elif in_spelling is None:
+            continue
+        shared += 1
+    if shared < params.min_shared_anchors:
         return False
-    bound = 0.0
-    for vector, norm in views:
-        if norm > 0:
-            shared = sum(vector[token] ** 2 for token, _ in story.anchors if token in vector)
-            bound = max(bound, math.sqrt(shared) / norm)
+    bound = max(
+        math.sqrt(spelling_square) / spelling_norm if spelling_norm > 0 else 0.0,
+        math.sqrt(sound_square) / sound_norm if sound_norm > 0 else 0.0,
+    )
     age_hours = (now - story.last_seen).total_seconds() / 3600.0
     bar = _join_bar(fp.lang, story.languages, params)
     return bound * time_decay(age_hours, params) >= bar * (1 - _BOUND_MARGIN)

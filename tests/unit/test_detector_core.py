@@ -19,12 +19,16 @@ from services.detector.core import (
     SHINGLE_WORDS,
     ArticleIn,
     Decision,
+    Fingerprint,
+    StoryState,
     TokenStats,
     anchors_of,
+    article_views,
     assign_story,
     fingerprint,
     fold,
     hamming,
+    joinable,
     normalise_number,
     normalised_words,
     simhash_bands,
@@ -408,3 +412,59 @@ def test_the_detectors_simhash_measures_edits_as_the_simhash_package_does() -> N
 def test_placements_stored_by_earlier_versions_still_read() -> None:
     earlier = "12\ts-0123456789ab\ttranslation\t0.71\t"  # with the always-empty fifth field
     assert decode_placement(earlier) == Decision("s-0123456789ab", False, "translation", 0.71)
+
+
+_TOKENS = [f"tok{n}" for n in range(12)] + ["~ptn", "~krs", "#2008", "#42", "@12-01"]
+
+
+@given(
+    own=st.lists(st.sampled_from(_TOKENS), min_size=3, max_size=10, unique=True),
+    shared=st.integers(3, 10),
+    others=st.lists(st.sampled_from(_TOKENS), max_size=3, unique=True),
+    counts=st.lists(st.integers(1, 4), min_size=13, max_size=13),
+    frequencies=st.dictionaries(st.sampled_from(_TOKENS), st.integers(0, 40)),
+    multilingual=st.sets(st.sampled_from(_TOKENS)),
+    story_languages=st.sampled_from([("en",), ("de",), ("en", "de")]),
+    members=st.integers(1, 4),
+    age_hours=st.floats(0, 150),
+)
+def test_a_story_left_unweighed_by_the_lookup_is_never_one_the_decision_joins(
+    own: list[str],
+    shared: int,
+    others: list[str],
+    counts: list[int],
+    frequencies: dict[str, int],
+    multilingual: set[str],
+    story_languages: tuple[str, ...],
+    members: int,
+    age_hours: float,
+) -> None:
+    """A lookup reads the statistics of a candidate's other anchors only when the article could
+    join it (`joinable`, on the article's statistics alone); with every statistic known, the
+    decision joins no story `joinable` ruled out."""
+    languages = {token: "en,de" if token in multilingual else "en" for token in _TOKENS}
+    stats = TokenStats(60, frequencies, languages)
+    fp = Fingerprint("a", "en", "text-a", 0, tuple((token, 1) for token in own))
+    story = StoryState(
+        story_id="s-1",
+        first_seen=NOW - timedelta(hours=age_hours),
+        last_seen=NOW - timedelta(hours=age_hours),
+        languages=story_languages,
+        simhashes=((1 << 64) - 1,),
+        content_hashes=("text-b",),
+        anchors=tuple(
+            (token, min(count, members))
+            for token, count in zip(dict.fromkeys([*own[:shared], *others]), counts, strict=False)
+        ),
+        members=members,
+    )
+    decision = assign_story(fp, [story], NOW, stats=stats)
+    own_stats = TokenStats(
+        60,
+        {token: count for token, count in frequencies.items() if token in own},
+        {token: languages[token] for token in own},
+    )
+    if not decision.created:
+        assert joinable(
+            fp, article_views(fp, own_stats, DEFAULT_PARAMS), story, NOW, DEFAULT_PARAMS
+        )
