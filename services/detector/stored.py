@@ -101,21 +101,29 @@ ScriptCall = tuple[list[ScriptKey], list[ScriptArg]]
 
 
 @functools.lru_cache(maxsize=1 << 16)
+def _token_places(token: str) -> tuple[str, bytes, int]:
+    """`token_slot` and `stats_bucket` of a token, from one sha1 of it."""
+    digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).digest()
+    return (
+        f"{int.from_bytes(digest[:2], 'big') >> 2:04x}",
+        (int.from_bytes(digest[1:6], "big") >> 4 & 0xFFFFFFFF).to_bytes(4, "big"),
+        digest[0] >> (8 - STATS_BUCKET_BITS),
+    )
+
+
 def token_slot(token: str) -> tuple[str, bytes]:
     """Where a token's postings live in Redis: its bucket (the top 14 bits of its sha1 as 4
     hex digits: 16,384 posting keys) and its 4-byte tag there (hex digits 4 to 11)."""
-    digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).hexdigest()
-    return f"{int(digest[:4], 16) >> 2:04x}", bytes.fromhex(digest[3:11])
+    bucket, tag, _ = _token_places(token)
+    return bucket, tag
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def stats_bucket(token: str) -> int:
     """The statistics hash holding a token's story count: one of `STATS_BUCKETS` (the top
     `STATS_BUCKET_BITS` bits of its sha1). So few that a script names them all (a lookup
     weighs the statistics of hundreds of tokens: a key argument each would cost the client
     more than the lookup)."""
-    digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).digest()
-    return digest[0] >> (8 - STATS_BUCKET_BITS)
+    return _token_places(token)[2]
 
 
 def stats_buckets(tokens: Sequence[str]) -> bytes:
@@ -129,8 +137,8 @@ def token_postings(tag: str, token: str) -> tuple[bytes, bytes, int]:
     """What a lookup names for a token of the index whose keys start with `tag`: its posting
     key (encoded), its tag there (`token_slot`) and its statistics bucket (`stats_bucket`),
     computed once for the hundreds of tokens every lookup names."""
-    bucket, entry_tag = token_slot(token)
-    return f"{tag}t:{bucket}".encode(), entry_tag, stats_bucket(token)
+    bucket, entry_tag, stats = _token_places(token)
+    return f"{tag}t:{bucket}".encode(), entry_tag, stats
 
 
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
