@@ -7,8 +7,9 @@ stories from the head of each key, and lookups read a long list from its newest 
 script names in KEYS every key it reads or writes, all under one {hash tag}, so the index
 runs on Redis Cluster as on one server. A lookup is up to three round trips: `lookup.lua`
 ranks the candidates server-side and returns only the best few story numbers, then their
-records, then the statistics of the anchors the decision weighs (`token_stats.lua`); so its
-cost does not grow with the number of stories. A commit is one script call (`commit.lua`),
+records, then the statistics of the other anchors of those the article could join
+(`token_stats.lua`; `joinable` in core.py); so its cost does not grow with the number of
+stories. A commit is one script call (`commit.lua`),
 its story's number reserved ahead in blocks (`reserve_numbers.lua`). The data format and each
 script's KEYS and ARGV are in `stored`; the scripts are the `.lua` files beside this file.
 """
