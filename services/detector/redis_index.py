@@ -9,9 +9,9 @@ runs on Redis Cluster as on one server. A lookup is up to three round trips: `lo
 ranks the candidates server-side and returns only the best few story numbers, then their
 records, then the statistics of the other anchors of those the article could join
 (`token_stats.lua`; `joinable` in core.py); so its cost does not grow with the number of
-stories. A commit is one script call (`commit.lua`),
-its story's number reserved ahead in blocks (`reserve_numbers.lua`). The data format and each
-script's KEYS and ARGV are in `stored`; the scripts are the `.lua` files beside this file.
+stories. A commit is one script call (`commit.lua`), its story's number reserved ahead in
+blocks (`reserve_numbers.lua`). The data format and each script's KEYS and ARGV are in
+`stored`; the scripts are the `.lua` files beside this file.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class RedisStoryIndex:
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
         """Up to three round trips, each naming every key it reads: the candidates' numbers,
         ranked server-side, with the statistics of the article's anchors (`lookup.lua`); the
-        candidates' records; the statistics of the anchors of those it could join."""
+        candidates' records; the statistics of the other anchors of those it could join."""
         counted = generation(now, self._period)
         keys, args = lookup_call(self._space, fp, params, counted)
         hits = hits_from_reply(await self._lookup(keys=keys, args=args))
