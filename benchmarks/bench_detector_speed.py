@@ -209,12 +209,12 @@ async def _used_memory(client: redis.asyncio.Redis) -> int:
     return int(info["used_memory"])
 
 
-async def assignment_rows(
+async def print_assignment_rows(
     url: str, sizes: Sequence[int], articles: Sequence[ArticleIn], probes: int
-) -> list[str]:
-    """For each index size: ms per placed article and bytes per story."""
+) -> None:
+    """For each index size, printed as soon as measured (a million stories take minutes to
+    load): ms per placed article and bytes per story."""
     client = redis.asyncio.Redis.from_url(url, socket_timeout=600)
-    rows = []
     try:
         for size in sizes:
             prefix = f"bench:{uuid.uuid4().hex[:8]}"
@@ -246,16 +246,16 @@ async def assignment_rows(
             mean = min(pass_means)
             p95 = 1000 * timings[int(0.95 * (len(timings) - 1))]
             in_index = await index_bytes(client, prefix) / size
-            rows.append(
+            print(
                 f"| {size:,} | {mean:.2f} | {p95:.2f} | {1000 * in_python:.2f} "
                 f"| {1000 * in_redis:.2f} "
                 f"| {load_seconds:.0f} s | {per_story:.0f} | "
-                f"{in_index:.0f} | {summary:.0f} | {article_bytes:.0f} |"
+                f"{in_index:.0f} | {summary:.0f} | {article_bytes:.0f} |",
+                flush=True,
             )
             await client.flushdb()
     finally:
         await client.aclose()
-    return rows
 
 
 def simhash_rows(sizes: Sequence[int]) -> list[str]:
@@ -339,8 +339,7 @@ def main() -> None:
         print(asyncio.run(server_line(url)))
         print()
         print_assignment_header()
-        for row in asyncio.run(assignment_rows(url, sizes, articles, options.articles)):
-            print(row)
+        asyncio.run(print_assignment_rows(url, sizes, articles, options.articles))
     print()
     print(
         "| fingerprints | SimhashIndex(k=3) µs/lookup | BandTable µs/lookup | speed-up "
