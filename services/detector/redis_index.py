@@ -219,7 +219,7 @@ class RedisStoryIndex:
         ordered = sorted(tokens)
         keys, args = stats_call(self._space, ordered, counted)
         lines = as_text(await self._stats(keys=keys, args=args))
-        return stats_from_lines(int(current or 0) + int(previous or 0), (ordered, lines))
+        return stats_from_lines(int(current or 0) + int(previous or 0), ordered, lines)
 
     async def move_earlier_postings(self) -> int:
         """Move the posting keys of the layout before 2026-12 (`earlier_posting_keys`) into

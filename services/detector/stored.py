@@ -396,28 +396,25 @@ def stats_call(space: KeySpace, tokens: Sequence[str], generation: Generation) -
     return space.stats_keys(generation), [" ".join(tokens), stats_buckets(tokens)]
 
 
-def stats_from_lines(documents: int, *replies: tuple[Sequence[str], str]) -> TokenStats:
-    """Token statistics over `documents` stories from scripts' replies, each (tokens asked,
-    their "count own languages" lines: one per token in order, empty when unseen), as
-    `lookup.lua` and `token_stats.lua` reply."""
+def stats_from_lines(documents: int, tokens: Sequence[str], token_lines: str) -> TokenStats:
+    """Token statistics over `documents` stories from a script's reply for `tokens`: one
+    "count own languages" line per token in order, empty when unseen (`lookup.lua`,
+    `token_stats.lua`)."""
     frequencies: dict[str, int] = {}
     languages: dict[str, str] = {}
-    for tokens, token_lines in replies:
-        lines = token_lines.split("\n") if tokens else []
-        if len(lines) != len(tokens):
-            raise ValueError(f"{len(lines)} statistics lines for {len(tokens)} tokens")
-        for token, line in zip(tokens, lines, strict=True):
-            if line:
-                count, _, rest = line.partition(" ")
-                languages[token] = rest.partition(" ")[2]
-                if count != "0":
-                    frequencies[token] = int(count)
+    lines = token_lines.split("\n") if tokens else []
+    for token, line in zip(tokens, lines, strict=True):
+        if line:
+            count, _, rest = line.partition(" ")
+            languages[token] = rest.partition(" ")[2]
+            if count != "0":
+                frequencies[token] = int(count)
     return TokenStats(documents, frequencies, languages)
 
 
 def own_stats(hits: Hits, fp: Fingerprint) -> TokenStats:
     """The statistics of the article's anchors, as the lookup read them."""
-    return stats_from_lines(hits.documents, ([token for token, _ in fp.anchors], hits.token_lines))
+    return stats_from_lines(hits.documents, [token for token, _ in fp.anchors], hits.token_lines)
 
 
 def lookup_from(
@@ -431,7 +428,7 @@ def lookup_from(
     """The `Lookup` of `fp` from its hits, its candidates, the statistics of its anchors
     (`own_stats`) and the statistics lines of the candidates' unread tokens
     (`token_stats.lua`)."""
-    unread = stats_from_lines(hits.documents, (candidates.unread_tokens, unread_lines))
+    unread = stats_from_lines(hits.documents, candidates.unread_tokens, unread_lines)
     stats = TokenStats(
         hits.documents,
         {**own.frequencies, **unread.frequencies},
