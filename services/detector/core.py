@@ -22,6 +22,7 @@ import functools
 import hashlib
 import itertools
 import math
+import operator
 import re
 import unicodedata
 import zlib
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -395,8 +397,9 @@ def hamming(left: int, right: int) -> int:
 
 def query_tokens(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> list[str]:
     """The rarest anchors already seen elsewhere: looked up in the inverted index."""
-    known = [token for token, _ in fp.anchors if stats.frequencies.get(token, 0) > 0]
-    known.sort(key=lambda token: (stats.frequencies[token], token))
+    frequencies = stats.frequencies
+    known = sorted(token for token, _ in fp.anchors if frequencies.get(token, 0) > 0)
+    known.sort(key=frequencies.__getitem__)  # stable: by frequency, then token
     return known[: params.query_tokens]
 
 
@@ -491,7 +494,7 @@ class _AnchorWeights:
         self._params = params
         self._memo: dict[str, float] = {}
 
-    def views(self, anchors: Sequence[tuple[str, int]]) -> list[_Vector]:
+    def views(self, anchors: Sequence[tuple[str, int]]) -> ArticleViews:
         """An article's anchor weights in their two views (spelling, sound; see `_views`), each
         with its Euclidean norm. Presence only (counts vary too much between languages to be
         evidence); a story weighs an anchor by the share of its members carrying it."""
@@ -507,17 +510,21 @@ class _AnchorWeights:
                 spelling[token] = value
             if first in _BOTH_VIEWS:
                 sound[token] = value
-        return [
-            (vector, math.sqrt(sum(v * v for v in vector.values()))) for vector in (spelling, sound)
-        ]
+        return ArticleViews(
+            spelling,
+            math.sqrt(sum(v * v for v in spelling.values())),
+            sound,
+            math.sqrt(sum(v * v for v in sound.values())),
+            frozenset(token for token, _ in anchors),
+        )
 
     def similarity(
-        self, own: Sequence[_Vector], anchors: Sequence[tuple[str, int]], members: int
+        self, own: ArticleViews, anchors: Sequence[tuple[str, int]], members: int
     ) -> tuple[float, int]:
         """The better view's cosine between an article (its `views`) and a story's anchors,
         with the number of anchors shared in that view; the story is weighed as in `views`,
         without building its vectors."""
-        (spelling, spelling_norm), (sound, sound_norm) = own
+        spelling, spelling_norm, sound, sound_norm = own[:4]
         memo, weight = self._memo, self._stats.weight
         spelling_square = sound_square = spelling_dot = sound_dot = 0.0
         spelling_shared = sound_shared = 0
@@ -546,7 +553,17 @@ class _AnchorWeights:
         )
 
 
-_Vector = tuple[dict[str, float], float]
+class ArticleViews(NamedTuple):
+    """An article's anchor weights by view (`_AnchorWeights.views`)."""
+
+    spelling: dict[str, float]
+    spelling_norm: float
+    sound: dict[str, float]
+    sound_norm: float
+    tokens: frozenset[str]
+    """Every anchor weighed, in either view."""
+
+
 SOUND_PREFIX = "~"
 """Marks a sound-key anchor ("~ptn"); numbers start with "#" and dates with "@"."""
 _BOTH_VIEWS = "~#@"
@@ -606,7 +623,7 @@ def _join_bar(
     return params.translation_min_similarity
 
 
-def article_views(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> list[_Vector]:
+def article_views(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> ArticleViews:
     """The anchor weights of `fp` in its two views, as `assign_story` weighs them (`stats` need
     only hold the article's anchors)."""
     return _AnchorWeights(stats, params).views(fp.anchors[:COMPARED_ANCHORS])
@@ -614,7 +631,7 @@ def article_views(fp: Fingerprint, stats: TokenStats, params: GroupingParams) ->
 
 def joinable(
     fp: Fingerprint,
-    views: Sequence[_Vector],
+    views: ArticleViews,
     story: StoryState,
     now: datetime,
     params: GroupingParams,
@@ -624,7 +641,7 @@ def joinable(
     text or a same-language near duplicate, or one whose anchor cosine could reach the bar. By
     Cauchy-Schwarz a view's cosine is at most the share of the article's norm in the anchors
     the two share; a story below the bar by that bound is never joined, so the statistics of
-    its other anchors need not be read."""
+    its other anchors need not be read, nor the story weighed."""
     if not is_open(story, now, params):
         return False
     if fp.content_hash in story.content_hashes:
@@ -633,29 +650,27 @@ def joinable(
         distance = min(hamming(fp.simhash, value) for value in story.simhashes)
         if distance <= params.near_duplicate_max_distance:
             return True
-    (spelling, spelling_norm), (sound, sound_norm) = views
-    shared = 0
-    spelling_square = sound_square = 0.0
-    for token, _ in story.anchors:
-        in_spelling, in_sound = spelling.get(token), sound.get(token)
-        if in_spelling is not None:
-            spelling_square += in_spelling * in_spelling
-        if in_sound is not None:
-            sound_square += in_sound * in_sound
-        elif in_spelling is None:
-            continue
-        shared += 1
-    if shared < params.min_shared_anchors:
+    shared = views.tokens.intersection(map(_token, story.anchors))
+    if len(shared) < params.min_shared_anchors:
         return False
     bound = max(
-        math.sqrt(spelling_square) / spelling_norm if spelling_norm > 0 else 0.0,
-        math.sqrt(sound_square) / sound_norm if sound_norm > 0 else 0.0,
+        _norm_share(views.spelling, views.spelling_norm, shared),
+        _norm_share(views.sound, views.sound_norm, shared),
     )
     age_hours = (now - story.last_seen).total_seconds() / 3600.0
     bar = _join_bar(fp.lang, story.languages, params)
     return bound * time_decay(age_hours, params) >= bar * (1 - _BOUND_MARGIN)
 
 
+def _norm_share(view: Mapping[str, float], norm: float, shared: Iterable[str]) -> float:
+    """The share of a view's norm in the `shared` anchors (0 for an empty view)."""
+    if norm <= 0:
+        return 0.0
+    return math.sqrt(sum(view[token] ** 2 for token in shared if token in view)) / norm
+
+
+_token = operator.itemgetter(0)
+"""An anchor's token, from its (token, count) pair."""
 _BOUND_MARGIN = 1e-9
 """Relative slack of `joinable`'s bound: rounding must not make it prune a story whose cosine
 equals it."""
@@ -694,12 +709,10 @@ def assign_story(
 
     best_decision: Decision | None = None
     weights = _AnchorWeights(token_stats, params)
-    compared = fp.anchors[:COMPARED_ANCHORS]
-    own_views = weights.views(compared)
-    own_tokens = {token for token, _ in compared}
+    own_views = weights.views(fp.anchors[:COMPARED_ANCHORS])
     for story in open_stories:
-        if sum(token in own_tokens for token, _ in story.anchors) < params.min_shared_anchors:
-            continue  # too little in common in either view: not worth weighing
+        if not joinable(fp, own_views, story, now, params):
+            continue  # too little in common to reach the bar, whatever the weights: not weighed
         cosine, shared = weights.similarity(own_views, story.anchors, story.members)
         if shared < params.min_shared_anchors:
             continue

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -197,7 +198,6 @@ def decode_story(record: str) -> StoryState:
     version, story_id, first, last, languages, simhashes, hashes, members, anchors = record.split(
         "\t"
     )
-    items = [item.partition("/") for item in anchors.split(" ") if item]
     return StoryState(
         story_id=story_id,
         first_seen=_from_epoch(first),
@@ -205,10 +205,22 @@ def decode_story(record: str) -> StoryState:
         languages=tuple(languages.split(",")),
         simhashes=tuple(int(value, 16) for value in simhashes.split(",")),
         content_hashes=tuple(hashes.split(",")),
-        anchors=tuple((token, int(count or 1)) for token, _, count in items),
+        anchors=_decode_anchors(anchors),
         members=int(members),
         version=int(version),
     )
+
+
+def _decode_anchors(text: str) -> tuple[tuple[str, int], ...]:
+    """The anchors field of `encode_story` as (token, count) pairs. A story of one article
+    (most) writes no counts: its pairs are made without a loop in Python."""
+    if not text:
+        return ()
+    tokens = text.split(" ")
+    if "/" not in text:
+        return tuple(zip(tokens, itertools.repeat(1)))
+    items = [item.partition("/") for item in tokens]
+    return tuple((token, int(count or 1)) for token, _, count in items)
 
 
 def encode_placement(decision: Decision) -> str:

@@ -428,7 +428,7 @@ _TOKENS = [f"tok{n}" for n in range(12)] + ["~ptn", "~krs", "#2008", "#42", "@12
     members=st.integers(1, 4),
     age_hours=st.floats(0, 150),
 )
-def test_a_story_left_unweighed_by_the_lookup_is_never_one_the_decision_joins(
+def test_a_story_left_unweighed_is_never_one_whose_similarity_reaches_the_bar(
     own: list[str],
     shared: int,
     others: list[str],
@@ -439,9 +439,11 @@ def test_a_story_left_unweighed_by_the_lookup_is_never_one_the_decision_joins(
     members: int,
     age_hours: float,
 ) -> None:
-    """A lookup reads the statistics of a candidate's other anchors only when the article could
-    join it (`joinable`, on the article's statistics alone); with every statistic known, the
-    decision joins no story `joinable` ruled out."""
+    """A lookup reads the statistics of a candidate's other anchors, and the decision weighs the
+    candidate, only when the article could join it (`joinable`, on the article's statistics
+    alone): a story whose similarity, weighed with every statistic known, is just at the bar
+    is one `joinable` keeps. (With no bars the decision weighs every story that shares enough
+    anchors: its similarity is the one weighed.)"""
     languages = {token: "en,de" if token in multilingual else "en" for token in _TOKENS}
     stats = TokenStats(60, frequencies, languages)
     fp = Fingerprint("a", "en", "text-a", 0, tuple((token, 1) for token in own))
@@ -458,13 +460,24 @@ def test_a_story_left_unweighed_by_the_lookup_is_never_one_the_decision_joins(
         ),
         members=members,
     )
-    decision = assign_story(fp, [story], NOW, stats=stats)
+    no_bars = replace(
+        DEFAULT_PARAMS,
+        rewrite_min_similarity=0.0,
+        version_min_similarity=0.0,
+        translation_min_similarity=0.0,
+        thin_evidence_min_similarity=0.0,
+    )
+    weighed = assign_story(fp, [story], NOW, stats=stats, params=no_bars)
+    at_the_bar = replace(
+        no_bars,
+        rewrite_min_similarity=weighed.similarity,
+        version_min_similarity=weighed.similarity,
+        translation_min_similarity=weighed.similarity,
+    )
     own_stats = TokenStats(
         60,
         {token: count for token, count in frequencies.items() if token in own},
         {token: languages[token] for token in own},
     )
-    if not decision.created:
-        assert joinable(
-            fp, article_views(fp, own_stats, DEFAULT_PARAMS), story, NOW, DEFAULT_PARAMS
-        )
+    if not weighed.created:
+        assert joinable(fp, article_views(fp, own_stats, at_the_bar), story, NOW, at_the_bar)
