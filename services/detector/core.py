@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import itertools
 import math
 import operator
@@ -420,10 +421,9 @@ def rank_candidates(
 def _kept_anchors(counts: Mapping[str, int], stats: TokenStats) -> tuple[tuple[str, int], ...]:
     """The anchors a story keeps: the most shared by its members, then the rarest in the
     stream (names and figures particular to the story), then alphabetical."""
-    ranked = sorted(
-        counts.items(), key=lambda item: (-item[1], stats.frequencies.get(item[0], 0), item[0])
-    )
-    return tuple(ranked[:MAX_STORY_ANCHORS])
+    frequencies = stats.frequencies
+    ranked = sorted((-count, frequencies.get(token, 0), token) for token, count in counts.items())
+    return tuple((token, -negated) for negated, _, token in ranked[:MAX_STORY_ANCHORS])
 
 
 def story_after_join(
@@ -466,17 +466,16 @@ def posted_tokens(story: StoryState, stats: TokenStats) -> list[str]:
     """The anchors under which a story is found: its rarest ones (bounded), which are what a
     later copy or translation looks up (`query_tokens`), taken in turn from both views so that
     articles in the story's script and in others find it alike."""
+    frequencies = stats.frequencies
     rankings = [
-        sorted(
-            (token for token, _ in view), key=lambda token: (stats.frequencies.get(token, 0), token)
-        )
+        heapq.nsmallest(POSTED_ANCHORS, [(frequencies.get(token, 0), token) for token, _ in view])
         for view in _views(story.anchors)
     ]
     posted: dict[str, None] = {}
     for pair in itertools.zip_longest(*rankings):
-        for token in pair:
-            if token is not None and len(posted) < POSTED_ANCHORS:
-                posted[token] = None
+        for ranked in pair:
+            if ranked is not None and len(posted) < POSTED_ANCHORS:
+                posted[ranked[1]] = None
     return list(posted)
 
 

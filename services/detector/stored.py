@@ -130,7 +130,7 @@ def stats_bucket(token: str) -> int:
 def stats_buckets(tokens: Sequence[str]) -> bytes:
     """The statistics bucket of each token, one byte each: how a script finds a token's
     hash among the `STATS_BUCKETS` keys it is given."""
-    return bytes(map(stats_bucket, tokens))
+    return bytes([_token_places(token)[2] for token in tokens])
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -417,8 +417,7 @@ def stats_from_lines(documents: int, tokens: Sequence[str], token_lines: str) ->
     lines = token_lines.split("\n") if tokens else []
     for token, line in zip(tokens, lines, strict=True):
         if line:
-            count, _, rest = line.partition(" ")
-            languages[token] = rest.partition(" ")[2]
+            count, _, languages[token] = line.split(" ", 2)
             if count != "0":
                 frequencies[token] = int(count)
     return TokenStats(documents, frequencies, languages)
