@@ -57,7 +57,8 @@ local counted_in = {}
 for i = 0, #ARGV - first_token_arg, 3 do
   local at = first_token_arg + i
   local current, previous = stats_keys(first_stats_key, buckets, i / 3 + 1)
-  if count_token(current, previous, ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]) then
+  local languages = split(ARGV[at + 2], ',')
+  if count_token(current, previous, ARGV[at], tonumber(ARGV[at + 1]), languages) then
     counted_in[current] = true
   end
 end

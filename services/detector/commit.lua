@@ -24,7 +24,7 @@ local seq_key, stories_key, article_key = KEYS[1], KEYS[2], KEYS[3]
 local members_key, open_key, record_key, numbers_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local observed, number, expected = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local story_record, placement, member = ARGV[4], ARGV[5], ARGV[6]
-local ttl, language, story_id = tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local ttl, languages, story_id = tonumber(ARGV[7]), {ARGV[8]}, ARGV[9]
 local closes_at, open_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
 local anchors = ARGV[12] == '' and {} or split(ARGV[12], ' ')
 local increments, buckets = ARGV[13], ARGV[14]
@@ -98,7 +98,7 @@ local counted_in = {}
 for i, token in ipairs(anchors) do
   local add = tonumber(string.sub(increments, i, i))
   local current, previous = stats_keys(first_stats, buckets, i)
-  if count_token(current, previous, token, add, language) then counted_in[current] = true end
+  if count_token(current, previous, token, add, languages) then counted_in[current] = true end
 end
 expire_each(counted_in, stats_ttl)
 redis.call('EXPIRE', seq_key, ttl)

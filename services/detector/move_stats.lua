@@ -14,7 +14,7 @@ for i = 1, #entries, 2 do
     local count, languages, own = stat(value)
     local _, since_languages, since_own = stat(since)
     value = (count + since_own) .. ' ' .. (own + since_own) .. ' '
-      .. merge_languages(languages, since_languages)
+      .. merge_languages(languages, split(since_languages, ','))
   end
   redis.call('HSET', KEYS[2], token, value)
 end

@@ -92,11 +92,11 @@ local function has_language(seen, language)
   end
 end
 
--- A token's languages (comma-separated; nil: none yet) once also seen in `languages`: the
--- new ones appended in order; and whether that changed them. `merge_languages` in core.py.
+-- A token's languages (comma-separated; nil: none yet) once also seen in `languages` (a list):
+-- the new ones appended in order; and whether that changed them. `merge_languages` in core.py.
 local function merge_languages(seen, languages)
   local changed = false
-  for _, language in ipairs(split(languages, ',')) do
+  for _, language in ipairs(languages) do
     if not seen then
       seen = language; changed = true
     elseif not has_language(seen, language) then
@@ -106,8 +106,8 @@ local function merge_languages(seen, languages)
   return seen, changed
 end
 
--- Raise a token's story count by `add` and merge `languages` into its languages, in the
--- statistics hash `key` of the current generation; a token not yet there starts from what
+-- Raise a token's story count by `add` and merge `languages` (a list) into its languages, in
+-- the statistics hash `key` of the current generation; a token not yet there starts from what
 -- `previous_key` (the previous generation's hash) carries over. Written only when that changes
 -- something: until then lookups read the previous generation's hash. `_Statistics` in index.py
 -- counts alike in memory. Returns whether it wrote `key` (the caller sets its expiry, once

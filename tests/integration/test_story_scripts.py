@@ -100,9 +100,9 @@ async def test_shared_lua_pieces_agree_with_python(redis: redis.asyncio.Redis) -
     body = """
 local out = {}
 out[#out + 1] = tostring(idf(1000, 3))
-out[#out + 1] = merge_languages(nil, 'fr,de,fr')
-out[#out + 1] = merge_languages('fr,de', 'en,de,it')
-local _, changed = merge_languages('fr,de', 'de')
+out[#out + 1] = merge_languages(nil, {'fr', 'de', 'fr'})
+out[#out + 1] = merge_languages('fr,de', {'en', 'de', 'it'})
+local _, changed = merge_languages('fr,de', {'de'})
 out[#out + 1] = tostring(changed)
 out[#out + 1] = carried('5 2 fr,de')
 out[#out + 1] = table.concat({stat('5 2 fr,de')}, '|')
