@@ -105,9 +105,10 @@ ScriptCall = tuple[list[ScriptKey], list[ScriptArg]]
 def _token_places(token: str) -> tuple[str, bytes, int]:
     """`token_slot` and `stats_bucket` of a token, from one sha1 of it."""
     digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).digest()
+    top = int.from_bytes(digest[:6], "big")  # its first 48 bits
     return (
-        f"{int.from_bytes(digest[:2], 'big') >> 2:04x}",
-        (int.from_bytes(digest[1:6], "big") >> 4 & 0xFFFFFFFF).to_bytes(4, "big"),
+        f"{top >> 34:04x}",
+        (top >> 4 & 0xFFFFFFFF).to_bytes(4, "big"),
         digest[0] >> (8 - STATS_BUCKET_BITS),
     )
 
