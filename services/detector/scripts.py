@@ -129,7 +129,9 @@ _CLASSES = str.maketrans(
 )
 _VOWELS = re.compile(r"[aeiouyhw]+")
 _NON_RHOTIC_R = re.compile(r"(?<=[aeiouyhw])r(?=[^aeiouy]|$)")
-_DOUBLED = re.compile(r"(.)\1+")
+_DOUBLED = re.compile(r"(.)(?=\1)")
+"""A letter that the same letter follows: removing it leaves one of each run, and a literal
+replacement keeps `sub` in C (a group reference calls Python per match)."""
 _NOT_LETTER = re.compile(r"[^a-z]+")
 MAX_KEY_CLASSES = 5
 """Sound classes kept of a name: long compounds still agree on their start."""
@@ -175,7 +177,7 @@ def sound_key(word: str) -> str:
         if digraph in latin:
             latin = latin.replace(digraph, sound)
     latin = _NON_RHOTIC_R.sub("", _SOFT_C.sub("s", latin))
-    skeleton = _DOUBLED.sub(r"\1", _VOWELS.sub("", latin.translate(_CLASSES)))
+    skeleton = _DOUBLED.sub("", _VOWELS.sub("", latin.translate(_CLASSES)))
     if len(skeleton) < MIN_KEY_CLASSES:
         return ""
     return skeleton[:MAX_KEY_CLASSES]
