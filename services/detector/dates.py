@@ -77,7 +77,8 @@ _WEEKDAY_NAMES = (
 _VERBS_UNLESS_CAPITALISED = frozenset({"may", "march"})
 """English month names that are also verbs: "it may 3 times" is no date."""
 
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"\d\d*")
+"""Runs of digits (written to start with a character class: `re` skips ahead to digits)."""
 _NUMERIC_DATE = re.compile(r"(\d{1,2})\s?[月월]\s?(\d{1,2})\s?[日일]")
 """Month and day written with the CJK calendar characters: 10月8日, 10월 8일."""
 _NUMBER_JOINERS = ".,:"
@@ -116,7 +117,7 @@ class Calendar:
             month = self.months.get(self._fold(word))
             if month is not None and 1 <= int(day) <= 31:
                 found[f"@{month:02d}-{int(day):02d}"] += 1
-        if not text.isascii():
+        if "月" in text or "월" in text:  # else no match: skip _NUMERIC_DATE's slow scan
             for month_digits, day_digits in _NUMERIC_DATE.findall(text):
                 number, day_number = int(month_digits), int(day_digits)
                 if 1 <= number <= 12 and 1 <= day_number <= 31:

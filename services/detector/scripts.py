@@ -51,23 +51,29 @@ WORD = re.compile(rf"[{UNSPACED}]|[^\W{UNSPACED}]+")
 """A word for shingles: a run of word characters, or one character of an unspaced script
 (combining marks split words alike in every copy, so they need not join them here)."""
 
+# The patterns that scan whole texts start with a character class, not with a repetition or a
+# lookbehind: `\d\d*` for `\d+`, `[K][K]+` for `[K]{2,}`, and "not after a letter or digit"
+# checked after the first letter (a lookbehind of two characters, the second being that
+# letter). `re` then skips from one character that can start a match to the next instead of
+# trying the whole pattern at every position: the scans take about half the time.
 NUMBER = re.compile(
-    r"\d+(?:[.,\u066b\u066c\u00a0\u202f ]\d+)*(?:[万萬亿億억만千])?"
+    r"\d\d*(?:[.,\u066b\u066c\u00a0\u202f ]\d+)*(?:[万萬亿億억만千])?"
 )  # fmt: skip
 """A number in any digit script, its group and decimal separators, and a CJK multiplier."""
 
 CAPITALISED = re.compile(
-    rf"(?<![{_CASED_LETTERS}{_MARKS}\d])[{_UPPERCASE}][{_CASED_LETTERS}{_MARKS}]*"
+    rf"[{_UPPERCASE}](?<![{_CASED_LETTERS}{_MARKS}\d].)[{_CASED_LETTERS}{_MARKS}]*"
 )
 """A word of a cased script (Latin, Greek, Cyrillic, Armenian...) starting with a capital;
 it ends where its script does ("BJPの" is "BJP")."""
 
 LOWERCASE_WORD = re.compile(
-    rf"(?<![{_CASED_LETTERS}{_MARKS}\d])[{_LOWERCASE}][{_CASED_LETTERS}{_MARKS}]*"
+    rf"[{_LOWERCASE}](?<![{_CASED_LETTERS}{_MARKS}\d].)[{_CASED_LETTERS}{_MARKS}]*"
 )
 """A word of a cased script starting with a small letter: a common word, not a name."""
 
-_KATAKANA_RUN = re.compile(r"[\u30a1-\u30fa\u30fc\uff66-\uff9f]{2,}")
+_KATAKANA = "\u30a1-\u30fa\u30fc\uff66-\uff9f"
+_KATAKANA_RUN = re.compile(rf"[{_KATAKANA}][{_KATAKANA}]+")
 """Katakana words; the middle dot (・) between a first and last name ends a word."""
 _CASELESS_WORD = re.compile(
     rf"[^\W\d_{_CASED_LETTERS}{UNSPACED}](?:[^\W\d_{_CASED_LETTERS}{UNSPACED}]|[{_MARKS}])+"
@@ -123,7 +129,9 @@ _CLASSES = str.maketrans(
 )
 _VOWELS = re.compile(r"[aeiouyhw]+")
 _NON_RHOTIC_R = re.compile(r"(?<=[aeiouyhw])r(?=[^aeiouy]|$)")
-_DOUBLED = re.compile(r"(.)\1+")
+_DOUBLED = re.compile(r"(.)(?=\1)")
+"""A letter that the same letter follows: removing it leaves one of each run, and a literal
+replacement keeps `sub` in C (a group reference calls Python per match)."""
 _NOT_LETTER = re.compile(r"[^a-z]+")
 MAX_KEY_CLASSES = 5
 """Sound classes kept of a name: long compounds still agree on their start."""
@@ -169,7 +177,7 @@ def sound_key(word: str) -> str:
         if digraph in latin:
             latin = latin.replace(digraph, sound)
     latin = _NON_RHOTIC_R.sub("", _SOFT_C.sub("s", latin))
-    skeleton = _DOUBLED.sub(r"\1", _VOWELS.sub("", latin.translate(_CLASSES)))
+    skeleton = _DOUBLED.sub("", _VOWELS.sub("", latin.translate(_CLASSES)))
     if len(skeleton) < MIN_KEY_CLASSES:
         return ""
     return skeleton[:MAX_KEY_CLASSES]
