@@ -527,7 +527,7 @@ class _AnchorWeights:
         """The better view's cosine between an article (its `views`) and a story's anchors,
         with the number of anchors shared in that view; the story is weighed as in `views`,
         without building its vectors."""
-        spelling, spelling_norm, sound, sound_norm = own[:4]
+        spelling, spelling_norm, sound, sound_norm, _ = own
         memo, weight = self._memo, self._stats.weight
         spelling_square = sound_square = spelling_dot = sound_dot = 0.0
         spelling_shared = sound_shared = 0
@@ -674,6 +674,7 @@ def _norm_share(view: Mapping[str, float], norm: float, shared: Iterable[str]) -
 
 _token = operator.itemgetter(0)
 """An anchor's token, from its (token, count) pair."""
+
 _BOUND_MARGIN = 1e-9
 """Relative slack of `joinable`'s bound: rounding must not make it prune a story whose cosine
 equals it."""
