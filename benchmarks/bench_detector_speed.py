@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 import redis.asyncio  # noqa: E402
 from simhash import Simhash, SimhashIndex  # noqa: E402
 
-from services.common.redis import connect  # noqa: E402
 from services.detector.core import (  # noqa: E402
     SHINGLE_WORDS,
     ArticleIn,
@@ -215,7 +214,9 @@ async def print_assignment_rows(
 ) -> None:
     """For each index size, printed as soon as measured (a million stories take minutes to
     load): ms per placed article and bytes per story."""
-    client = connect(url)  # the detector's own client (no socket timeout: none in service)
+    # the detector's client, with time enough for FLUSHDB of a million stories (redis-py's
+    # default socket timeout is 5 s; a timeout costs the same per command whatever its length)
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=600)
     try:
         for size in sizes:
             prefix = f"bench:{uuid.uuid4().hex[:8]}"
