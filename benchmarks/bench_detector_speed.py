@@ -214,7 +214,7 @@ async def print_assignment_rows(
 ) -> None:
     """For each index size, printed as soon as measured (a million stories take minutes to
     load): ms per placed article and bytes per story."""
-    # the detector's client, with time enough for FLUSHDB of a million stories (redis-py's
+    # a client as the detector's, with time enough for FLUSHDB of a million stories (redis-py's
     # default socket timeout is 5 s; a timeout costs the same per command whatever its length)
     client = redis.asyncio.Redis.from_url(url, socket_timeout=600)
     try:

@@ -80,7 +80,7 @@ POSTING_HEAD_CHECKS = 64
 """Entries at the head of a packed posting key checked for expired stories per sweep."""
 STATS_BUCKET_BITS = 5
 STATS_BUCKETS = 1 << STATS_BUCKET_BITS
-"""Statistics hashes per generation (`stats_bucket`)."""
+"""Statistics hashes per generation (`stats_buckets`)."""
 NUMBERS = "numbers"
 """The counter story numbers are reserved from (`reserve_numbers.lua`)."""
 SCRIPT_CONSTANTS: Mapping[str, int] = {
@@ -103,7 +103,7 @@ ScriptCall = tuple[list[ScriptKey], list[ScriptArg]]
 
 @functools.lru_cache(maxsize=1 << 16)
 def _token_places(token: str) -> tuple[str, bytes, int]:
-    """`token_slot` and `stats_bucket` of a token, from one sha1 of it."""
+    """`token_slot` and statistics bucket (`stats_buckets`) of a token, from one sha1 of it."""
     digest = hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).digest()
     top = int.from_bytes(digest[:6], "big")  # its first 48 bits
     return (
@@ -120,24 +120,19 @@ def token_slot(token: str) -> tuple[str, bytes]:
     return bucket, tag
 
 
-def stats_bucket(token: str) -> int:
-    """The statistics hash holding a token's story count: one of `STATS_BUCKETS` (the top
-    `STATS_BUCKET_BITS` bits of its sha1). So few that a script names them all (a lookup
+def stats_buckets(tokens: Sequence[str]) -> bytes:
+    """The statistics hash holding each token's story count, one byte each: one of
+    `STATS_BUCKETS` (the top `STATS_BUCKET_BITS` bits of its sha1), how a script finds the
+    token's hash among the keys it is given. So few that a script names them all (a lookup
     weighs the statistics of hundreds of tokens: a key argument each would cost the client
     more than the lookup)."""
-    return _token_places(token)[2]
-
-
-def stats_buckets(tokens: Sequence[str]) -> bytes:
-    """The statistics bucket of each token, one byte each: how a script finds a token's
-    hash among the `STATS_BUCKETS` keys it is given."""
     return bytes([_token_places(token)[2] for token in tokens])
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def token_postings(tag: str, token: str) -> tuple[bytes, bytes, int]:
     """What a lookup names for a token of the index whose keys start with `tag`: its posting
-    key (encoded), its tag there (`token_slot`) and its statistics bucket (`stats_bucket`),
+    key (encoded), its tag there (`token_slot`) and its statistics bucket (`stats_buckets`),
     computed once for the hundreds of tokens every lookup names."""
     bucket, entry_tag, stats = _token_places(token)
     return f"{tag}t:{bucket}".encode(), entry_tag, stats
@@ -712,7 +707,7 @@ were moved into today's."""
 def move_stats_calls(space: KeySpace, generation: Generation) -> list[ScriptCall]:
     """KEYS and ARGV of `move_stats.lua` for each statistics hash of the layout before 2026-12
     that `generation` reads (its own and the previous one's): 1,024 a generation,
-    `d:<start>:<3 hex>` by the top 10 bits of a token's sha1, into today's (`stats_bucket`)."""
+    `d:<start>:<3 hex>` by the top 10 bits of a token's sha1, into today's (`stats_buckets`)."""
     shift = 10 - STATS_BUCKET_BITS
     return [
         ([space.key(f"d:{start}:{bucket:03x}"), space.key(f"d:{start}:{bucket >> shift:02x}")], [])
