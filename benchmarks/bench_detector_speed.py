@@ -4,7 +4,7 @@ story, and the near-duplicate lookup against `simhash.SimhashIndex` (k=3).
 Real articles come from ../shared/eval/stories/wmt-newstest.jsonl. The index is filled with
 synthetic stories written by the detector's own commit script (pipelined), so it holds the same
 keys as in service: random simhashes, anchors drawn from the file's anchor frequencies plus a
-few story-specific ones. Then real articles are placed (lookup: up to three Redis round trips;
+few story-specific ones. Then real articles are placed (lookup: up to four Redis round trips;
 decision; commit: one) and timed, in 3 passes over different articles; the best pass counts.
 Beside the wall time: this process's CPU time per article (fingerprint, decision, client) and
 Redis's CPU time (INFO cpu: the server process's user and system time), the part every

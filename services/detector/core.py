@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -162,7 +162,7 @@ class TokenStats:
 
 
 def idf(documents: int, frequency: int) -> float:
-    """Smoothed IDF in nats (`idf` in shared.lua computes the same formula)."""
+    """Smoothed IDF in nats."""
     return math.log((documents + IDF_PRIOR_DOCUMENTS + 1) / (frequency + 0.5))
 
 
@@ -412,14 +412,25 @@ def rank_candidates(
     postings: Mapping[str, Sequence[int]], stats: TokenStats, params: GroupingParams
 ) -> list[int]:
     """Story numbers from the posting lists of the query tokens, most shared rare weight
-    first, then the most recent story (the Lua lookup ranks the same way)."""
-    scores: dict[int, float] = {}
-    for token, stories in postings.items():
-        weight = stats.idf(token)
-        for story in stories:
-            scores[story] = scores.get(story, 0.0) + weight
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], -item[0]))
-    return [story for story, _ in ranked[: params.max_candidates]]
+    first, then the most recent story (`rank_stories`, as the Redis lookup ranks them)."""
+    numbers = [story for stories in postings.values() for story in stories]
+    weights = [stats.idf(token) for token, stories in postings.items() for _ in stories]
+    return rank_stories(np.array(numbers, np.int64), np.array(weights), params.max_candidates)
+
+
+def rank_stories(
+    numbers: npt.NDArray[np.integer[Any]], weights: npt.NDArray[np.float64], limit: int
+) -> list[int]:
+    """The `limit` story numbers of most weight, then the highest (most recent) numbers; a
+    story's weight is the sum of the `weights` beside its `numbers`, added in their order (so
+    both indexes get the same floating-point score)."""
+    if not len(numbers):
+        return []
+    stories, where = np.unique(numbers.astype(np.int64), return_inverse=True)
+    scores = np.bincount(where, weights)  # adds in input order
+    best = np.lexsort((-stories, -scores))[:limit]
+    ranked: list[int] = stories[best].tolist()
+    return ranked
 
 
 def _kept_anchors(counts: Mapping[str, int], stats: TokenStats) -> tuple[tuple[str, int], ...]:

@@ -5,13 +5,15 @@ In Redis many posting lists share one packed string key (4 bytes a story number,
 costs tens of bytes per story, not a key per list; a sweep cuts the entries of expired
 stories from the head of each key, and lookups read a long list from its newest end. Every
 script names in KEYS every key it reads or writes, all under one {hash tag}, so the index
-runs on Redis Cluster as on one server. A lookup is up to three round trips: `lookup.lua`
-ranks the candidates server-side and returns only the best few story numbers, then their
-records, then the statistics of the other anchors of those the article could join
-(`token_stats.lua`; `joinable` in core.py); so its cost does not grow with the number of
-stories. A commit is one script call (`commit.lua`), its story's number reserved ahead in
-blocks (`reserve_numbers.lua`). The data format and each script's KEYS and ARGV are in
-`stored`; the scripts are the `.lua` files beside this file.
+runs on Redis Cluster as on one server. A lookup is up to four round trips: `lookup.lua`
+reads the statistics of the article's anchors; one MGET reads the posting keys of its
+simhash bands and rarest known anchors, in which the detector finds and ranks the candidates
+(`found_in_postings`: the scan and the ranking run in the replica, which scales out, not in
+Redis, which every replica shares); then their records; then the statistics of the other
+anchors of those the article could join (`token_stats.lua`; `joinable` in core.py). A
+commit is one script call (`commit.lua`), its story's number reserved ahead in blocks
+(`reserve_numbers.lua`). The data format and each script's KEYS and ARGV are in `stored`;
+the scripts are the `.lua` files beside this file.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from importlib.resources import files
 import redis.asyncio
 
 from contracts.messages import StoryMember, StorySnapshot
-from services.detector.core import DEFAULT_PARAMS, Decision, Fingerprint, GroupingParams, TokenStats
+from services.detector.core import (
+    DEFAULT_PARAMS,
+    Decision,
+    Fingerprint,
+    GroupingParams,
+    TokenStats,
+    query_tokens,
+)
 from services.detector.index import (
     STATS_PERIOD_SECONDS,
     Generation,
@@ -44,6 +53,7 @@ from services.detector.stored import (
     commit_call,
     decode_placement,
     earlier_posting_keys,
+    found_in_postings,
     head_range,
     hits_from_reply,
     lookup_call,
@@ -53,6 +63,7 @@ from services.detector.stored import (
     open_candidates,
     own_stats,
     plan_bulk,
+    posting_reads,
     record_keys,
     reserve_call,
     stats_call,
@@ -116,18 +127,23 @@ class RedisStoryIndex:
         self._numbers: deque[int] = deque()
 
     async def lookup(self, fp: Fingerprint, params: GroupingParams, now: datetime) -> Lookup:
-        """Up to three round trips, each naming every key it reads: the candidates' numbers,
-        ranked server-side, with the statistics of the article's anchors (`lookup.lua`); the
-        candidates' records; the statistics of the other anchors of those it could join."""
+        """Up to four round trips, each naming every key it reads: the statistics of the
+        article's anchors (`lookup.lua`); the posting keys of its bands and rarest known
+        anchors, in which the candidates are found and ranked here; the candidates' records;
+        the statistics of the other anchors of those it could join."""
         counted = generation(now, self._period)
-        keys, args = lookup_call(self._space, fp, params, counted)
+        keys, args = lookup_call(self._space, fp, counted)
         hits = hits_from_reply(await self._lookup(keys=keys, args=args))
         if hits.existing is not None:
             return Lookup(existing=hits.existing, version=hits.version)
-        numbers = hits.numbers
-        records = await self._redis.mget(record_keys(self._space, numbers)) if numbers else []
         own = own_stats(hits, fp)
-        candidates = open_candidates(hits, records, fp, own, params, now)
+        queried = query_tokens(fp, own, params)
+        names = posting_reads(fp, queried)
+        values = await self._redis.mget([self._space.key(name) for name in names])
+        found = found_in_postings(fp, queried, dict(zip(names, values, strict=True)), own, params)
+        numbers = found.numbers
+        records = await self._redis.mget(record_keys(self._space, numbers)) if numbers else []
+        candidates = open_candidates(found, records, fp, own, params, now)
         unread_lines = ""
         if candidates.unread_tokens:
             keys, args = stats_call(self._space, candidates.unread_tokens, counted)

@@ -35,11 +35,6 @@ local function pack(n)
     math.floor(n / 256) % 256, n % 256)
 end
 
--- Smoothed IDF in nats: `idf` in core.py.
-local function idf(documents, frequency)
-  return math.log((documents + IDF_PRIOR_DOCUMENTS + 1) / (frequency + 0.5))
-end
-
 -- A token's statistics as stored in a generation ('count own languages', or nil): its story
 -- count over this generation and the one before (what lookups read), the stories counted in
 -- this generation alone (what the next one carries over), and its languages.

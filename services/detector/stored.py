@@ -36,9 +36,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from contracts.messages import JoinReason
 from services.detector.core import (
-    IDF_PRIOR_DOCUMENTS,
     SIMHASH_BANDS,
     UNKNOWN_LANGUAGE,
     Decision,
@@ -51,13 +53,13 @@ from services.detector.core import (
     joinable,
     merge_languages,
     new_story_id,
+    rank_stories,
     simhash_bands,
 )
 from services.detector.index import (
     POSTING_FETCH,
     Generation,
     Lookup,
-    band_keys,
     epoch,
     lookup_keys,
     plan_write,
@@ -84,11 +86,8 @@ STATS_BUCKETS = 1 << STATS_BUCKET_BITS
 NUMBERS = "numbers"
 """The counter story numbers are reserved from (`reserve_numbers.lua`)."""
 SCRIPT_CONSTANTS: Mapping[str, int] = {
-    "IDF_PRIOR_DOCUMENTS": IDF_PRIOR_DOCUMENTS,
-    "POSTING_FETCH": POSTING_FETCH,
     "POSTING_KEY_CAP": POSTING_KEY_CAP,
     "POSTING_SMALL_KEY": POSTING_SMALL_KEY,
-    "BAND_ENTRY_BYTES": BAND_ENTRY_BYTES,
     "STATS_BUCKETS": STATS_BUCKETS,
 }
 """The constants the scripts read, by name (`load_script` declares them as Lua locals)."""
@@ -144,13 +143,18 @@ def posting_slot(logical_key: str) -> tuple[str, bytes]:
     band's 2 bytes, low byte first: every entry of the key has the same high byte, and a
     byte search stops wherever the tag's first byte occurs), token lists a key per bucket
     (tag: 4 bytes of the token's sha1). At a million stories a key holds a few hundred
-    entries: a lookup reads 16 keys whole, and Redis 7 hashes every byte a script reads."""
+    entries: a lookup reads up to 16 keys whole (`posting_reads`)."""
     if logical_key.startswith("t:"):
         bucket, tag = token_slot(logical_key[2:])
         return "t:" + bucket, tag
     band, value = logical_key[1:].split(":")
     number = int(value, 16)
-    return f"{BAND_KEY_PREFIX}{band}:{number >> 4:03x}", number.to_bytes(2, "little")
+    return band_slot(int(band), number), number.to_bytes(2, "little")
+
+
+def band_slot(band: int, value: int) -> str:
+    """The packed key holding the band list of `band` (0-3) and 16-bit `value`."""
+    return f"{BAND_KEY_PREFIX}{band}:{value >> 4:03x}"
 
 
 def posting_check(logical_key: str, simhash: int) -> bytes:
@@ -279,38 +283,23 @@ class KeySpace:
         ]
 
 
-def lookup_call(
-    space: KeySpace, fp: Fingerprint, params: GroupingParams, generation: Generation
-) -> ScriptCall:
+def lookup_call(space: KeySpace, fp: Fingerprint, generation: Generation) -> ScriptCall:
     """KEYS and ARGV of `lookup.lua` for `fp`, its statistics read in `generation`."""
     tokens = [token for token, _ in fp.anchors]
-    named = [token_postings(space.tag, token) for token in tokens]
     keys = [
         space.key("seq"),
         space.story_count(generation.start),
         space.story_count(generation.previous),
         space.placement(fp.article_id),
-        *(space.key(posting_slot(logical)[0]) for logical in band_keys(fp.simhash)),
         *space.stats_keys(generation),
-        *(key for key, _, _ in named),
     ]
-    args: list[ScriptArg] = [
-        params.near_duplicate_max_distance,
-        fp.simhash >> 32,
-        fp.simhash & 0xFFFFFFFF,
-        params.query_tokens,
-        params.max_candidates,
-        " ".join(tokens),
-        b"".join(entry_tag for _, entry_tag, _ in named),
-        bytes(bucket for _, _, bucket in named),
-    ]
-    return keys, args
+    return keys, [" ".join(tokens), stats_buckets(tokens)]
 
 
 @dataclass(frozen=True, slots=True)
 class Hits:
-    """What `lookup.lua` found: the placement of an article placed before, else the story
-    numbers of its candidates and the statistics of its anchors."""
+    """What `lookup.lua` read: the placement of an article placed before, else the statistics
+    of its anchors."""
 
     version: int
     """The commit sequence number observed."""
@@ -319,15 +308,6 @@ class Hits:
     token_lines: str = ""
     """One "count own languages" line per anchor of the article, in order (empty when
     unseen)."""
-    band_hits: tuple[int, ...] = ()
-    """Stories whose entry is within the near-duplicate distance on three bands."""
-    anchor_hits: tuple[int, ...] = ()
-    """Stories sharing the most rare-anchor weight, best first."""
-
-    @property
-    def numbers(self) -> list[int]:
-        """Every story named, band hits first, once each."""
-        return list(dict.fromkeys([*self.band_hits, *self.anchor_hits]))
 
 
 def hits_from_reply(reply: Sequence[Any]) -> Hits:
@@ -335,15 +315,91 @@ def hits_from_reply(reply: Sequence[Any]) -> Hits:
     version = int(reply[0])
     if reply[1] is not None:
         return Hits(version, decode_placement(as_text(reply[1])))
-    _, _, documents, token_lines, band_hits, anchor_hits = reply
-    return Hits(
-        version,
-        None,
-        int(documents),
-        as_text(token_lines),
-        tuple(map(int, band_hits)),
-        tuple(map(int, anchor_hits)),
+    _, _, documents, token_lines = reply
+    return Hits(version, None, int(documents), as_text(token_lines))
+
+
+def posting_reads(fp: Fingerprint, queried: Sequence[str]) -> list[str]:
+    """The packed posting keys a lookup reads, once each: those of the lists of `fp`'s
+    simhash bands and of its query tokens `queried` (`query_tokens` in core.py)."""
+    bands = [band_slot(band, value) for band, value in enumerate(simhash_bands(fp.simhash))]
+    return list(dict.fromkeys([*bands, *("t:" + token_slot(token)[0] for token in queried)]))
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The stories a lookup found in the posting keys it read."""
+
+    band_hits: tuple[int, ...]
+    """Stories whose entry is within the near-duplicate distance on three bands."""
+    anchor_hits: tuple[int, ...]
+    """Stories sharing the most rare-anchor weight, best first (`rank_candidates`)."""
+
+    @property
+    def numbers(self) -> list[int]:
+        """Every story named, band hits first, once each."""
+        return list(dict.fromkeys([*self.band_hits, *self.anchor_hits]))
+
+
+def _newest_entries(
+    values: Sequence[bytes | str | None], tags: Sequence[int], words: int, word: str
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.intp]]:
+    """The `POSTING_FETCH` newest entries of list `i`, tagged `tags[i]`, in the packed posting
+    key read as `values[i]` (None: absent), for every `i` at once: list by list, newest first,
+    each entry without its tag as `words - 1` words of `word` ("<u2", "<u4"; byte-swapped from
+    the stored big-endian), and the list each came from. An entry is `words` such words, its
+    tag the first (compared as stored, read little-endian)."""
+    if not values:
+        return np.empty((0, words - 1), word), np.empty(0, np.intp)
+    size = words * np.dtype(word).itemsize
+    tables = [  # an absent key read as a header without entries
+        np.frombuffer(packed, word, (len(packed) - 4) // size * words, offset=4)
+        for packed in (as_bytes(value or b"\0\0\0\0") for value in values)
+    ]
+    lengths = [len(table) // words for table in tables]
+    entries = np.concatenate(tables).reshape(-1, words)
+    list_of = np.repeat(np.arange(len(tables)), lengths)
+    tagged = np.flatnonzero(entries[:, 0] == np.repeat(np.array(tags, word), lengths))
+    owner = list_of[tagged]
+    ends = np.cumsum(np.bincount(owner, minlength=len(tables)))
+    kept = tagged[ends[owner] - np.arange(len(tagged)) <= POSTING_FETCH]
+    kept = kept[np.lexsort((-kept, list_of[kept]))]
+    return entries[kept, 1:].byteswap(), list_of[kept]
+
+
+def found_in_postings(
+    fp: Fingerprint,
+    queried: Sequence[str],
+    values: Mapping[str, bytes | str | None],
+    stats: TokenStats,
+    params: GroupingParams,
+) -> Found:
+    """The stories a lookup finds in the packed posting keys it read (`values`, by the names of
+    `posting_reads`): the band entries whose next two bands are within the near-duplicate
+    distance (the adapter checks the whole simhash against the story's record), then the
+    stories of the query tokens `queried` ranked as in memory (`rank_stories`); each list
+    read from its `POSTING_FETCH` newest entries, as the in-memory index keeps them."""
+    bands = simhash_bands(fp.simhash)
+    # a band entry as 5 words: its tag (the band's value, stored little-endian), the two
+    # halves of its story number, its two check words (`posting_check`)
+    entries, band_of = _newest_entries(
+        [values[band_slot(band, value)] for band, value in enumerate(bands)], bands, 5, "<u2"
     )
+    checks = np.array([[bands[(b + step) % SIMHASH_BANDS] for step in (1, 2)] for b in range(4)])
+    off = np.bitwise_count(entries[:, 2:] ^ checks[band_of].astype("<u2")).sum(axis=1)
+    near = entries[off <= params.near_duplicate_max_distance]
+    near_numbers = near[:, 0].astype("<u4") << 16 | near[:, 1]
+    # a token entry as 2 words: its tag (4 bytes of the token's sha1), its story number
+    slots = [token_slot(token) for token in queried]
+    numbers, token_of = _newest_entries(
+        [values["t:" + bucket] for bucket, _ in slots],
+        [int.from_bytes(tag, "little") for _, tag in slots],
+        2,
+        "<u4",
+    )
+    weights = np.array([stats.idf(token) for token in queried])[token_of]
+    ranked = rank_stories(numbers[:, 0], weights, params.max_candidates)
+    return Found(tuple(dict.fromkeys(near_numbers.tolist())), tuple(ranked))
 
 
 def record_keys(space: KeySpace, numbers: Sequence[int]) -> list[str]:
@@ -362,34 +418,34 @@ class Candidates:
 
 
 def open_candidates(
-    hits: Hits,
+    found: Found,
     records: Sequence[bytes | str | None],
     fp: Fingerprint,
     own_stats: TokenStats,
     params: GroupingParams,
     now: datetime,
 ) -> Candidates:
-    """The candidates among `hits` (`records`: theirs, in the order of `hits.numbers`): band
+    """The candidates among `found` (`records`: theirs, in the order of `found.numbers`): band
     hits within the near-duplicate distance, then the anchor hits, each still open (last seen
     within the window before `now`) and not expired; and the anchors whose statistics the
     decision weighs: those of the stories the article could join (`joinable` in core.py, on
     `own_stats`, the statistics of the article's anchors), not those of other stories."""
     oldest_last_seen = epoch(now - timedelta(hours=params.window_hours))
-    found: dict[int, StoryState] = {}
-    for number, record in zip(hits.numbers, records, strict=True):
+    read: dict[int, StoryState] = {}
+    for number, record in zip(found.numbers, records, strict=True):
         if record is not None:
             story = decode_story(as_text(record))
             if epoch(story.last_seen) >= oldest_last_seen:
-                found[number] = story
+                read[number] = story
     distance = params.near_duplicate_max_distance
     near = [
         number
-        for number in hits.band_hits
-        if number in found
-        and min(hamming(fp.simhash, h) for h in found[number].simhashes) <= distance
+        for number in found.band_hits
+        if number in read
+        and min(hamming(fp.simhash, h) for h in read[number].simhashes) <= distance
     ]
-    ranked = [number for number in hits.anchor_hits if number in found]
-    stories = {number: found[number] for number in dict.fromkeys([*near, *ranked])}
+    ranked = [number for number in found.anchor_hits if number in read]
+    stories = {number: read[number] for number in dict.fromkeys([*near, *ranked])}
     own = {token for token, _ in fp.anchors}
     views = article_views(fp, own_stats, params)
     unread: dict[str, None] = {}
