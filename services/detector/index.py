@@ -210,9 +210,10 @@ def plan_write(
     )
 
 
-def lookup_keys(fp: Fingerprint, stats: TokenStats, params: GroupingParams) -> list[str]:
-    """The posting lists a lookup for `fp` reads: its bands and its query tokens."""
-    return [*band_keys(fp.simhash), *(token_key(t) for t in query_tokens(fp, stats, params))]
+def lookup_keys(fp: Fingerprint, queried: Sequence[str]) -> list[str]:
+    """The posting lists a lookup for `fp` reads: its bands and its query tokens `queried`
+    (`query_tokens`)."""
+    return [*band_keys(fp.simhash), *(token_key(token) for token in queried)]
 
 
 class _Statistics:
@@ -332,7 +333,7 @@ class MemoryStoryIndex:
             stats,
             self._version,
             {story.story_id: number for story, number in zip(candidates, chosen, strict=True)},
-            tuple(lookup_keys(fp, stats, params)),
+            tuple(lookup_keys(fp, queried)),
         )
 
     async def commit(

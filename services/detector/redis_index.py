@@ -148,7 +148,7 @@ class RedisStoryIndex:
         if candidates.unread_tokens:
             keys, args = stats_call(self._space, candidates.unread_tokens, counted)
             unread_lines = as_text(await self._stats(keys=keys, args=args))
-        return lookup_from(hits, candidates, own, unread_lines, fp, params)
+        return lookup_from(hits, candidates, own, unread_lines, fp, queried)
 
     async def commit(
         self, fp: Fingerprint, decision: Decision, lookup: Lookup, joined_at: datetime

@@ -486,11 +486,11 @@ def lookup_from(
     own: TokenStats,
     unread_lines: str,
     fp: Fingerprint,
-    params: GroupingParams,
+    queried: Sequence[str],
 ) -> Lookup:
     """The `Lookup` of `fp` from its hits, its candidates, the statistics of its anchors
-    (`own_stats`) and the statistics lines of the candidates' unread tokens
-    (`token_stats.lua`)."""
+    (`own_stats`), the statistics lines of the candidates' unread tokens (`token_stats.lua`)
+    and its query tokens `queried`."""
     unread = stats_from_lines(hits.documents, candidates.unread_tokens, unread_lines)
     stats = TokenStats(
         hits.documents,
@@ -504,7 +504,7 @@ def lookup_from(
         stats,
         hits.version,
         numbers,
-        tuple(lookup_keys(fp, stats, params)),
+        tuple(lookup_keys(fp, queried)),
     )
 
 
