@@ -128,15 +128,6 @@ def stats_buckets(tokens: Sequence[str]) -> bytes:
     return bytes([_token_places(token)[2] for token in tokens])
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def token_postings(tag: str, token: str) -> tuple[bytes, bytes, int]:
-    """What a lookup names for a token of the index whose keys start with `tag`: its posting
-    key (encoded), its tag there (`token_slot`) and its statistics bucket (`stats_buckets`),
-    computed once for the hundreds of tokens every lookup names."""
-    bucket, entry_tag, stats = _token_places(token)
-    return f"{tag}t:{bucket}".encode(), entry_tag, stats
-
-
 def posting_slot(logical_key: str) -> tuple[str, bytes]:
     """The packed Redis posting key holding a logical posting list, and the list's tag there:
     band lists share a key per band and top 12 bits of its value (4 x 4,096 keys; tag: the
