@@ -426,7 +426,7 @@ def rank_stories(
     both indexes get the same floating-point score)."""
     if not len(numbers):
         return []
-    stories, where = np.unique(numbers.astype(np.int64), return_inverse=True)
+    stories, where = np.unique(numbers.astype(np.int64, copy=False), return_inverse=True)
     scores = np.bincount(where, weights)  # adds in input order
     best = np.lexsort((-stories, -scores))[:limit]
     ranked: list[int] = stories[best].tolist()

@@ -313,8 +313,7 @@ def hits_from_reply(reply: Sequence[Any]) -> Hits:
 def posting_reads(fp: Fingerprint, queried: Sequence[str]) -> list[str]:
     """The packed posting keys a lookup reads, once each: those of the lists of `fp`'s
     simhash bands and of its query tokens `queried` (`query_tokens` in core.py)."""
-    bands = [band_slot(band, value) for band, value in enumerate(simhash_bands(fp.simhash))]
-    return list(dict.fromkeys([*bands, *("t:" + token_slot(token)[0] for token in queried)]))
+    return list(dict.fromkeys(posting_slot(key)[0] for key in lookup_keys(fp, queried)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +323,7 @@ class Found:
     band_hits: tuple[int, ...]
     """Stories whose entry is within the near-duplicate distance on three bands."""
     anchor_hits: tuple[int, ...]
-    """Stories sharing the most rare-anchor weight, best first (`rank_candidates`)."""
+    """Stories sharing the most rare-anchor weight, best first (`rank_stories`)."""
 
     @property
     def numbers(self) -> list[int]:
