@@ -267,24 +267,19 @@ def anchors_of(text: str, lang: str | None = None) -> Counter[str]:
     """
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    mid_sentence: Counter[str] = Counter()
-    sentence_initial: Counter[str] = Counter()
-    folded: dict[str, tuple[str, ...]] = {}
+    mid_sentence: list[str] = []
+    sentence_initial: list[str] = []
     common = set(LOWERCASE_WORD.findall(text))
     for match in CAPITALISED.finditer(text):
         token = match.group()
         if len(token) < 2 or (token.lower() in common and not token.isupper()):
             continue
-        keys = folded.get(token)
-        if keys is None:
-            keys = folded[token] = _name_anchors(token)
         target = sentence_initial if _is_sentence_start(text, match.start()) else mid_sentence
-        for key in keys:
-            target[key] += 1
-    anchors = mid_sentence
-    for key, count in sentence_initial.items():
-        if key in mid_sentence:
-            anchors[key] += count
+        target += _name_anchors(token)
+    anchors = Counter(mid_sentence)
+    for key in sentence_initial:
+        if key in anchors:
+            anchors[key] += 1
     for match in NUMBER.finditer(text):
         anchors["#" + normalise_number(match.group())] += 1
     if not text.isascii():

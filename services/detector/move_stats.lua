@@ -1,7 +1,7 @@
--- Move a statistics hash of the layout before 2026-12 (1,024 a generation) into today's
+-- Move a statistics hash of an earlier layout (1,024 or 32 a generation) into today's
 -- (STATS_BUCKETS a generation), merged with what was counted there since: a token counted
 -- since then started from nothing, so its own count since adds to both of the earlier counts.
--- Built by `move_stats_call` in stored.py.
+-- Built by `move_stats_calls` in stored.py.
 -- KEYS: 1 the earlier hash, 2 today's hash its tokens belong in
 -- Reply: the number of tokens moved
 local entries = redis.call('HGETALL', KEYS[1])

@@ -271,7 +271,7 @@ class RedisStoryIndex:
         return cut
 
     async def move_earlier_stats(self, now: datetime) -> int:
-        """Move the statistics hashes of the layout before 2026-12 (`move_stats_calls`) that
+        """Move the statistics hashes of the earlier layouts (`move_stats_calls`) that
         the generation of `now` reads into today's, so the counts go on across an upgrade; how
         many tokens were moved. Once per index (a mark records it)."""
         mark = self._space.key(EARLIER_STATS_MOVED)

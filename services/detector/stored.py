@@ -80,9 +80,11 @@ BAND_ENTRY_BYTES = 10
 bytes), the next two bands of the simhash (4 bytes)."""
 POSTING_HEAD_CHECKS = 64
 """Entries at the head of a packed posting key checked for expired stories per sweep."""
-STATS_BUCKET_BITS = 5
+STATS_BUCKET_BITS = 3
 STATS_BUCKETS = 1 << STATS_BUCKET_BITS
-"""Statistics hashes per generation (`stats_buckets`)."""
+"""Statistics hashes per generation (`stats_buckets`), named `d:<start>:<1 hex digit>`. Every
+script that reads or counts tokens names them all, so each one fewer is a key argument fewer
+in three calls an article; 8 keep the largest hash at an eighth of a generation's tokens."""
 NUMBERS = "numbers"
 """The counter story numbers are reserved from (`reserve_numbers.lua`)."""
 SCRIPT_CONSTANTS: Mapping[str, int] = {
@@ -268,7 +270,7 @@ class KeySpace:
         """The statistics hashes of `generation`, then those of the one before: the keys every
         script that reads or counts tokens names (`STATS_BUCKETS` each, by bucket; encoded)."""
         return [
-            self.key(f"d:{start}:{bucket:02x}").encode()
+            self.key(f"d:{start}:{bucket:x}").encode()
             for start in (generation.start, generation.previous)
             for bucket in range(STATS_BUCKETS)
         ]
@@ -745,20 +747,31 @@ def move_call(space: KeySpace, name: str, value: bytes) -> ScriptCall:
     return keys, args
 
 
-EARLIER_STATS_MOVED = "moved:stats-2026-12"
-"""Key (under the index's tag) marking that the statistics hashes of the layout before 2026-12
-were moved into today's."""
+EARLIER_STATS_LAYOUTS = ((10, 3), (5, 2))
+"""The statistics layouts before today's, as (bucket bits, hex digits of the hash's name):
+1,024 hashes a generation `d:<start>:<3 hex>` (before 2026-12) and 32 `d:<start>:<2 hex>`
+(2026-12-06). In each, a token's bucket is the top bits of its sha1, so all the tokens of an
+earlier hash belong in one of today's."""
+EARLIER_STATS_MOVED = "moved:stats-2026-12-07"
+"""Key (under the index's tag) marking that the statistics hashes of the earlier layouts were
+moved into today's."""
 
 
 def move_stats_calls(space: KeySpace, generation: Generation) -> list[ScriptCall]:
-    """KEYS and ARGV of `move_stats.lua` for each statistics hash of the layout before 2026-12
-    that `generation` reads (its own and the previous one's): 1,024 a generation,
-    `d:<start>:<3 hex>` by the top 10 bits of a token's sha1, into today's (`stats_buckets`)."""
-    shift = 10 - STATS_BUCKET_BITS
+    """KEYS and ARGV of `move_stats.lua` for each statistics hash of an earlier layout
+    (`EARLIER_STATS_LAYOUTS`, oldest first) that `generation` reads (its own and the previous
+    one's), into today's (`stats_buckets`)."""
     return [
-        ([space.key(f"d:{start}:{bucket:03x}"), space.key(f"d:{start}:{bucket >> shift:02x}")], [])
+        (
+            [
+                space.key(f"d:{start}:{bucket:0{digits}x}"),
+                space.key(f"d:{start}:{bucket >> (bits - STATS_BUCKET_BITS):x}"),
+            ],
+            [],
+        )
+        for bits, digits in EARLIER_STATS_LAYOUTS
         for start in (generation.start, generation.previous)
-        for bucket in range(1024)
+        for bucket in range(1 << bits)
     ]
 
 

@@ -197,7 +197,7 @@ async def test_statistics_of_an_old_generation_are_dropped_while_stories_keep_gr
     first = await place_article(index, _article("fr-1"), NOW, params=params)
     old = generation(NOW, period)
     old_keys = await _keys_of_generation(client, prefix, old.start)
-    assert len(old_keys) > 10
+    assert len(old_keys) > 1  # the story count and statistics hashes
     lives = [await client.pttl(key) for key in old_keys]
     assert all(0 < ms <= 2000 * period for ms in lives)  # until no lookup reads them
     one_on = NOW + timedelta(seconds=period)

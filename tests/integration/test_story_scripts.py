@@ -37,6 +37,7 @@ from services.detector.index import (
 )
 from services.detector.redis_index import SHARED_LUA, RedisStoryIndex, load_script, script_source
 from services.detector.stored import (
+    EARLIER_STATS_LAYOUTS,
     KeySpace,
     commit_call,
     earlier_posting_keys,
@@ -289,26 +290,31 @@ async def test_stories_indexed_in_the_layout_before_are_found_once_its_keys_are_
     assert not await redis.exists(*(space.key(name) for name in earlier_posting_keys()))
 
 
-async def _as_earlier_stats_layout(redis: redis.asyncio.Redis, space: KeySpace) -> None:
-    """Rewrite today's statistics hashes as the layout before 2026-12 had them: 1,024 a
-    generation, by the top 10 bits of the token's sha1; the same entries and TTL."""
+async def _as_earlier_stats_layout(
+    redis: redis.asyncio.Redis, space: KeySpace, bits: int, digits: int
+) -> None:
+    """Rewrite today's statistics hashes as an earlier layout had them: 2**`bits` a
+    generation, named by `digits` hex digits, by the top `bits` bits of the token's sha1; the
+    same entries and TTL."""
     for raw in [key async for key in redis.scan_iter(match=space.key("d:*"))]:
         start = raw.decode()[len(space.tag) :].split(":")[1]
         ttl = await redis.pttl(raw)
         for token, value in (await redis.hgetall(raw)).items():
             digest = hashlib.sha1(token, usedforsecurity=False).digest()
-            earlier = space.key(f"d:{start}:{digest[0] << 2 | digest[1] >> 6:03x}")
+            bucket = int.from_bytes(digest[:2], "big") >> (16 - bits)
+            earlier = space.key(f"d:{start}:{bucket:0{digits}x}")
             await redis.hset(earlier, token, value)
             await redis.pexpire(earlier, ttl)
         await redis.delete(raw)
 
 
-async def test_statistics_counted_in_the_layout_before_count_on_once_moved(
-    redis: redis.asyncio.Redis,
+@pytest.mark.parametrize(("bits", "digits"), EARLIER_STATS_LAYOUTS)
+async def test_statistics_counted_in_an_earlier_layout_count_on_once_moved(
+    redis: redis.asyncio.Redis, bits: int, digits: int
 ) -> None:
-    """An upgrade keeps the token counts: an index whose statistics are rewritten into the
-    layout before 2026-12, and which counts one more story before they are moved, reads the
-    same counts once they are moved as an index that never changed layout."""
+    """An upgrade keeps the token counts: an index whose statistics are rewritten into an
+    earlier layout, and which counts one more story before they are moved, reads the same
+    counts once they are moved as an index that never changed layout."""
     articles = synthetic_articles(11, stories=3)
     before = [a for a in articles if not a.article_id.startswith("2-")][:8]
     after = next(a for a in articles if a.article_id.startswith("2-"))
@@ -316,7 +322,7 @@ async def test_statistics_counted_in_the_layout_before_count_on_once_moved(
     index, space = RedisStoryIndex(redis, prefix="test:stats"), KeySpace.of("test:stats")
     for article in before:
         assert await place_article(twin, article, NOW) == await place_article(index, article, NOW)
-    await _as_earlier_stats_layout(redis, space)
+    await _as_earlier_stats_layout(redis, space, bits, digits)
     probe = fingerprint(next(a for a in articles if a not in before and a is not after))
     assert (await index.lookup(probe, DEFAULT_PARAMS, NOW)).stats.frequencies == {}
     assert (await place_article(twin, after, NOW)).created
@@ -455,7 +461,7 @@ async def test_every_key_a_script_touches_is_declared(redis: redis.asyncio.Redis
             await place_article(index, article, NOW)
         await _as_earlier_layout(redis, space)
         assert await index.move_earlier_postings() > 0
-        await _as_earlier_stats_layout(redis, space)
+        await _as_earlier_stats_layout(redis, space, *EARLIER_STATS_LAYOUTS[-1])
         assert await index.move_earlier_stats(NOW) > 0
         records = [key async for key in redis.scan_iter(match=space.key("r:*"))]
         await redis.delete(*records[:3])  # as when their TTL runs out
