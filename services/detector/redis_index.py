@@ -46,6 +46,7 @@ from services.detector.stored import (
     EARLIER_POSTINGS_MOVED,
     EARLIER_STATS_MOVED,
     SCRIPT_CONSTANTS,
+    STATS_MOVE_CHUNK,
     KeySpace,
     as_bytes,
     as_text,
@@ -53,13 +54,14 @@ from services.detector.stored import (
     commit_call,
     decode_placement,
     earlier_posting_keys,
+    earlier_stats_hashes,
     found_in_postings,
     head_range,
     hits_from_reply,
     lookup_call,
     lookup_from,
     move_call,
-    move_stats_calls,
+    move_stats_call,
     open_candidates,
     own_stats,
     plan_bulk,
@@ -270,16 +272,25 @@ class RedisStoryIndex:
                 cut += int(await self._sweep(keys=keys, args=args))
         return cut
 
-    async def move_earlier_stats(self, now: datetime) -> int:
-        """Move the statistics hashes of the earlier layouts (`move_stats_calls`) that
+    async def move_earlier_stats(self, now: datetime, chunk: int = STATS_MOVE_CHUNK) -> int:
+        """Move the statistics hashes of the earlier layouts (`earlier_stats_hashes`) that
         the generation of `now` reads into today's, so the counts go on across an upgrade; how
-        many tokens were moved. Once per index (a mark records it)."""
+        many tokens were moved. Once per index (a mark records it). Each hash is read in
+        one pass of HSCAN, about `chunk` tokens a step, each step moved by one script call (a
+        token an earlier replica writes during the pass may stay behind, and expires)."""
         mark = self._space.key(EARLIER_STATS_MOVED)
         if await self._redis.exists(mark):
             return 0
         moved = 0
-        for keys, args in move_stats_calls(self._space, generation(now, self._period)):
-            moved += int(await self._move_stats(keys=keys, args=args))
+        for earlier, today in earlier_stats_hashes(self._space, generation(now, self._period)):
+            cursor = 0
+            while True:
+                cursor, entries = await self._redis.hscan(earlier, cursor, count=chunk)
+                if entries:
+                    keys, args = move_stats_call(earlier, today, list(entries))
+                    moved += int(await self._move_stats(keys=keys, args=args))
+                if cursor == 0:
+                    break
         await self._redis.set(mark, 1)
         return moved
 

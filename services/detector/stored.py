@@ -752,27 +752,32 @@ EARLIER_STATS_LAYOUTS = ((10, 3), (5, 2))
 1,024 hashes a generation `d:<start>:<3 hex>` (before 2026-12) and 32 `d:<start>:<2 hex>`
 (2026-12-06). In each, a token's bucket is the top bits of its sha1, so all the tokens of an
 earlier hash belong in one of today's."""
+STATS_MOVE_CHUNK = 1000
+"""Tokens moved a script call from an earlier statistics hash (`move_stats.lua`)."""
 EARLIER_STATS_MOVED = "moved:stats-2026-12-07"
 """Key (under the index's tag) marking that the statistics hashes of the earlier layouts were
 moved into today's."""
 
 
-def move_stats_calls(space: KeySpace, generation: Generation) -> list[ScriptCall]:
-    """KEYS and ARGV of `move_stats.lua` for each statistics hash of an earlier layout
-    (`EARLIER_STATS_LAYOUTS`, oldest first) that `generation` reads (its own and the previous
-    one's), into today's (`stats_buckets`)."""
+def earlier_stats_hashes(space: KeySpace, generation: Generation) -> list[tuple[str, str]]:
+    """Each statistics hash of an earlier layout (`EARLIER_STATS_LAYOUTS`, oldest first) that
+    `generation` reads (its own and the previous one's), with today's hash its tokens belong in
+    (`stats_buckets`)."""
     return [
         (
-            [
-                space.key(f"d:{start}:{bucket:0{digits}x}"),
-                space.key(f"d:{start}:{bucket >> (bits - STATS_BUCKET_BITS):x}"),
-            ],
-            [],
+            space.key(f"d:{start}:{bucket:0{digits}x}"),
+            space.key(f"d:{start}:{bucket >> (bits - STATS_BUCKET_BITS):x}"),
         )
         for bits, digits in EARLIER_STATS_LAYOUTS
         for start in (generation.start, generation.previous)
         for bucket in range(1 << bits)
     ]
+
+
+def move_stats_call(earlier: str, today: str, tokens: Sequence[bytes | str]) -> ScriptCall:
+    """KEYS and ARGV of `move_stats.lua` moving `tokens` of the hash `earlier` into `today`
+    (a pair of `earlier_stats_hashes`)."""
+    return [earlier, today], list(tokens)
 
 
 def posting_keys() -> list[str]:

@@ -41,6 +41,7 @@ from services.detector.stored import (
     KeySpace,
     commit_call,
     earlier_posting_keys,
+    earlier_stats_hashes,
     encode_story,
     posting_keys,
     posting_slot,
@@ -333,6 +334,28 @@ async def test_statistics_counted_in_an_earlier_layout_count_on_once_moved(
     found = (await index.lookup(probe, DEFAULT_PARAMS, NOW)).stats
     assert found.frequencies == expected.frequencies and found.frequencies
     assert found.languages == expected.languages
+
+
+async def test_a_large_statistics_hash_of_an_earlier_layout_moves_whole_in_steps(
+    redis: redis.asyncio.Redis,
+) -> None:
+    """A hash of a large index (thousands of tokens) moves in many short script calls, not one
+    long one that would hold up every replica's lookups, and nothing is lost: every token
+    arrives with its counts, the hash's expiry comes along, and the earlier hash is gone."""
+    index, space = RedisStoryIndex(redis, prefix="test:large"), KeySpace.of("test:large")
+    earlier = space.key(f"d:{GENERATION.start}:00")  # the 32-hash layout's first
+    today = dict(earlier_stats_hashes(space, GENERATION))[earlier]
+    entries = {f"tok{n}": f"{n % 7 + 1} 1 en" for n in range(3000)}
+    await redis.hset(earlier, mapping=entries)
+    await redis.expire(earlier, 5000)
+    calls_before = (await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    assert await index.move_earlier_stats(NOW, chunk=100) == len(entries)
+    calls = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"] - calls_before
+    assert calls >= 10
+    moved = await redis.hgetall(today)
+    assert {key.decode(): value.decode() for key, value in moved.items()} == entries
+    assert 4000 < await redis.ttl(today) <= 5000
+    assert not await redis.exists(earlier)
 
 
 def synthetic_articles(seed: int, stories: int = 10) -> list[ArticleIn]:
