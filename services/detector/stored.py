@@ -17,7 +17,7 @@ share one Redis Cluster slot:
   (sequence number of the key's last write) then entries, oldest first, of a tag (`posting_slot`),
   a 4-byte story number and a check (`posting_check`);
 * statistics, per generation (`index.Generation`, named by its start in epoch seconds): `n:<start>`
-  the stories counted in it, `d:<start>:<2 hex>` (32) hashes token -> "count own
+  the stories counted in it, `d:<start>:<1 hex>` (8) hashes token -> "count own
   languages": stories carrying the token counted in this generation and the one before (what
   lookups read), the stories counted in this generation alone, the languages it was seen in.
   A token's first count in a generation starts from the previous one's `own` and languages;
